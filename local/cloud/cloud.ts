@@ -1,0 +1,290 @@
+import { EventEmitter } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import { HttpResponse, type HttpRequest } from "@smithy/protocol-http";
+import type { Clock } from "../../lib/clock.ts";
+import { VirtualClock } from "../../lib/clock.ts";
+import { Faults, type FaultRule } from "./faults.ts";
+import { Router } from "./protocol/router.ts";
+import type { RawRequest, RawResponse, ServiceDefinition } from "./protocol/types.ts";
+
+export const ACCOUNT_ID = "123456789012";
+export const REGION = "us-east-1";
+
+/** A simulated service: its wire definition plus optional lifecycle and inspection hooks. */
+export interface Backend {
+  readonly definition?: ServiceDefinition;
+  /** Called once the cloud listens (servers to open, timers to start). */
+  start?(): Promise<void> | void;
+  /** Called on shutdown: close servers, kill processes, clear timers. */
+  stop?(): Promise<void> | void;
+  /** World state for the admin API (`GET /_kiln/world`). */
+  snapshot?(): unknown;
+}
+
+export interface CloudOptions {
+  clock?: Clock;
+  /** Seed of every random choice the cloud makes (jitter, fault rates). */
+  seed?: number;
+  /** Overrides of behaviour durations and settings, by key (e.g. `ec2.bootMs`). */
+  settings?: Record<string, number | string | boolean>;
+  faults?: FaultRule[];
+  region?: string;
+  /** Directory for instance sandboxes and image filesystems (default: a temp dir). */
+  dataDir?: string;
+}
+
+/** Cross-service events (EC2 state changes, AMI state, SSM command status) that EventBridge turns into AWS events. */
+export interface CloudEvent {
+  source: string; // aws.ec2, aws.ssm, aws.states, …
+  detailType: string;
+  detail: Record<string, unknown>;
+  resources?: string[];
+}
+
+/**
+ * The simulated cloud: one router, one clock, one seeded random source, one fault table, and a
+ * registry of service backends that can reach each other (`cloud.backend<Ec2Backend>("ec2")`).
+ */
+export class Cloud {
+  readonly clock: Clock;
+  readonly router: Router;
+  readonly faults: Faults;
+  readonly region: string;
+  readonly accountId = ACCOUNT_ID;
+  readonly bus = new EventEmitter();
+  readonly dataDir: string | undefined;
+  private readonly backends = new Map<string, Backend>();
+  private readonly settings: Record<string, number | string | boolean>;
+  private rngState: number;
+  private server?: http.Server;
+  private adminRoutes = new Map<string, (req: RawRequest, url: URL) => unknown | Promise<unknown>>();
+  endpoint = "";
+
+  constructor(opts: CloudOptions = {}) {
+    this.clock = opts.clock ?? new VirtualClock();
+    this.region = opts.region ?? REGION;
+    this.dataDir = opts.dataDir;
+    this.settings = { ...(opts.settings ?? {}) };
+    this.rngState = (opts.seed ?? 1) >>> 0 || 1;
+    this.faults = new Faults(
+      () => this.random(),
+      () => this.clock.now(),
+    );
+    for (const f of opts.faults ?? []) this.faults.add(f);
+    this.router = new Router({ clock: this.clock, region: this.region, accountId: this.accountId, faults: this.faults });
+    this.router.addRawHandler((req) => this.handleAdmin(req));
+    this.bus.setMaxListeners(100);
+  }
+
+  /** Deterministic uniform [0,1) (mulberry32). */
+  random(): number {
+    this.rngState = (this.rngState + 0x6d2b79f5) >>> 0;
+    let t = this.rngState;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Random hex of `n` chars from the seeded source (resource ids). */
+  hex(n: number): string {
+    let s = "";
+    while (s.length < n) s += Math.floor(this.random() * 16).toString(16);
+    return s;
+  }
+
+  /** A duration or setting: the scenario's override, else the backend's default. */
+  setting<T extends number | string | boolean>(key: string, dflt: T): T {
+    const v = this.settings[key];
+    return (v === undefined ? dflt : v) as T;
+  }
+
+  setSettings(values: Record<string, number | string | boolean>): void {
+    Object.assign(this.settings, values);
+  }
+
+  /** `base` ± `jitter` fraction, from the seeded source. */
+  jitter(base: number, fraction = 0): number {
+    if (!fraction) return base;
+    return Math.round(base * (1 - fraction + 2 * fraction * this.random()));
+  }
+
+  register(name: string, backend: Backend): void {
+    this.backends.set(name, backend);
+    if (backend.definition) this.router.register(backend.definition);
+  }
+
+  backend<T extends Backend>(name: string): T {
+    const b = this.backends.get(name);
+    if (!b) throw new Error(`simulated service ${name} is not registered`);
+    return b as T;
+  }
+
+  maybeBackend<T extends Backend>(name: string): T | undefined {
+    return this.backends.get(name) as T | undefined;
+  }
+
+  emit(event: CloudEvent): void {
+    this.bus.emit("event", event);
+  }
+
+  /** Adds an admin endpoint: `GET|POST /_kiln/<path>` answering JSON. */
+  admin(path: string, fn: (req: RawRequest, url: URL) => unknown | Promise<unknown>): void {
+    this.adminRoutes.set(path, fn);
+  }
+
+  /** The whole world state: every backend's snapshot. */
+  world(): Record<string, unknown> {
+    const out: Record<string, unknown> = { time: new Date(this.clock.now()).toISOString(), faults: this.faults.list() };
+    for (const [name, b] of this.backends) if (b.snapshot) out[name] = b.snapshot();
+    return out;
+  }
+
+  private async handleAdmin(req: RawRequest): Promise<RawResponse | undefined> {
+    const url = new URL(req.url, "http://local");
+    if (!url.pathname.startsWith("/_kiln/")) return undefined;
+    const path = url.pathname.slice("/_kiln/".length);
+    try {
+      let out: unknown;
+      if (path === "world") out = this.world();
+      else if (path === "faults" && req.method === "GET") out = this.faults.list();
+      else if (path === "faults" && req.method === "POST") {
+        const body = JSON.parse(req.body.toString("utf8") || "{}");
+        const rules: FaultRule[] = Array.isArray(body) ? body : [body];
+        out = { ids: rules.map((r) => this.faults.add(r)) };
+      } else if (path === "faults" && req.method === "DELETE") {
+        this.faults.clear(url.searchParams.get("kind") ?? undefined);
+        out = { cleared: true };
+      } else if (path === "settings" && req.method === "POST") {
+        this.setSettings(JSON.parse(req.body.toString("utf8") || "{}"));
+        out = { ok: true };
+      } else {
+        const fn = this.adminRoutes.get(path);
+        if (!fn) return { status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: `no admin route ${path}` }) };
+        out = await fn(req, url);
+      }
+      return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(out ?? {}) };
+    } catch (err) {
+      return { status: 400, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: (err as Error).message }) };
+    }
+  }
+
+  /** Starts every backend and, unless `port` is `false`, the HTTP endpoint on 127.0.0.1. */
+  async start(opts: { port?: number | false } = {}): Promise<this> {
+    for (const b of this.backends.values()) await b.start?.();
+    if (opts.port === false) return this;
+    this.server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const raw: RawRequest = {
+          method: req.method ?? "GET",
+          url: req.url ?? "/",
+          headers: req.headers as Record<string, string>,
+          body: Buffer.concat(chunks),
+        };
+        this.router.handle(raw).then(
+          (r) => {
+            res.writeHead(r.status, r.headers);
+            res.end(r.body);
+          },
+          (err) => {
+            res.writeHead(500, { "content-type": "application/json" });
+            res.end(JSON.stringify({ __type: "InternalFailure", message: String(err) }));
+          },
+        );
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(opts.port ?? 0, "127.0.0.1", resolve);
+    });
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const b of [...this.backends.values()].reverse()) await b.stop?.();
+    if (this.server) {
+      this.server.closeAllConnections?.();
+      await new Promise<void>((r) => this.server!.close(() => r()));
+      this.server = undefined;
+    }
+    this.clock.dispose();
+  }
+
+  /**
+   * A request handler for AWS SDK v3 clients that skips the socket: the SDK's real serializers and
+   * parsers still run, only the transport is in process. Used in virtual time, where the clock must
+   * see all work.
+   */
+  requestHandler(): InProcessHandler {
+    return new InProcessHandler(this);
+  }
+
+  /**
+   * Config for any AWS SDK v3 client: in process (default) or over HTTP to `endpoint`.
+   * `new EC2Client(cloud.clientConfig())`.
+   */
+  clientConfig(opts: { http?: boolean } = {}): {
+    region: string;
+    endpoint: string;
+    credentials: { accessKeyId: string; secretAccessKey: string };
+    requestHandler?: InProcessHandler;
+    maxAttempts?: number;
+  } {
+    return {
+      region: this.region,
+      endpoint: this.endpoint || "http://127.0.0.1:4566",
+      credentials: { accessKeyId: "AKIDLOCALKILN", secretAccessKey: "local-secret" },
+      ...(opts.http ? {} : { requestHandler: this.requestHandler() }),
+    };
+  }
+}
+
+/** Implements the smithy HttpHandler contract on top of the cloud's router. */
+export class InProcessHandler {
+  readonly metadata = { handlerProtocol: "http/1.1" };
+  constructor(private readonly cloud: Cloud) {}
+
+  async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(request.query ?? {})) {
+      if (Array.isArray(v)) for (const x of v) qs.append(k, x);
+      else if (v !== null && v !== undefined) qs.append(k, v);
+    }
+    const q = qs.toString();
+    const body =
+      request.body === undefined || request.body === null
+        ? Buffer.alloc(0)
+        : typeof request.body === "string"
+          ? Buffer.from(request.body)
+          : request.body instanceof Uint8Array
+            ? Buffer.from(request.body)
+            : await streamToBuffer(request.body as Readable);
+    const raw: RawRequest = {
+      method: request.method,
+      url: `${request.path}${q ? `?${q}` : ""}`,
+      headers: request.headers,
+      body,
+    };
+    const r = await this.cloud.router.handle(raw);
+    const buf = typeof r.body === "string" ? Buffer.from(r.body) : r.body;
+    return {
+      response: new HttpResponse({ statusCode: r.status, headers: r.headers, body: Readable.from([buf]) }),
+    };
+  }
+
+  updateHttpClientConfig(): void {}
+  httpHandlerConfigs(): Record<string, never> {
+    return {};
+  }
+  destroy(): void {}
+}
+
+async function streamToBuffer(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
