@@ -198,7 +198,7 @@ export class Cloud {
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once("error", reject);
-      this.server!.listen(opts.port ?? 0, "127.0.0.1", resolve);
+      this.server!.listen(opts.port || 0, "127.0.0.1", resolve);
     });
     this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
