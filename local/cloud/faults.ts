@@ -42,6 +42,7 @@ const CONTROL_KEYS = new Set(["kind", "rate", "nth", "times", "mode", "code", "s
 export class Faults implements FaultGate {
   private rules: Armed[] = [];
   private seq = 0;
+  private readonly listeners = new Set<(rule: FaultRule, id: number) => void>();
   /** How many times each rule fired, for assertions. */
   readonly log: { id: number; kind: string; at: number; attrs: Record<string, unknown> }[] = [];
 
@@ -54,7 +55,17 @@ export class Faults implements FaultGate {
     if (!rule || typeof rule.kind !== "string") throw new Error("a fault rule needs a kind");
     const id = ++this.seq;
     this.rules.push({ id, rule, seen: 0, fired: 0 });
+    for (const fn of this.listeners) fn(rule, id);
     return id;
+  }
+
+  /**
+   * Calls `fn` for every rule added from now on, so an owner of time-based faults (`scale` at
+   * `atMs`) can arm a timer instead of polling. Returns the unsubscribe function.
+   */
+  onAdd(fn: (rule: FaultRule, id: number) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
   }
 
   remove(id: number): boolean {
