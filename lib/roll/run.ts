@@ -1,0 +1,96 @@
+import { ListCommandInvocationsCommand, SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import { StepFailedError } from "../errors.ts";
+
+/** Quotes a value for bash as one word: nothing in it is ever interpreted by the shell. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Prefixes a script with `export NAME='value'` lines (names validated, values quoted). */
+export function withEnvironment(script: string, env: Record<string, string>): string[] {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new StepFailedError(`environment variable name ${JSON.stringify(k)} is not allowed`);
+    lines.push(`export ${k}=${shellQuote(v)}`);
+  }
+  return [...lines, ...script.split("\n")];
+}
+
+export interface InvocationResult {
+  instanceId: string;
+  status: string;
+  exitCode?: number;
+  output?: string;
+}
+
+export interface ScriptStepResult {
+  status: "pending" | "succeeded";
+  commandId: string;
+  instances: InvocationResult[];
+}
+
+/**
+ * Runs a script on instances with SSM AWS-RunShellScript as a reconciling step: the first call
+ * sends the command and returns `pending` with its id; later calls (given that id) report progress
+ * until every invocation succeeded, or throw `kiln.StepFailed` naming each failed instance, its
+ * status, exit code and the tail of its output. Scripts run again after a crash must be
+ * idempotent (service-in/out, smoke tests are).
+ */
+export async function runScriptStep(
+  p: {
+    instanceIds: string[];
+    script: string;
+    env?: Record<string, string>;
+    comment: string;
+    commandId?: string;
+    timeoutSeconds?: number;
+    maxConcurrency?: string;
+  },
+  deps: { ssm: SSMClient },
+): Promise<ScriptStepResult> {
+  if (p.instanceIds.length === 0) return { status: "succeeded", commandId: p.commandId ?? "", instances: [] };
+  let commandId = p.commandId;
+  if (!commandId) {
+    const r = await deps.ssm.send(
+      new SendCommandCommand({
+        DocumentName: "AWS-RunShellScript",
+        InstanceIds: p.instanceIds,
+        Comment: p.comment.slice(0, 100),
+        TimeoutSeconds: 600,
+        MaxConcurrency: p.maxConcurrency ?? "100%",
+        MaxErrors: "0",
+        Parameters: {
+          commands: withEnvironment(p.script, p.env ?? {}),
+          executionTimeout: [String(p.timeoutSeconds ?? 600)],
+        },
+      }),
+    );
+    commandId = r.Command?.CommandId;
+    if (!commandId) throw new StepFailedError("SendCommand returned no command id");
+    return { status: "pending", commandId, instances: [] };
+  }
+  const invocations: InvocationResult[] = [];
+  let NextToken: string | undefined;
+  do {
+    const r = await deps.ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId, Details: true, NextToken }));
+    for (const inv of r.CommandInvocations ?? []) {
+      const plugin = inv.CommandPlugins?.[0];
+      invocations.push({
+        instanceId: inv.InstanceId ?? "?",
+        status: inv.Status ?? "Pending",
+        exitCode: plugin?.ResponseCode,
+        output: plugin?.Output?.slice(-500),
+      });
+    }
+    NextToken = r.NextToken;
+  } while (NextToken);
+  const failed = invocations.filter((i) => ["Failed", "TimedOut", "Cancelled", "Cancelling"].includes(i.status));
+  if (failed.length > 0) {
+    const detail = failed
+      .map((f) => `${f.instanceId}: ${f.status}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ""}${f.output ? ` — ${f.output.trim().split("\n").slice(-3).join(" | ")}` : ""}`)
+      .join("; ");
+    throw new StepFailedError(`command ${commandId} (${p.comment}) failed on ${failed.length}/${p.instanceIds.length} instances: ${detail}`);
+  }
+  const done = invocations.length >= p.instanceIds.length && invocations.every((i) => i.status === "Success");
+  return { status: done ? "succeeded" : "pending", commandId, instances: invocations.map(({ output: _o, ...rest }) => rest) };
+}
