@@ -165,7 +165,8 @@ export class LambdaBackend implements Backend {
       throw new AwsError("RequestTooLargeException", message, 413);
     }
     // Lambda parses the request payload before running anything: invalid JSON is a 400, not a function error.
-    let event: unknown = null;
+    // An empty request payload reaches the Node.js runtime as `{}`.
+    let event: unknown = {};
     const text = body.toString("utf8");
     if (text.trim() !== "") {
       try {
