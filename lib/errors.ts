@@ -15,6 +15,8 @@ export const ErrorNames = {
   ConfigInvalid: "kiln.ConfigInvalid",
   /** Another deployment holds the service lock. */
   LockHeld: "kiln.LockHeld",
+  /** This execution no longer holds the service lock (its lease expired and another took it): stop changing the fleet. */
+  LockLost: "kiln.LockLost",
   /** A canary/verification check failed (alarm, health, capacity): traffic was restored to blue. */
   VerificationFailed: "kiln.VerificationFailed",
   /** A wait exceeded its deadline. */
@@ -60,6 +62,11 @@ export class ConfigInvalidError extends KilnError {
 export class LockHeldError extends KilnError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorNames.LockHeld, message, options);
+  }
+}
+export class LockLostError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorNames.LockLost, message, options);
   }
 }
 export class VerificationFailedError extends KilnError {

@@ -1,0 +1,5 @@
+export * from "./lock.ts";
+export type { AbortSpec, Claim, HolderStatus, StartSpec } from "./rules.ts";
+export { isFailedStatus } from "./rules.ts";
+export { type DocumentSender, LockStore } from "./store.ts";
+export * from "./types.ts";

@@ -1,0 +1,455 @@
+/**
+ * The service lock and its latest-wins queue (DynamoDB, one item per service), and the
+ * start-or-queue admission every trigger goes through. Transitions are the pure rules in
+ * `rules.ts`; this file reads the holder's execution status, applies decisions with conditional
+ * writes, and calls StartExecution.
+ */
+import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { Clock } from "../clock.ts";
+import { InvalidInputError, LockLostError } from "../errors.ts";
+import { executionName } from "../names.ts";
+import * as rules from "./rules.ts";
+import type { AbortSpec, Claim, HolderStatus, StartSpec } from "./rules.ts";
+import { type DocumentSender, LockStore } from "./store.ts";
+import { type DeployInput, type LockItem, type Log, silentLog } from "./types.ts";
+
+/** Default lease: a running deployment renews it at every AcquireLock/heartbeat. */
+export const DEFAULT_LEASE_MS = 60 * 60_000;
+/** Lease of a claim made just before StartExecution (covers the start plus the first AcquireLock). */
+export const DEFAULT_PENDING_LEASE_MS = 5 * 60_000;
+
+export interface LockDeps {
+  ddb: DocumentSender;
+  table: string;
+  clock: Pick<Clock, "now">;
+  leaseMs?: number;
+  pendingLeaseMs?: number;
+  log?: Log;
+}
+
+/** The Step Functions surface used (an `SFNClient`, or a fake in tests). */
+export interface SfnSender {
+  // biome-ignore lint/suspicious/noExplicitAny: the SFN client's overloaded send
+  send(command: any): Promise<any>;
+}
+
+export interface StartDeps extends LockDeps {
+  sfn: SfnSender;
+  deployStateMachineArn: string;
+  /** The abort (compensation) state machine; without it a failed deployment blocks the queue until an operator acts. */
+  abortStateMachineArn?: string;
+}
+
+const store = (d: LockDeps) => new LockStore(d.ddb, d.table);
+const timing = (d: LockDeps): rules.Timing => ({
+  now: d.clock.now(),
+  leaseMs: d.leaseMs ?? DEFAULT_LEASE_MS,
+  pendingLeaseMs: d.pendingLeaseMs ?? DEFAULT_PENDING_LEASE_MS,
+});
+
+const SM_ARN = /^(arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}):stateMachine:([A-Za-z0-9_-]{1,80})(?::[A-Za-z0-9_-]+)?$/;
+
+/**
+ * The ARN Step Functions gives an execution of `stateMachineArn` named `name`
+ * (`arn:…:execution:<machine>:<name>`). A version or alias qualifier on the machine ARN is not part
+ * of it. Knowing it before StartExecution lets a trigger claim the lock for the execution first.
+ */
+export function executionArnFor(stateMachineArn: string, name: string): string {
+  const m = SM_ARN.exec(stateMachineArn);
+  if (!m) throw new InvalidInputError(`not a state machine ARN: ${stateMachineArn}`);
+  return `${m[1]}:execution:${m[2]}:${name}`;
+}
+
+/** Name of the abort execution for a failed deployment: derived, so starting it twice collapses. */
+export function abortExecutionName(failedExecutionArn: string): string {
+  const name = failedExecutionArn.split(":").at(-1) ?? "unknown";
+  return `abort-${name}`.slice(0, 80);
+}
+
+function abortFor(deps: StartDeps, service: string, reason: string): ((failed: string) => AbortSpec) | undefined {
+  const sm = deps.abortStateMachineArn;
+  if (!sm) return undefined;
+  return (failed) => {
+    const name = abortExecutionName(failed);
+    return {
+      stateMachineArn: sm,
+      name,
+      executionArn: executionArnFor(sm, name),
+      input: JSON.stringify({ service, executionArn: failed, reason, requestedBy: "kiln:supersede" }),
+    };
+  };
+}
+
+/** Status of an execution; `MISSING` when Step Functions does not know it. */
+export async function executionStatus(sfn: SfnSender, executionArn: string): Promise<HolderStatus> {
+  try {
+    const r = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    return r.status as HolderStatus;
+  } catch (err) {
+    if ((err as Error).name === "ExecutionDoesNotExist") return "MISSING";
+    throw err;
+  }
+}
+
+/** The lock item as stored (strongly consistent read). */
+export function readLock(service: string, deps: LockDeps): Promise<LockItem | undefined> {
+  return store(deps).get(service);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface AcquireInput {
+  service: string;
+  executionArn: string;
+  commit?: string;
+  trigger?: string;
+  /** Set by the abort machine: it may take the lock from the deployment it aborts. */
+  abortedExecutionArn?: string;
+}
+
+export type AcquireResult =
+  | { acquired: true; reacquired: boolean; leaseExpiresAt: number; tookOverFrom?: string }
+  | { acquired: false; holder: string; leaseExpiresAt?: number; reason: string };
+
+/**
+ * AcquireLock: a conditional write that succeeds when the lock is free, its lease expired (and no
+ * unresolved failure is recorded for the holder), or this same execution holds it — the idempotent
+ * re-acquire a retry, a redrive or the trigger's claim relies on. Calling it again renews the lease.
+ */
+export async function acquireLock(input: AcquireInput, deps: LockDeps): Promise<AcquireResult> {
+  const t = timing(deps);
+  const name = input.executionArn.split(":").at(-1);
+  const result = await store(deps).mutate<rules.AcquireDecision>(input.service, (item) => {
+    const d = rules.acquire(item, { ...input, ...(name ? { name } : {}) }, t);
+    return d.ok ? { write: d.item, result: d } : { result: d };
+  });
+  if (!result.ok) return { acquired: false, holder: result.holder, reason: result.reason, ...(result.leaseExpiresAt !== undefined ? { leaseExpiresAt: result.leaseExpiresAt } : {}) };
+  (deps.log ?? silentLog).info("lock acquired", { service: input.service, executionArn: input.executionArn, reacquired: result.reacquired, tookOverFrom: result.tookOverFrom });
+  return {
+    acquired: true,
+    reacquired: result.reacquired,
+    leaseExpiresAt: result.item.leaseExpiresAt!,
+    ...(result.tookOverFrom ? { tookOverFrom: result.tookOverFrom } : {}),
+  };
+}
+
+/** Renews the holder's lease; throws `kiln.LockLost` when this execution no longer holds the lock. */
+export async function heartbeat(input: { service: string; executionArn: string }, deps: LockDeps): Promise<{ leaseExpiresAt: number }> {
+  const t = timing(deps);
+  const d = await store(deps).mutate<rules.HeartbeatDecision>(input.service, (item) => {
+    const r = rules.heartbeat(item, input.executionArn, t);
+    return r.ok ? { write: r.item, result: r } : { result: r };
+  });
+  if (!d.ok) {
+    throw new LockLostError(
+      `${input.executionArn} no longer holds the lock of ${input.service}${d.holder ? ` (held by ${d.holder})` : ""}: stop changing the fleet`,
+    );
+  }
+  return { leaseExpiresAt: d.item.leaseExpiresAt! };
+}
+
+export interface ReleaseInput {
+  service: string;
+  executionArn: string;
+  /** For an abort: the deployment it aborted (which may still hold the lock). */
+  abortedExecutionArn?: string;
+}
+
+/** The deployment a release handed the lock to; the caller starts it (`startNext`). */
+export interface NextStart extends StartSpec {
+  executionArn: string;
+  commit: string;
+}
+
+export interface ReleaseResult {
+  released: boolean;
+  reason: string;
+  /** The newest queued deployment, which now holds the lock and must be started. */
+  next?: NextStart;
+}
+
+/**
+ * ReleaseLock, only by the holder: frees the lock, resolves a failure recorded for this execution
+ * (or the one it aborted), and hands the lock straight to the queued deployment, if any, which
+ * the caller must start (`releaseAndStartNext` does both). Releasing twice is harmless; a retry
+ * after the hand-off returns the same `next` so its start can be re-issued.
+ */
+export async function releaseLock(input: ReleaseInput, deps: LockDeps & { deployStateMachineArn: string }): Promise<ReleaseResult> {
+  const t = timing(deps);
+  const arns = [input.executionArn, ...(input.abortedExecutionArn ? [input.abortedExecutionArn] : [])];
+  const d = await store(deps).mutate<rules.ReleaseDecision>(input.service, (item) => {
+    const r = rules.release(item, arns, { ...t, deployStateMachineArn: deps.deployStateMachineArn, arnFor: (n) => executionArnFor(deps.deployStateMachineArn, n) });
+    return r.kind === "released" || r.kind === "handoff" ? { write: r.item, result: r } : { result: r };
+  });
+  switch (d.kind) {
+    case "released":
+      return { released: true, reason: "released; nothing queued" };
+    case "handoff":
+      return { released: true, reason: `released and handed to queued commit ${d.next.commit}`, next: d.next };
+    case "handoff-pending":
+      return { released: true, reason: `already released and handed to queued commit ${d.next.commit}`, next: d.next };
+    case "not-holder":
+      return { released: false, reason: d.reason };
+  }
+}
+
+export interface StartNextResult {
+  executionArn: string;
+  commit: string;
+  status: "started" | "running" | "already-ran";
+}
+
+/**
+ * Starts the deployment a release handed the lock to. When its name was used before (an execution
+ * that already ran), the lock moves on to whatever is queued next; at most a few hops.
+ */
+export async function startNext(service: string, next: NextStart, deps: StartDeps): Promise<StartNextResult[]> {
+  const out: StartNextResult[] = [];
+  let cur: NextStart | undefined = next;
+  for (let hop = 0; cur && hop < 5; hop++) {
+    const s = await startExecution(cur, deps);
+    out.push({ executionArn: s.executionArn, commit: cur.commit, status: s.status });
+    if (s.status !== "already-ran") break;
+    const r = await releaseLock({ service, executionArn: cur.executionArn }, deps);
+    cur = r.next;
+  }
+  return out;
+}
+
+/** ReleaseLock followed by the start of the newest queued deployment. */
+export async function releaseAndStartNext(
+  input: ReleaseInput,
+  deps: StartDeps,
+): Promise<ReleaseResult & { started: StartNextResult[] }> {
+  const r = await releaseLock(input, deps);
+  const started = r.next ? await startNext(input.service, r.next, deps) : [];
+  (deps.log ?? silentLog).info("lock released", { service: input.service, executionArn: input.executionArn, released: r.released, started });
+  return { ...r, started };
+}
+
+/**
+ * StartExecution that treats the name as the idempotency key: a running execution of that name is
+ * the same deployment (`running`); a closed one already ran (`already-ran`).
+ */
+async function startExecution(spec: StartSpec & { executionArn: string }, deps: StartDeps): Promise<{ executionArn: string; status: StartNextResult["status"] }> {
+  try {
+    const r = await deps.sfn.send(new StartExecutionCommand({ stateMachineArn: spec.stateMachineArn, name: spec.name, input: spec.input }));
+    return { executionArn: r.executionArn ?? spec.executionArn, status: "started" };
+  } catch (err) {
+    if ((err as Error).name !== "ExecutionAlreadyExists") throw err;
+    const status = await executionStatus(deps.sfn, spec.executionArn);
+    return { executionArn: spec.executionArn, status: status === "RUNNING" || status === "PENDING_REDRIVE" ? "running" : "already-ran" };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface DeployRequest {
+  input: DeployInput;
+  /** Distinguishes deliberate re-runs of one commit (the rotation day, an operator retry). */
+  nonce?: string;
+  /** Epoch ms the commit was pushed; defaults to now. Orders latest-wins. */
+  pushedAt?: number;
+  /** `skip` (rotation): never wait behind or supersede another deployment. Default `queue`. */
+  ifBusy?: "queue" | "skip";
+}
+
+export type StartOrQueueResult =
+  | {
+      action: "started";
+      executionArn: string;
+      name: string;
+      /** The execution already existed (a redelivery); `status` says whether it runs or already ran. */
+      duplicate: boolean;
+      status?: string;
+      tookOverFrom?: string;
+    }
+  | {
+      action: "queued";
+      /** Latest wins: there is one slot, so a queued deployment is always next. */
+      position: 1;
+      holder: string;
+      name: string;
+      replaced?: string;
+      unchanged: boolean;
+      reason: string;
+      blockedBy?: string;
+      superseding?: { failedExecutionArn: string; abortExecutionArn: string };
+    }
+  | { action: "ignored"; reason: string; holder?: string }
+  | { action: "busy"; reason: string; holder: string };
+
+/**
+ * Every trigger's way in: claim the service lock for the execution and start it; if another
+ * deployment holds the lock, queue this one (latest wins) — or, when the holder failed and is
+ * unresolved, hand the lock to an abort of it first and queue this one behind the abort. A
+ * redelivery of the same request returns the same execution with `duplicate: true`.
+ */
+export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise<StartOrQueueResult> {
+  const log = deps.log ?? silentLog;
+  const { service, commit, trigger } = req.input;
+  const name = executionName(service, commit, trigger, req.nonce);
+  const claim: Claim = {
+    service,
+    commit,
+    trigger,
+    name,
+    executionArn: executionArnFor(deps.deployStateMachineArn, name),
+    stateMachineArn: deps.deployStateMachineArn,
+    input: req.input,
+    pushedAt: req.pushedAt ?? deps.clock.now(),
+  };
+  const statuses = new Map<string, HolderStatus>();
+  const statusOf = async (arn: string) => {
+    let s = statuses.get(arn);
+    if (!s) statuses.set(arn, (s = await executionStatus(deps.sfn, arn)));
+    return s;
+  };
+  const abort = abortFor(deps, service, `superseded by ${trigger} of ${commit}`);
+  const decision = await store(deps).mutate<rules.AdmitDecision>(service, async (item) => {
+    const holderStatus = item?.holder && item.holder !== claim.executionArn ? await statusOf(item.holder) : undefined;
+    const t = timing(deps);
+    const d = rules.admit(item, claim, { ...t, ifBusy: req.ifBusy ?? "queue", ...(holderStatus ? { holderStatus } : {}), ...(abort ? { abortFor: abort } : {}) });
+    return { ...("item" in d && d.item ? { write: d.item } : {}), result: d };
+  });
+
+  switch (decision.kind) {
+    case "duplicate": {
+      const status = await statusOf(decision.executionArn);
+      return { action: "started", executionArn: decision.executionArn, name, duplicate: true, status };
+    }
+    case "start": {
+      let s: Awaited<ReturnType<typeof startExecution>>;
+      try {
+        s = await startExecution({ stateMachineArn: claim.stateMachineArn, name, input: JSON.stringify(claim.input), executionArn: claim.executionArn }, deps);
+      } catch (err) {
+        // Nothing started: give the claim back (to the queue, if something queued meanwhile).
+        await releaseAndStartNext({ service, executionArn: claim.executionArn }, deps).catch((e) =>
+          log.error("could not give back the lock claim", { service, executionArn: claim.executionArn, error: String(e) }),
+        );
+        throw err;
+      }
+      if (s.status === "already-ran") {
+        // A redelivery of something that already ran: it must not run again.
+        await releaseAndStartNext({ service, executionArn: claim.executionArn }, deps);
+      }
+      log.info("deployment started", { service, commit, trigger, executionArn: s.executionArn, status: s.status });
+      return {
+        action: "started",
+        executionArn: s.executionArn,
+        name,
+        duplicate: s.status !== "started",
+        ...(s.status !== "started" ? { status: s.status === "running" ? "RUNNING" : (await statusOf(s.executionArn)) } : {}),
+        ...(decision.tookOverFrom ? { tookOverFrom: decision.tookOverFrom } : {}),
+      };
+    }
+    case "supersede": {
+      const s = await startExecution(decision.abort, deps);
+      log.warn("failed deployment superseded: abort started", { service, failed: decision.failed, abort: s.executionArn, queued: commit });
+      return {
+        action: "queued",
+        position: 1,
+        holder: decision.abort.executionArn,
+        name,
+        unchanged: false,
+        ...(decision.replaced ? { replaced: decision.replaced } : {}),
+        reason: `supersedes failed deployment ${decision.failed}: aborting it first, then this commit deploys`,
+        superseding: { failedExecutionArn: decision.failed, abortExecutionArn: decision.abort.executionArn },
+      };
+    }
+    case "queued": {
+      if (decision.restart) await startExecution({ ...decision.restart, executionArn: decision.holder }, deps);
+      log.info("deployment queued", { service, commit, holder: decision.holder, replaced: decision.replaced, blockedBy: decision.blockedBy });
+      return {
+        action: "queued",
+        position: 1,
+        holder: decision.holder,
+        name,
+        unchanged: decision.unchanged,
+        reason: decision.reason,
+        ...(decision.replaced ? { replaced: decision.replaced } : {}),
+        ...(decision.blockedBy ? { blockedBy: decision.blockedBy } : {}),
+      };
+    }
+    case "stale":
+      return { action: "ignored", reason: decision.reason, ...(decision.holder ? { holder: decision.holder } : {}) };
+    case "busy":
+      return { action: "busy", reason: decision.reason, holder: decision.holder };
+  }
+}
+
+/**
+ * Queues a deployment behind the lock holder without trying to start it (latest wins: it replaces
+ * an older queued commit; an older one than queued or deploying is ignored). When the lock is free
+ * there is nothing to wait for and the request is refused with the reason — use `startOrQueue`.
+ */
+export async function enqueue(req: DeployRequest, deps: LockDeps & { deployStateMachineArn: string }): Promise<StartOrQueueResult> {
+  const { service, commit, trigger } = req.input;
+  const name = executionName(service, commit, trigger, req.nonce);
+  const claim: Claim = {
+    service, commit, trigger, name,
+    executionArn: executionArnFor(deps.deployStateMachineArn, name),
+    stateMachineArn: deps.deployStateMachineArn,
+    input: req.input,
+    pushedAt: req.pushedAt ?? deps.clock.now(),
+  };
+  const d = await store(deps).mutate<rules.AdmitDecision | { kind: "free" }>(service, (item) => {
+    if (!item?.holder) return { result: { kind: "free" as const } };
+    // Treat the holder as running: enqueue never supersedes (startOrQueue does, after checking).
+    const r = rules.admit(item, claim, { ...timing(deps), ifBusy: "queue", holderStatus: "RUNNING" });
+    return { ...(r.kind === "queued" && r.item ? { write: r.item } : {}), result: r };
+  });
+  if (d.kind === "free") return { action: "ignored", reason: "the lock is free: nothing to queue behind" };
+  if (d.kind === "duplicate") return { action: "started", executionArn: d.executionArn, name, duplicate: true };
+  if (d.kind === "queued") {
+    return {
+      action: "queued", position: 1, holder: d.holder, name, unchanged: d.unchanged, reason: d.reason,
+      ...(d.replaced ? { replaced: d.replaced } : {}),
+    };
+  }
+  if (d.kind === "stale") return { action: "ignored", reason: d.reason, ...(d.holder ? { holder: d.holder } : {}) };
+  return { action: "ignored", reason: `unexpected admission ${d.kind}` };
+}
+
+export type SupersedeResult =
+  | { action: "aborting"; failedExecutionArn: string; abortExecutionArn: string; started: boolean }
+  | { action: "nothing"; reason: string };
+
+/**
+ * Aborts (compensates) the failed, unresolved deployment holding the service lock: starts the
+ * abort state machine for it and hands it the lock (recorded in `lastFailed.abortExecutionArn`),
+ * so whatever is queued deploys when the abort releases. Idempotent.
+ */
+export async function supersede(service: string, deps: StartDeps, by?: string): Promise<SupersedeResult> {
+  const abort = abortFor(deps, service, by ? `superseded by ${by}` : "superseded");
+  if (!abort) return { action: "nothing", reason: "no abort state machine is configured (KILN_ABORT_STATE_MACHINE_ARN)" };
+  const d = await store(deps).mutate<rules.SupersedeDecision>(service, async (item) => {
+    const holderStatus = item?.holder ? await executionStatus(deps.sfn, item.holder) : undefined;
+    const r = rules.supersede(item, { ...timing(deps), abortFor: abort, ...(holderStatus ? { holderStatus } : {}), ...(by ? { by } : {}) });
+    return { ...(r.kind === "supersede" ? { write: r.item } : {}), result: r };
+  });
+  if (d.kind === "nothing") return { action: "nothing", reason: d.reason };
+  if (d.kind === "already") {
+    return { action: "aborting", failedExecutionArn: d.failed, abortExecutionArn: d.abortExecutionArn, started: false };
+  }
+  const s = await startExecution(d.abort, deps);
+  return { action: "aborting", failedExecutionArn: d.failed, abortExecutionArn: s.executionArn, started: s.status === "started" };
+}
+
+/** Pager hook: `executionArn` ended FAILED/TIMED_OUT/ABORTED. Recorded only if it held the lock. */
+export async function recordFailure(service: string, executionArn: string, status: string, deps: LockDeps): Promise<boolean> {
+  const now = deps.clock.now();
+  return store(deps).mutate(service, (item) => {
+    const next = rules.markFailed(item, executionArn, status, now);
+    return { ...(next ? { write: next } : {}), result: next !== undefined };
+  });
+}
+
+/** Pager hook: `executionArn` SUCCEEDED; a failure recorded for it is resolved. */
+export async function recordSuccess(service: string, executionArn: string, deps: LockDeps): Promise<boolean> {
+  const now = deps.clock.now();
+  return store(deps).mutate(service, (item) => {
+    const next = rules.markResolved(item, executionArn, now);
+    return { ...(next ? { write: next } : {}), result: next !== undefined };
+  });
+}

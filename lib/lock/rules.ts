@@ -1,0 +1,443 @@
+/**
+ * The lock's state transitions as pure functions `(item, request, now) → decision`. The store
+ * applies a decision with a write conditional on the item's `version`, so each transition is atomic
+ * even with many webhook deliveries racing on the same service; on a conflict it re-reads and
+ * decides again. Keeping the rules pure makes every case a one-line table row in the tests.
+ */
+import type { Trigger } from "../names.ts";
+import type { DeployInput, FailedDeploy, LockItem, QueuedDeploy } from "./types.ts";
+
+/** Execution status of the lock holder as DescribeExecution reports it; `MISSING` = ExecutionDoesNotExist. */
+export type HolderStatus = "RUNNING" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED" | "PENDING_REDRIVE" | "MISSING";
+
+const FAILED_STATUSES: ReadonlySet<string> = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
+
+/** True for the statuses that page and leave a deployment unresolved. */
+export function isFailedStatus(status: string | undefined): boolean {
+  return status !== undefined && FAILED_STATUSES.has(status);
+}
+
+/** What StartExecution will be called with once a claim or hand-off is written. */
+export interface StartSpec {
+  stateMachineArn: string;
+  name: string;
+  input: string;
+}
+
+/** A deployment someone wants to start (a push, a rotation, an operator, the release hand-off). */
+export interface Claim {
+  service: string;
+  commit: string;
+  trigger: Trigger;
+  name: string;
+  /** The ARN the execution will have: `executionArnFor(stateMachineArn, name)`. */
+  executionArn: string;
+  stateMachineArn: string;
+  input: DeployInput;
+  /** Epoch ms of the push (orders latest-wins); the arrival time for non-push triggers. */
+  pushedAt: number;
+}
+
+/** The abort execution a superseding push starts for a failed deployment. */
+export interface AbortSpec extends StartSpec {
+  executionArn: string;
+}
+
+export interface Timing {
+  now: number;
+  leaseMs: number;
+  pendingLeaseMs: number;
+}
+
+export function emptyItem(service: string, now: number): LockItem {
+  return { service, version: 0, updatedAt: now };
+}
+
+function leaseExpired(item: LockItem, now: number): boolean {
+  return item.leaseExpiresAt === undefined || item.leaseExpiresAt <= now;
+}
+
+/**
+ * The holder failed and nothing resolved it yet: DescribeExecution says so, or the pager recorded
+ * an unresolved failure for the holder or for the abort that took the lock over from it.
+ */
+function holderFailed(item: LockItem, status: HolderStatus | undefined): boolean {
+  if (!item.holder) return false;
+  if (isFailedStatus(status)) return true;
+  if (status === "SUCCEEDED") return false;
+  const f = item.lastFailed;
+  return f?.unresolved === true && (f.executionArn === item.holder || f.abortExecutionArn === item.holder);
+}
+
+/**
+ * Whether the lock is free for a newcomer: no holder; or a holder that ended without releasing
+ * (SUCCEEDED); or an expired lease with nothing known to contradict it (a crashed claim whose
+ * StartExecution never happened). A holder seen RUNNING keeps the lock even past its lease (a
+ * deployment that missed a heartbeat must not get a second one beside it, I6), and a failed holder
+ * keeps it until it is redriven or aborted — never roll over a half-done fleet.
+ */
+export function isFree(item: LockItem | undefined, now: number, status: HolderStatus | undefined): boolean {
+  if (!item?.holder) return true;
+  if (status === "RUNNING" || status === "PENDING_REDRIVE") return false;
+  if (holderFailed(item, status)) return false;
+  if (status === "SUCCEEDED") return true;
+  return leaseExpired(item, now);
+}
+
+function holderFields(c: { executionArn: string; name: string; commit: string; trigger: string; pushedAt: number }) {
+  return {
+    holder: c.executionArn,
+    holderName: c.name,
+    holderCommit: c.commit,
+    holderTrigger: c.trigger,
+    holderPushedAt: c.pushedAt,
+  };
+}
+
+function withoutHolder(item: LockItem): LockItem {
+  const {
+    holder: _h, holderName: _n, holderCommit: _c, holderTrigger: _t, holderPushedAt: _p, holderState: _s,
+    holderStart: _st, leaseExpiresAt: _l, acquiredAt: _a, heartbeatAt: _hb, ...rest
+  } = item;
+  return rest;
+}
+
+function queuedFrom(c: Claim, now: number, previous?: QueuedDeploy): QueuedDeploy {
+  const replaced = previous ? [...(previous.replaced ?? []), previous.commit].slice(-10) : undefined;
+  return { commit: c.commit, name: c.name, input: c.input, pushedAt: c.pushedAt, queuedAt: now, ...(replaced ? { replaced } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// AcquireLock / heartbeat
+
+export type AcquireDecision =
+  | { ok: true; item: LockItem; reacquired: boolean; tookOverFrom?: string }
+  | { ok: false; holder: string; leaseExpiresAt?: number; reason: string };
+
+/**
+ * AcquireLock, run by the execution itself: granted when the lock is free, when its lease expired
+ * and no unresolved failure is recorded on it, or when this same execution holds it (a retry, a
+ * redrive, or the claim its starter made) — then it is an idempotent re-acquire that renews the
+ * lease, which is also how a running deployment heartbeats.
+ */
+export function acquire(
+  item: LockItem | undefined,
+  req: { service: string; executionArn: string; name?: string; commit?: string; trigger?: string; abortedExecutionArn?: string },
+  t: Timing,
+): AcquireDecision {
+  const base = item ?? emptyItem(req.service, t.now);
+  const lease = { holderState: "running" as const, leaseExpiresAt: t.now + t.leaseMs, heartbeatAt: t.now, updatedAt: t.now };
+  if (base.holder === req.executionArn) {
+    const { holderStart: _s, ...rest } = base;
+    return { ok: true, reacquired: true, item: { ...rest, ...lease } };
+  }
+  const failedUnresolved = holderFailed(base, undefined);
+  // An abort started by an operator (not by a superseding push) takes the lock from the deployment it aborts.
+  const abortTakesOver = req.abortedExecutionArn !== undefined && base.holder === req.abortedExecutionArn;
+  if (!base.holder || abortTakesOver || (leaseExpired(base, t.now) && !failedUnresolved)) {
+    const fresh: LockItem = {
+      ...withoutHolder(base),
+      holder: req.executionArn,
+      ...(req.name ? { holderName: req.name } : {}),
+      ...(req.commit ? { holderCommit: req.commit } : {}),
+      ...(req.trigger ? { holderTrigger: req.trigger } : {}),
+      acquiredAt: t.now,
+      ...lease,
+      ...(base.holder ? { previousHolder: base.holder } : {}),
+    };
+    const f = fresh.lastFailed;
+    if (abortTakesOver && f && f.executionArn === base.holder) fresh.lastFailed = { ...f, abortExecutionArn: req.executionArn };
+    return { ok: true, reacquired: false, item: fresh, ...(base.holder ? { tookOverFrom: base.holder } : {}) };
+  }
+  return {
+    ok: false,
+    holder: base.holder,
+    ...(base.leaseExpiresAt !== undefined ? { leaseExpiresAt: base.leaseExpiresAt } : {}),
+    reason: failedUnresolved
+      ? `the lock is held by failed deployment ${base.holder}: redrive it or abort it first`
+      : `the lock is held by ${base.holder} until ${new Date(base.leaseExpiresAt ?? 0).toISOString()}`,
+  };
+}
+
+export type HeartbeatDecision = { ok: true; item: LockItem } | { ok: false; holder?: string };
+
+export function heartbeat(item: LockItem | undefined, executionArn: string, t: Timing): HeartbeatDecision {
+  if (!item || item.holder !== executionArn) return { ok: false, ...(item?.holder ? { holder: item.holder } : {}) };
+  return { ok: true, item: { ...item, holderState: "running", leaseExpiresAt: t.now + t.leaseMs, heartbeatAt: t.now, updatedAt: t.now } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReleaseLock
+
+export type ReleaseDecision =
+  | { kind: "released"; item: LockItem }
+  /** Released and handed straight to the queued deployment (the lock is never free in between). */
+  | { kind: "handoff"; item: LockItem; next: StartSpec & { executionArn: string; commit: string } }
+  /** A previous call already handed off; re-issue the start (StartExecution is idempotent by name). */
+  | { kind: "handoff-pending"; next: StartSpec & { executionArn: string; commit: string } }
+  | { kind: "not-holder"; holder?: string; reason: string };
+
+/**
+ * ReleaseLock: only the holder may release. `executionArns` is the releasing execution and, for
+ * an abort, the deployment it aborted (either may hold the lock, depending on who started the
+ * abort). Releasing resolves a failure recorded for either. A queued deployment takes the lock
+ * over in the same write.
+ */
+export function release(
+  item: LockItem | undefined,
+  executionArns: string[],
+  t: Timing & { deployStateMachineArn: string; arnFor: (name: string) => string },
+): ReleaseDecision {
+  const mine = new Set(executionArns);
+  if (!item?.holder || !mine.has(item.holder)) {
+    if (item?.holder && item.previousHolder && mine.has(item.previousHolder) && item.holderState === "starting" && item.holderStart) {
+      return {
+        kind: "handoff-pending",
+        next: { ...item.holderStart, executionArn: item.holder, commit: item.holderCommit ?? "" },
+      };
+    }
+    return {
+      kind: "not-holder",
+      ...(item?.holder ? { holder: item.holder } : {}),
+      reason: item?.holder ? `the lock is held by ${item.holder}, not ${executionArns.join(" or ")}` : "the lock is not held",
+    };
+  }
+  let lastFailed: FailedDeploy | undefined = item.lastFailed;
+  if (lastFailed?.unresolved && (mine.has(lastFailed.executionArn) || (lastFailed.abortExecutionArn && mine.has(lastFailed.abortExecutionArn)))) {
+    // executionArns[0] is the releasing execution: the failed one itself (redriven to success) or its abort.
+    const by = executionArns[0] ?? item.holder;
+    lastFailed = {
+      ...lastFailed,
+      unresolved: false,
+      resolvedAt: t.now,
+      resolution: by === lastFailed.executionArn ? `completed by ${by} after redrive` : `aborted by ${by}`,
+    };
+  }
+  const released: LockItem = { ...withoutHolder(item), previousHolder: item.holder, updatedAt: t.now };
+  if (lastFailed) released.lastFailed = lastFailed;
+  const q = item.queued;
+  if (!q) {
+    delete released.queued;
+    return { kind: "released", item: released };
+  }
+  const { queued: _q, ...rest } = released;
+  const executionArn = t.arnFor(q.name);
+  const start: StartSpec = { stateMachineArn: t.deployStateMachineArn, name: q.name, input: JSON.stringify(q.input) };
+  const handed: LockItem = {
+    ...rest,
+    ...holderFields({ executionArn, name: q.name, commit: q.commit, trigger: q.input.trigger, pushedAt: q.pushedAt }),
+    holderState: "starting",
+    holderStart: start,
+    acquiredAt: t.now,
+    leaseExpiresAt: t.now + t.pendingLeaseMs,
+  };
+  return { kind: "handoff", item: handed, next: { ...start, executionArn, commit: q.commit } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission: start, queue, supersede, or refuse
+
+export type AdmitDecision =
+  /** The same execution already holds the lock (a redelivery while it runs). */
+  | { kind: "duplicate"; executionArn: string }
+  /** Claimed for this execution: call StartExecution now. */
+  | { kind: "start"; item: LockItem; tookOverFrom?: string }
+  /** Queued behind the running deployment (latest wins). */
+  | {
+      kind: "queued";
+      item?: LockItem;
+      holder: string;
+      replaced?: string;
+      unchanged: boolean;
+      blockedBy?: string;
+      reason: string;
+      /** The holder is a claimed abort whose StartExecution never happened: issue it again. */
+      restart?: StartSpec;
+    }
+  /** The holder failed: the lock goes to an abort of it, and this claim is queued behind the abort. */
+  | { kind: "supersede"; item: LockItem; failed: string; abort: AbortSpec; replaced?: string }
+  /** Older than what is deploying or queued: nothing to do. */
+  | { kind: "stale"; holder?: string; reason: string }
+  /** `ifBusy: "skip"` and the lock is taken. */
+  | { kind: "busy"; holder: string; reason: string };
+
+export interface AdmitOptions extends Timing {
+  holderStatus?: HolderStatus;
+  ifBusy: "queue" | "skip";
+  /** Builds the abort for a failed holder; undefined = no abort state machine configured. */
+  abortFor?: (failedExecutionArn: string) => AbortSpec;
+}
+
+/**
+ * Decides what happens to a deployment request given the lock item and (when the lock is held)
+ * the holder's execution status. See docs/triggers.md for the table this implements.
+ */
+export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): AdmitDecision {
+  const base = item ?? emptyItem(c.service, o.now);
+  if (base.holder === c.executionArn) return { kind: "duplicate", executionArn: c.executionArn };
+
+  if (isFree(base, o.now, o.holderStatus)) {
+    const claimed: LockItem = {
+      ...withoutHolder(base),
+      ...holderFields(c),
+      holderState: "starting",
+      holderStart: { stateMachineArn: c.stateMachineArn, name: c.name, input: JSON.stringify(c.input) },
+      acquiredAt: o.now,
+      leaseExpiresAt: o.now + o.pendingLeaseMs,
+      updatedAt: o.now,
+      ...(base.holder ? { previousHolder: base.holder } : {}),
+    };
+    // The queued commit, if any, is older or equal to ours by arrival; a newer one stays queued.
+    if (claimed.queued && (claimed.queued.commit === c.commit || claimed.queued.pushedAt <= c.pushedAt)) delete claimed.queued;
+    return { kind: "start", item: claimed, ...(base.holder ? { tookOverFrom: base.holder } : {}) };
+  }
+
+  const holder = base.holder!;
+  // The holder is the abort a superseding push started for a failed deployment…
+  const abortingFailed = base.lastFailed?.abortExecutionArn === holder;
+  const failedDeploy = base.lastFailed?.executionArn ?? holder;
+  // …and that abort failed too (DescribeExecution, or the pager's note on the lock item).
+  const abortFailed =
+    abortingFailed && (isFailedStatus(o.holderStatus) || (o.holderStatus === undefined && base.lastFailed?.resolution?.startsWith("abort ") === true));
+  const failed = !abortingFailed && holderFailed(base, o.holderStatus);
+  if (o.ifBusy === "skip") {
+    const reason = abortFailed
+      ? `the abort ${holder} of failed deployment ${failedDeploy} itself failed: an operator must act`
+      : abortingFailed
+        ? `failed deployment ${failedDeploy} is being aborted by ${holder}`
+        : failed
+          ? `the last deployment ${holder} ${o.holderStatus ?? base.lastFailed?.status ?? "FAILED"} and is unresolved: redrive or abort it`
+          : `a deployment is in progress: ${holder}`;
+    return { kind: "busy", holder, reason };
+  }
+
+  // Latest wins: never queue something older than what is deploying or already queued.
+  if (base.holderTrigger === "push" && base.holderPushedAt !== undefined && c.pushedAt < base.holderPushedAt && c.trigger === "push") {
+    return { kind: "stale", holder, reason: `commit ${c.commit} was pushed before ${base.holderCommit}, which is deploying` };
+  }
+  const q = base.queued;
+  const restart =
+    abortingFailed && o.holderStatus === "MISSING" && base.holderState === "starting" && base.holderStart ? base.holderStart : undefined;
+  if (q && q.commit === c.commit) {
+    return { kind: "queued", holder, unchanged: true, reason: `commit ${c.commit} is already queued behind ${holder}`, ...(restart ? { restart } : {}) };
+  }
+  if (q && q.pushedAt > c.pushedAt) {
+    return { kind: "stale", holder, reason: `a newer commit ${q.commit} is already queued` };
+  }
+  const queued = queuedFrom(c, o.now, q);
+
+  if (failed && o.abortFor) {
+    const abort = o.abortFor(holder);
+    const lastFailed: FailedDeploy = {
+      executionArn: holder,
+      status: o.holderStatus ?? base.lastFailed?.status ?? "FAILED",
+      unresolved: true,
+      failedAt: base.lastFailed?.executionArn === holder ? base.lastFailed.failedAt : o.now,
+      abortExecutionArn: abort.executionArn,
+      supersededAt: o.now,
+      supersededBy: c.commit,
+    };
+    const next: LockItem = {
+      ...withoutHolder(base),
+      holder: abort.executionArn,
+      holderName: abort.name,
+      ...(base.holderCommit ? { holderCommit: base.holderCommit } : {}),
+      holderTrigger: "abort",
+      holderState: "starting",
+      holderStart: { stateMachineArn: abort.stateMachineArn, name: abort.name, input: abort.input },
+      previousHolder: holder,
+      acquiredAt: o.now,
+      leaseExpiresAt: o.now + o.pendingLeaseMs,
+      lastFailed,
+      queued,
+      updatedAt: o.now,
+    };
+    return { kind: "supersede", item: next, failed: holder, abort, ...(q ? { replaced: q.commit } : {}) };
+  }
+
+  const next: LockItem = { ...base, queued, updatedAt: o.now };
+  let blockedBy: string | undefined;
+  let reason = `queued behind ${holder}`;
+  if (failed) {
+    blockedBy = holder;
+    reason = `queued behind failed deployment ${holder}: no abort state machine is configured (KILN_ABORT_STATE_MACHINE_ARN); redrive or abort it`;
+  } else if (abortFailed) {
+    // A running abort releases to the queue when it ends; a failed one needs an operator.
+    blockedBy = failedDeploy;
+    reason = `queued, but the abort ${holder} of failed deployment ${failedDeploy} failed: an operator must act`;
+  } else if (abortingFailed) {
+    reason = `queued behind the abort ${holder} of failed deployment ${failedDeploy}`;
+  }
+  return {
+    kind: "queued",
+    item: next,
+    holder,
+    unchanged: false,
+    ...(q ? { replaced: q.commit } : {}),
+    ...(blockedBy ? { blockedBy } : {}),
+    ...(restart ? { restart } : {}),
+    reason,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pager bookkeeping and supersede
+
+/** The pager saw `executionArn` fail: record it when it held the lock (it may have changed the fleet). */
+export function markFailed(item: LockItem | undefined, executionArn: string, status: string, now: number): LockItem | undefined {
+  if (!item || item.holder !== executionArn) return undefined;
+  if (item.lastFailed?.abortExecutionArn === executionArn) {
+    // The abort of a failed deployment failed: keep the original failure, note the abort's outcome.
+    return { ...item, lastFailed: { ...item.lastFailed, unresolved: true, resolution: `abort ${executionArn} ${status}` }, updatedAt: now };
+  }
+  if (item.lastFailed?.executionArn === executionArn && item.lastFailed.unresolved && item.lastFailed.status === status) return undefined;
+  return { ...item, lastFailed: { executionArn, status, unresolved: true, failedAt: now }, updatedAt: now };
+}
+
+/** The pager saw `executionArn` succeed (e.g. after a redrive): its recorded failure is resolved. */
+export function markResolved(item: LockItem | undefined, executionArn: string, now: number): LockItem | undefined {
+  const f = item?.lastFailed;
+  if (!item || !f?.unresolved || (f.executionArn !== executionArn && f.abortExecutionArn !== executionArn)) return undefined;
+  return { ...item, lastFailed: { ...f, unresolved: false, resolvedAt: now, resolution: `${executionArn} SUCCEEDED` }, updatedAt: now };
+}
+
+export type SupersedeDecision =
+  | { kind: "supersede"; item: LockItem; failed: string; abort: AbortSpec }
+  | { kind: "already"; failed: string; abortExecutionArn: string }
+  | { kind: "nothing"; reason: string };
+
+/** Hands the lock from a failed holder to an abort of it (without queueing anything). */
+export function supersede(
+  item: LockItem | undefined,
+  o: Timing & { holderStatus?: HolderStatus; abortFor: (failed: string) => AbortSpec; by?: string },
+): SupersedeDecision {
+  if (!item?.holder) return { kind: "nothing", reason: "the lock is not held" };
+  if (item.lastFailed?.abortExecutionArn === item.holder) {
+    return { kind: "already", failed: item.lastFailed.executionArn, abortExecutionArn: item.holder };
+  }
+  if (!holderFailed(item, o.holderStatus)) return { kind: "nothing", reason: `the holder ${item.holder} has not failed` };
+  const abort = o.abortFor(item.holder);
+  const next: LockItem = {
+    ...withoutHolder(item),
+    holder: abort.executionArn,
+    holderName: abort.name,
+    ...(item.holderCommit ? { holderCommit: item.holderCommit } : {}),
+    holderTrigger: "abort",
+    holderState: "starting",
+    holderStart: { stateMachineArn: abort.stateMachineArn, name: abort.name, input: abort.input },
+    previousHolder: item.holder,
+    acquiredAt: o.now,
+    leaseExpiresAt: o.now + o.pendingLeaseMs,
+    lastFailed: {
+      executionArn: item.holder,
+      status: o.holderStatus ?? item.lastFailed?.status ?? "FAILED",
+      unresolved: true,
+      failedAt: item.lastFailed?.executionArn === item.holder ? item.lastFailed.failedAt : o.now,
+      abortExecutionArn: abort.executionArn,
+      supersededAt: o.now,
+      ...(o.by ? { supersededBy: o.by } : {}),
+    },
+    updatedAt: o.now,
+  };
+  return { kind: "supersede", item: next, failed: item.holder, abort };
+}

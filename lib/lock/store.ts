@@ -1,0 +1,70 @@
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { ThrottledError } from "../errors.ts";
+import type { LockItem } from "./types.ts";
+
+/** The DocumentClient surface the lock uses (a `DynamoDBDocumentClient`, or a fake in tests). */
+export interface DocumentSender {
+  // biome-ignore lint/suspicious/noExplicitAny: the DocumentClient's overloaded send
+  send(command: any): Promise<any>;
+}
+
+/**
+ * Each failed conditional write means another writer changed the item, so retrying at once always
+ * makes progress; the bound only guards against a pathological loop (hundreds of writers racing on
+ * one service). Past it the caller sees `kiln.Throttled` and retries later.
+ */
+const MAX_ATTEMPTS = 64;
+
+/**
+ * The lock table: one item per service keyed by `service`, every write conditional on `version`
+ * (optimistic concurrency), reads strongly consistent.
+ */
+export class LockStore {
+  constructor(
+    private readonly ddb: DocumentSender,
+    readonly table: string,
+  ) {}
+
+  async get(service: string): Promise<LockItem | undefined> {
+    const r = await this.ddb.send(new GetCommand({ TableName: this.table, Key: { service }, ConsistentRead: true }));
+    return r.Item as LockItem | undefined;
+  }
+
+  /** Writes `next` only if the stored version is still `expected` (undefined: the item must not exist). */
+  async put(next: LockItem, expected: number | undefined): Promise<boolean> {
+    const item = { ...next, version: (expected ?? 0) + 1 };
+    try {
+      await this.ddb.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: item,
+          ...(expected === undefined
+            ? { ConditionExpression: "attribute_not_exists(#s)", ExpressionAttributeNames: { "#s": "service" } }
+            : { ConditionExpression: "#v = :v", ExpressionAttributeNames: { "#v": "version" }, ExpressionAttributeValues: { ":v": expected } }),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as Error).name === "ConditionalCheckFailedException") return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Read–decide–write until the conditional write lands. `decide` returns the item to write (or
+   * none) and the result; it may be called several times and must not have side effects other
+   * than reads.
+   */
+  async mutate<R>(
+    service: string,
+    decide: (item: LockItem | undefined) => Promise<{ write?: LockItem; result: R }> | { write?: LockItem; result: R },
+  ): Promise<R> {
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const item = await this.get(service);
+      const { write, result } = await decide(item);
+      if (!write) return result;
+      if (await this.put(write, item?.version)) return result;
+    }
+    throw new ThrottledError(`lock ${service}: ${MAX_ATTEMPTS} conflicting writes in a row; retry later`);
+  }
+}

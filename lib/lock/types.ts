@@ -1,0 +1,91 @@
+import type { Trigger } from "../names.ts";
+
+/**
+ * The deploy state machine's execution input (`state-machines/deploy.asl.json`). Pushes add the
+ * repository, branch, pusher and GitHub delivery id; rotations add the base AMI they roll onto.
+ */
+export interface DeployInput {
+  service: string;
+  commit: string;
+  trigger: Trigger;
+  repository?: string;
+  branch?: string;
+  requestedBy?: string;
+  pusher?: string;
+  deliveryId?: string;
+  baseAmi?: string;
+}
+
+/** A deployment waiting for the service lock (one per service: newer pushes replace it). */
+export interface QueuedDeploy {
+  commit: string;
+  /** Execution name it will start under. */
+  name: string;
+  input: DeployInput;
+  /** When the commit was pushed (GitHub `repository.pushed_at`, else arrival), epoch ms: orders "latest". */
+  pushedAt: number;
+  queuedAt: number;
+  /** Older queued commits this one replaced (most recent last, at most 10 kept). */
+  replaced?: string[];
+}
+
+/** The last deployment that failed while holding the lock, until it is redriven to success or aborted. */
+export interface FailedDeploy {
+  executionArn: string;
+  status: string;
+  unresolved: boolean;
+  failedAt: number;
+  /** The abort (compensation) execution started when a push superseded it. */
+  abortExecutionArn?: string;
+  supersededAt?: number;
+  /** Commit whose push superseded it. */
+  supersededBy?: string;
+  resolvedAt?: number;
+  resolution?: string;
+}
+
+/**
+ * One item per service in the lock table (partition key `service`). Every write is conditional on
+ * `version`, so two writers can never both believe they changed the same state.
+ */
+export interface LockItem {
+  service: string;
+  version: number;
+  /** Execution ARN holding the lock (a deploy, or an abort that took over from a failed deploy). */
+  holder?: string;
+  holderName?: string;
+  holderCommit?: string;
+  holderTrigger?: string;
+  holderPushedAt?: number;
+  /**
+   * `starting`: claimed by whoever is about to call StartExecution (webhook, rotation, the release
+   * hand-off), with a short lease; `running`: the execution itself acquired it.
+   */
+  holderState?: "starting" | "running";
+  /** While `starting`: the state machine ARN and input, so a retried release can re-issue the start. */
+  holderStart?: { stateMachineArn: string; name: string; input: string };
+  /** The holder before a hand-off (release → queued, failed deploy → its abort). */
+  previousHolder?: string;
+  leaseExpiresAt?: number;
+  acquiredAt?: number;
+  heartbeatAt?: number;
+  queued?: QueuedDeploy;
+  lastFailed?: FailedDeploy;
+  updatedAt: number;
+}
+
+/** Minimal structured logger (console-compatible). Never pass secrets or signatures. */
+export interface Log {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** JSON lines on stdout/stderr (what CloudWatch Logs indexes). */
+export const jsonLog: Log = {
+  info: (msg, fields) => console.log(JSON.stringify({ level: "info", msg, ...fields })),
+  warn: (msg, fields) => console.warn(JSON.stringify({ level: "warn", msg, ...fields })),
+  error: (msg, fields) => console.error(JSON.stringify({ level: "error", msg, ...fields })),
+};
+
+export const silentLog: Log = { info() {}, warn() {}, error() {} };
