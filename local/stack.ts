@@ -1,0 +1,364 @@
+/**
+ * The embedded default: boots the simulated cloud, the local Step Functions engine and DynamoDB,
+ * and registers kiln's functions, state machines, tables, topics, EventBridge rules, schedules and
+ * the webhook URL **from serverless.yml** — the same wiring that deploys.
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
+import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from "@aws-sdk/client-eventbridge";
+import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { CreateStateMachineCommand, SFNClient } from "@aws-sdk/client-sfn";
+import { CreateTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { type Clock, parseClock } from "../lib/clock.ts";
+import { clearConfigCache } from "../lib/config/index.ts";
+import { configureRuntime } from "../lib/runtime.ts";
+import { createCloud } from "./cloud/index.ts";
+import type { Cloud } from "./cloud/cloud.ts";
+import type { FaultRule } from "./cloud/faults.ts";
+import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
+import { loadServerless, PROJECT_ROOT, type ServerlessConfig } from "./serverless.ts";
+
+export interface StackOptions {
+  /** A Clock, or `virtual` / `real` / `scaled:N` (default virtual). */
+  clock?: Clock | string;
+  seed?: number;
+  /** Cloud behaviour settings (durations, app servers…). */
+  settings?: Record<string, number | string | boolean>;
+  faults?: FaultRule[];
+  /** HTTP port of the cloud endpoint; `false` for in-process only (default: a random port). */
+  port?: number | false;
+  /** Path of kiln.config.yaml (default: the project's). */
+  config?: string;
+  stage?: string;
+}
+
+export interface StackInfo {
+  endpoint: string;
+  webhookUrl: string;
+  consoleUrl?: string;
+  region: string;
+  stage: string;
+  stateMachines: Record<string, string>;
+  functions: Record<string, string>;
+  tables: Record<string, string>;
+  topics: Record<string, string>;
+  webhookSecretParameter?: string;
+}
+
+export class Stack {
+  readonly functions: Record<string, string> = {};
+  readonly stateMachines: Record<string, string> = {};
+  readonly tables: Record<string, string> = {};
+  readonly topics: Record<string, string> = {};
+  readonly parameters: Record<string, string> = {};
+  /** The local webhook secret (the real one lives in an SSM SecureString on AWS too). */
+  webhookSecret = "";
+  webhookUrl = "";
+  consoleUrl?: string;
+
+  private constructor(
+    readonly cloud: Cloud,
+    readonly serverless: ServerlessConfig,
+    readonly stage: string,
+  ) {}
+
+  static async start(opts: StackOptions = {}): Promise<Stack> {
+    const clock = typeof opts.clock === "object" ? opts.clock : parseClock(opts.clock ?? "virtual");
+    if (opts.config) process.env.KILN_CONFIG = path.resolve(opts.config);
+    clearConfigCache();
+    const cloud = createCloud({ clock, seed: opts.seed, settings: opts.settings, faults: opts.faults });
+    await cloud.start({ port: opts.port === undefined ? 0 : opts.port });
+    configureRuntime({ clock: cloud.clock, aws: cloud.clientConfig() });
+    const stage = opts.stage ?? "local";
+    const sls = loadServerless({ stage, region: cloud.region, accountId: cloud.accountId });
+    const stack = new Stack(cloud, sls, stage);
+    await stack.wire();
+    return stack;
+  }
+
+  info(): StackInfo {
+    return {
+      endpoint: this.cloud.endpoint,
+      webhookUrl: this.webhookUrl,
+      consoleUrl: this.consoleUrl,
+      region: this.cloud.region,
+      stage: this.stage,
+      stateMachines: { ...this.stateMachines },
+      functions: { ...this.functions },
+      tables: { ...this.tables },
+      topics: { ...this.topics },
+      webhookSecretParameter: this.parameters.webhookSecret,
+    };
+  }
+
+  async stop(): Promise<void> {
+    await this.cloud.stop();
+  }
+
+  private get region(): string {
+    return this.cloud.region;
+  }
+
+  private functionName(key: string): string {
+    return `${this.serverless.service}-${this.stage}-${key}`;
+  }
+
+  private functionArn(key: string): string {
+    return `arn:aws:lambda:${this.region}:${this.cloud.accountId}:function:${this.functionName(key)}`;
+  }
+
+  /** Resolves CloudFormation intrinsics against the local resources. */
+  resolve(value: unknown): unknown {
+    if (Array.isArray(value)) return value.map((v) => this.resolve(v));
+    if (!value || typeof value !== "object") return value;
+    const o = value as Record<string, unknown>;
+    if ("Ref" in o && Object.keys(o).length === 1) return this.ref(String(o.Ref));
+    if ("Fn::GetAtt" in o && Object.keys(o).length === 1) {
+      const [res, attr] = o["Fn::GetAtt"] as [string, string];
+      return this.getAtt(res, attr);
+    }
+    if ("Fn::Sub" in o && Object.keys(o).length === 1) {
+      const sub = o["Fn::Sub"];
+      const [tpl, vars] = Array.isArray(sub) ? (sub as [string, Record<string, unknown>]) : [sub as string, {}];
+      return tpl.replace(/\$\{([^}]+)\}/g, (_m, name: string) => {
+        if (name in vars) return String(this.resolve(vars[name]));
+        if (name === "AWS::Region") return this.region;
+        if (name === "AWS::AccountId") return this.cloud.accountId;
+        if (name === "AWS::Partition") return "aws";
+        if (name.includes(".")) {
+          const [r, a] = name.split(".") as [string, string];
+          return String(this.getAtt(r, a));
+        }
+        return String(this.ref(name));
+      });
+    }
+    if ("Fn::Join" in o) {
+      const [sep, parts] = o["Fn::Join"] as [string, unknown[]];
+      return parts.map((p) => this.resolve(p)).join(sep);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(o)) out[k] = this.resolve(v);
+    return out;
+  }
+
+  private ref(name: string): unknown {
+    if (name === "AWS::Region") return this.region;
+    if (name === "AWS::AccountId") return this.cloud.accountId;
+    if (name in this.tables) return this.tables[name];
+    if (name in this.topics) return this.topics[name];
+    if (name in this.stateMachines) return this.stateMachines[name];
+    const res = this.serverless.resources?.Resources?.[name];
+    if (res?.Type === "AWS::DynamoDB::Table") return this.tables[name];
+    const fnKey = Object.keys(this.serverless.functions).find((k) => lambdaLogicalId(k) === name);
+    if (fnKey) return this.functionName(fnKey);
+    throw new Error(`serverless.yml: cannot resolve Ref ${name} locally`);
+  }
+
+  private getAtt(resource: string, attr: string): unknown {
+    const fnKey =
+      resource in this.serverless.functions ? resource : Object.keys(this.serverless.functions).find((k) => lambdaLogicalId(k) === resource);
+    if (fnKey && attr === "Arn") return this.functionArn(fnKey);
+    if (resource in this.tables && attr === "Arn") return `arn:aws:dynamodb:${this.region}:${this.cloud.accountId}:table/${this.tables[resource]}`;
+    if (resource in this.topics && (attr === "TopicArn" || attr === "Arn")) return this.topics[resource];
+    if (resource in this.stateMachines && attr === "Arn") return this.stateMachines[resource];
+    throw new Error(`serverless.yml: cannot resolve Fn::GetAtt ${resource}.${attr} locally`);
+  }
+
+  private async wire(): Promise<void> {
+    const cfg = this.cloud.clientConfig();
+    const resources = this.serverless.resources?.Resources ?? {};
+    // 1. Tables and topics declared in `resources` — created from their own CloudFormation properties.
+    const ddb = new DynamoDBClient(cfg);
+    const sns = new SNSClient(cfg);
+    for (const [id, r] of Object.entries(resources)) {
+      if (r.Type === "AWS::DynamoDB::Table") {
+        const p = this.resolveProps(r.Properties, id) as Record<string, unknown>;
+        const name = String(p.TableName ?? `${this.serverless.service}-${this.stage}-${id}`);
+        this.tables[id] = name;
+        await ddb.send(
+          new CreateTableCommand({
+            TableName: name,
+            KeySchema: p.KeySchema as CreateTableCommandInput["KeySchema"],
+            AttributeDefinitions: p.AttributeDefinitions as CreateTableCommandInput["AttributeDefinitions"],
+            BillingMode: "PAY_PER_REQUEST",
+            GlobalSecondaryIndexes: p.GlobalSecondaryIndexes as CreateTableCommandInput["GlobalSecondaryIndexes"],
+          }),
+        );
+      } else if (r.Type === "AWS::SNS::Topic") {
+        const p = this.resolveProps(r.Properties, id) as Record<string, unknown>;
+        const out = await sns.send(new CreateTopicCommand({ Name: String(p.TopicName ?? `${this.serverless.service}-${this.stage}-${id}`) }));
+        this.topics[id] = out.TopicArn!;
+      }
+    }
+    // 2. State machine ARNs are derived from their names, so functions can reference them.
+    const machines = this.serverless.stepFunctions?.stateMachines ?? {};
+    const machineIds: Record<string, string> = {};
+    for (const [key, m] of Object.entries(machines)) {
+      const id = String((m as { id?: string }).id ?? `${key.charAt(0).toUpperCase()}${key.slice(1)}StepFunctionsStateMachine`);
+      const name = String(m.name ?? `${key}-${this.stage}`);
+      machineIds[key] = id;
+      this.stateMachines[id] = `arn:aws:states:${this.region}:${this.cloud.accountId}:stateMachine:${name}`;
+    }
+    // 3. Secrets referenced from SSM: created locally with generated values (on AWS they are created by the operator).
+    const ssm = new SSMClient(cfg);
+    const secretParams = (this.serverless.custom?.secrets ?? {}) as Record<string, string>;
+    for (const [key, name] of Object.entries(secretParams)) {
+      const value = key === "webhookSecret" ? randomBytes(24).toString("hex") : `local-${key}`;
+      if (key === "webhookSecret") this.webhookSecret = value;
+      this.parameters[key] = name;
+      await ssm.send(new PutParameterCommand({ Name: name, Type: "SecureString", Value: value, Overwrite: true }));
+    }
+    // 4. Functions: the very handler modules that deploy, registered as in-process Lambdas.
+    const lambda = this.cloud.backend<LambdaBackend>("lambda");
+    const providerEnv = (this.resolve(this.serverless.provider.environment ?? {}) ?? {}) as Record<string, unknown>;
+    for (const [key, fn] of Object.entries(this.serverless.functions)) {
+      const [file, exportName = "handler"] = splitHandler(fn.handler);
+      const mod = await import(pathToFileURL(path.join(PROJECT_ROOT, file)).href);
+      const handler = mod[exportName];
+      if (typeof handler !== "function") throw new Error(`serverless.yml: functions.${key}.handler ${fn.handler} exports no function`);
+      const env = { ...providerEnv, ...((this.resolve(fn.environment ?? {}) ?? {}) as Record<string, unknown>) };
+      this.functions[key] = lambda.registerFunction({
+        name: this.functionName(key),
+        handler,
+        timeoutSeconds: fn.timeout ?? this.serverless.provider.timeout ?? 6,
+        memorySize: fn.memorySize ?? this.serverless.provider.memorySize ?? 1024,
+        environment: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+        handlerName: fn.handler,
+        runtime: String(this.serverless.provider.runtime ?? "nodejs22.x"),
+      });
+    }
+    // 5. State machines from state-machines/*.asl.json with their references resolved locally.
+    const sfn = new SFNClient(cfg);
+    for (const [key, m] of Object.entries(machines)) {
+      const definition = this.resolve(m.definition);
+      const arn = this.stateMachines[machineIds[key]!]!;
+      await sfn.send(
+        new CreateStateMachineCommand({
+          name: arn.split(":").pop()!,
+          definition: JSON.stringify(definition),
+          roleArn: `arn:aws:iam::${this.cloud.accountId}:role/${this.serverless.service}-${this.stage}-states`,
+          type: "STANDARD",
+        }),
+      );
+    }
+    // 6. Events: EventBridge rules, schedules and function URLs.
+    const events = new EventBridgeClient(cfg);
+    const scheduler = new SchedulerClient(cfg);
+    for (const [key, fn] of Object.entries(this.serverless.functions)) {
+      for (const [i, ev] of (fn.events ?? []).entries()) {
+        const e = this.resolve(ev) as Record<string, Record<string, unknown> | string>;
+        if (e.eventBridge && typeof e.eventBridge === "object") {
+          const rule = `${this.functionName(key)}-rule-${i + 1}`;
+          await events.send(new PutRuleCommand({ Name: rule, EventPattern: JSON.stringify(e.eventBridge.pattern) }));
+          await events.send(new PutTargetsCommand({ Rule: rule, Targets: [{ Id: key, Arn: this.functions[key]! }] }));
+        } else if (e.schedule) {
+          const s = (typeof e.schedule === "string" ? { rate: e.schedule } : e.schedule) as Record<string, unknown>;
+          const rates = (Array.isArray(s.rate) ? s.rate : [s.rate]) as string[];
+          for (const [j, rate] of rates.entries()) {
+            await scheduler.send(
+              new CreateScheduleCommand({
+                Name: `${this.functionName(key)}-${i + 1}-${j + 1}`,
+                ScheduleExpression: rate,
+                FlexibleTimeWindow: { Mode: "OFF" },
+                State: s.enabled === false ? "DISABLED" : "ENABLED",
+                Target: {
+                  Arn: this.functions[key]!,
+                  RoleArn: `arn:aws:iam::${this.cloud.accountId}:role/scheduler`,
+                  Input: s.input === undefined ? undefined : JSON.stringify(s.input),
+                },
+              }),
+            );
+          }
+        }
+      }
+      if (fn.url) this.mountFunctionUrl(key);
+    }
+  }
+
+  private resolveProps(props: unknown, _id: string): unknown {
+    return this.resolve(props ?? {});
+  }
+
+  /** A Lambda Function URL on the cloud endpoint: `POST <endpoint>/lambda-url/<function>/`. */
+  private mountFunctionUrl(key: string): void {
+    const prefix = `/lambda-url/${key}`;
+    const lambda = this.cloud.backend<LambdaBackend>("lambda");
+    this.cloud.router.addRawHandler(async (req) => {
+      const url = new URL(req.url, "http://local");
+      if (!url.pathname.startsWith(prefix)) return undefined;
+      const event = functionUrlEvent(req, url, prefix, this.cloud.clock.now());
+      const r = await lambda.invoke(this.functions[key]!, event);
+      if (r.functionError) {
+        return { status: 502, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: "Internal Server Error" }) };
+      }
+      return functionUrlResponse(r.payload);
+    });
+    if (key === "webhook" || !this.webhookUrl) this.webhookUrl = `${this.cloud.endpoint}${prefix}/`;
+  }
+}
+
+/** `functions/webhook.handler` → [`functions/webhook.ts`, `handler`]. */
+function splitHandler(h: string): [string, string] {
+  const dot = h.lastIndexOf(".");
+  return [`${h.slice(0, dot)}.ts`, h.slice(dot + 1)];
+}
+
+/** Serverless's logical id of a function: `webhook` → `WebhookLambdaFunction`. */
+export function lambdaLogicalId(key: string): string {
+  const normalized = key.replace(/-/g, "Dash").replace(/_/g, "Underscore");
+  return `${normalized.charAt(0).toUpperCase()}${normalized.slice(1)}LambdaFunction`;
+}
+
+/** The payload-format-2.0 event a Lambda Function URL delivers. */
+function functionUrlEvent(
+  req: { method: string; headers: Record<string, string>; body: Buffer },
+  url: URL,
+  prefix: string,
+  now: number,
+): Record<string, unknown> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = String(v);
+  const ct = headers["content-type"] ?? "";
+  const textual = /json|text|x-www-form-urlencoded/.test(ct) || ct === "";
+  const rawPath = url.pathname.slice(prefix.length) || "/";
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath,
+    rawQueryString: url.search.slice(1),
+    headers,
+    queryStringParameters: url.search ? Object.fromEntries(url.searchParams) : undefined,
+    requestContext: {
+      accountId: "anonymous",
+      apiId: "local",
+      domainName: url.host,
+      http: { method: req.method, path: rawPath, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: headers["user-agent"] ?? "" },
+      requestId: randomBytes(16).toString("hex"),
+      routeKey: "$default",
+      stage: "$default",
+      time: new Date(now).toUTCString(),
+      timeEpoch: now,
+    },
+    body: textual ? req.body.toString("utf8") : req.body.toString("base64"),
+    isBase64Encoded: !textual,
+  };
+}
+
+/** Lambda Function URL response mapping: a `{statusCode, headers, body}` object, or any JSON as a 200 body. */
+function functionUrlResponse(payload: string): { status: number; headers: Record<string, string>; body: string } {
+  let out: unknown;
+  try {
+    out = payload ? JSON.parse(payload) : null;
+  } catch {
+    return { status: 200, headers: { "content-type": "application/json" }, body: payload };
+  }
+  if (out && typeof out === "object" && "statusCode" in out) {
+    const r = out as { statusCode: number; headers?: Record<string, string>; body?: string; isBase64Encoded?: boolean };
+    const body = r.isBase64Encoded && r.body ? Buffer.from(r.body, "base64").toString("utf8") : (r.body ?? "");
+    return { status: r.statusCode, headers: { "content-type": "application/json", ...(r.headers ?? {}) }, body };
+  }
+  return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(out) };
+}
