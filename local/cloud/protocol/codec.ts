@@ -54,14 +54,30 @@ export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
 }
 
+const XML_MEMBER = Symbol("xmlMemberName");
+
 /**
- * Renders a value as XML children. Arrays become repeated `<itemName>` elements inside their key,
- * Dates ISO-8601, booleans `true`/`false`, `undefined`/`null` are omitted.
+ * Marks a list whose members the model names otherwise than `item`/`member` (e.g. EC2's
+ * launch-template network interface `groupSet`, whose members are `<groupId>`).
+ */
+export function xmlList<T>(items: T[], memberName: string): T[] {
+  const copy = [...items];
+  Object.defineProperty(copy, XML_MEMBER, { value: memberName, enumerable: false });
+  return copy;
+}
+
+/**
+ * Renders a value as XML children. Arrays become repeated `<itemName>` elements inside their key
+ * (or the name given with `xmlList`), Dates ISO-8601, booleans `true`/`false`, `undefined`/`null`
+ * are omitted.
  */
 export function toXml(value: unknown, itemName: "item" | "member"): string {
   if (value === undefined || value === null) return "";
   if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.map((v) => `<${itemName}>${toXml(v, itemName)}</${itemName}>`).join("");
+  if (Array.isArray(value)) {
+    const name = (value as { [XML_MEMBER]?: string })[XML_MEMBER] ?? itemName;
+    return value.map((v) => `<${name}>${toXml(v, itemName)}</${name}>`).join("");
+  }
   if (typeof value === "object") {
     let out = "";
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
