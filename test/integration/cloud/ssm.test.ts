@@ -23,10 +23,12 @@ import {
   type SendCommandCommandInput,
   SSMClient,
 } from "@aws-sdk/client-ssm";
+import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Clock } from "../../../lib/clock.ts";
 import { Cloud, type CloudEvent } from "../../../local/cloud/cloud.ts";
 import type { Ec2Api, InstanceStateName, SimInstance } from "../../../local/cloud/contracts.ts";
+import { registerEc2 } from "../../../local/cloud/services/ec2/index.ts";
 import { PUBLIC_AMI_PARAMETERS, registerSsm, type SsmBackend } from "../../../local/cloud/services/ssm/index.ts";
 
 /**
@@ -88,6 +90,9 @@ class FakeEc2 implements Ec2Api {
   }
   subnets() {
     return [];
+  }
+  snapshot() {
+    return { instances: this.byId.size };
   }
 }
 
@@ -635,5 +640,48 @@ describe("simulated SSM over HTTP", () => {
     } finally {
       await cloud.stop();
     }
+  });
+});
+
+describe("simulated SSM with simulated EC2", () => {
+  let cloud: Cloud;
+
+  afterEach(async () => cloud?.stop());
+
+  it("runs the sample app's CLI on a launched instance and refuses a hostile commit passed by environment", async () => {
+    cloud = new Cloud({ seed: 3, settings: { "app.realServers": false } });
+    const ec2Backend = registerEc2(cloud);
+    registerSsm(cloud);
+    await cloud.start({ port: false });
+    const ec2 = new EC2Client(cloud.clientConfig());
+    const ssm = new SSMClient(cloud.clientConfig());
+    const amiId = (await ssm.send(new GetParameterCommand({ Name: PUBLIC_AMI_PARAMETERS.x86_64! }))).Parameter!.Value!;
+    expect(ec2Backend.baseImages().filter((b) => b.arch === "x86_64").at(-1)!.imageId).toBe(amiId);
+    const run = await ec2.send(new RunInstancesCommand({ ImageId: amiId, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1 }));
+    const instanceId = run.Instances![0]!.InstanceId!;
+    await until(cloud.clock, async () => {
+      const info = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: [instanceId] }] }));
+      return info.InstanceInformationList?.[0]?.PingStatus === "Online" ? true : undefined;
+    });
+    const runScript = async (commands: string[]) => {
+      const out = await ssm.send(new SendCommandCommand({ DocumentName: "AWS-RunShellScript", InstanceIds: [instanceId], Parameters: { commands } }));
+      const commandId = out.Command!.CommandId!;
+      return until(cloud.clock, async () => {
+        const r = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })).catch(() => undefined);
+        return r && TERMINAL.includes(r.Status!) ? r : undefined;
+      });
+    };
+    const hostile = "abc1234; touch /tmp/kiln-pwned-$$ $(id)";
+    const refused = await runScript([`export KILN_COMMIT=${shellQuote(hostile)}`, "sample-app install"]);
+    expect(refused).toMatchObject({ Status: "Failed", ResponseCode: 2 });
+    expect(refused.StandardErrorContent).toContain("refusing KILN_COMMIT");
+    const ok = await runScript(["export KILN_COMMIT=abc1234", "export KILN_SERVICE=web", "sample-app install", "sample-app status"]);
+    expect(ok).toMatchObject({ Status: "Success", ResponseCode: 0 });
+    expect(ok.StandardOutputContent).toContain("installed web at abc1234");
+
+    // A newer base AMI moves the public parameter.
+    const [published] = ec2Backend.publishBaseImage("x86_64");
+    const now = (await ssm.send(new GetParameterCommand({ Name: PUBLIC_AMI_PARAMETERS.x86_64! }))).Parameter!;
+    expect(now).toMatchObject({ Value: published!.imageId, Version: 2 });
   });
 });
