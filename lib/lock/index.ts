@@ -3,3 +3,4 @@ export type { AbortSpec, Claim, HolderStatus, StartSpec } from "./rules.ts";
 export { isFailedStatus } from "./rules.ts";
 export { type DocumentSender, LockStore } from "./store.ts";
 export * from "./types.ts";
+export { startDepsFromEnv } from "./env.ts";

@@ -1,0 +1,3 @@
+export * from "./routing.ts";
+export * from "./secrets.ts";
+export * from "./webhook.ts";
