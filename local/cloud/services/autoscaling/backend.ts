@@ -487,7 +487,7 @@ export class AutoScalingBackend {
       act.StatusCode = "MidLifecycleAction";
       act.Progress = 30;
       const result = await this.runHooks(g, inst, LAUNCHING, origin, destination);
-      if (inst.state !== "Pending:Wait") return this.interrupted(g, act);
+      if (inst.state !== "Pending:Wait") return this.interrupted(g, inst, act);
       if (result === "ABANDON") {
         // ABANDON on launch: the instance is terminated and replaced.
         this.endActivity(g, act, "Cancelled", `Instance failed to complete user's Lifecycle Action: Lifecycle Action with token for ${inst.id} was abandoned: Lifecycle Action Completed with ABANDON Result`);
@@ -496,9 +496,9 @@ export class AutoScalingBackend {
         return;
       }
       inst.state = "Pending:Proceed";
+      act.Progress = 50;
     }
     act.StatusCode = "PreInService";
-    act.Progress = Math.max(act.Progress, 50);
     const expected = inst.state;
     const ec2 = this.ec2();
     const running = await this.waitFor(inst, () => {
@@ -508,7 +508,7 @@ export class AutoScalingBackend {
       if (s !== "pending") return false;
       return undefined;
     });
-    if (inst.state !== expected) return this.interrupted(g, act);
+    if (inst.state !== expected) return this.interrupted(g, inst, act);
     if (!running) {
       // EC2 gave up on it (boot failure, stopped, terminated): the health check replaces it.
       this.endActivity(g, act, "Failed", "Instance became unhealthy while waiting for instance to be in InService state.");
@@ -524,10 +524,11 @@ export class AutoScalingBackend {
     this.kick(g);
   }
 
-  private interrupted(g: Group, act: Activity): void {
-    if (act.StatusCode !== "Successful" && act.StatusCode !== "Failed" && act.StatusCode !== "Cancelled") {
-      this.endActivity(g, act, "Cancelled", "The instance was taken out of service before it reached InService.");
-    }
+  /** The instance left the flow's path (terminated, replaced) before reaching its goal. */
+  private interrupted(g: Group, inst: AsgInstance, act: Activity): void {
+    if (act.EndTime) return;
+    if (inst.health === "Unhealthy") this.endActivity(g, act, "Failed", "Instance became unhealthy while waiting for instance to be in InService state.");
+    else this.endActivity(g, act, "Cancelled", "The instance was taken out of service before it reached InService.");
   }
 
   // ---------------------------------------------------------------- terminate
@@ -590,7 +591,7 @@ export class AutoScalingBackend {
     const act = this.startActivity(g, `Moving EC2 instance to Standby: ${inst.id}`, cause, { StatusCode: "InProgress", Progress: 50 });
     const flow = (async () => {
       await this.deregisterAll(inst);
-      if (inst.state !== "EnteringStandby") return this.interrupted(g, act);
+      if (inst.state !== "EnteringStandby") return this.interrupted(g, inst, act);
       inst.state = "Standby";
       this.endActivity(g, act, "Successful");
     })();
