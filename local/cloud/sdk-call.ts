@@ -18,7 +18,11 @@ import type { InvokeOutput } from "./services/lambda/index.ts";
 export type AwsCaller = (service: string, action: string, params: unknown) => Promise<unknown>;
 
 /** The engine's `invokeLambda`. */
-export type LambdaInvoker = (functionArn: string, payload: unknown, opts?: { timeoutMs?: number }) => Promise<LambdaInvocation>;
+export type LambdaInvoker = (
+  functionArn: string,
+  payload: unknown,
+  opts?: { timeoutMs?: number; invocationType?: string; qualifier?: string },
+) => Promise<LambdaInvocation>;
 
 export interface LambdaInvocation {
   /** The response payload, parsed from JSON (the raw text when it is not JSON; null when empty). */
@@ -45,11 +49,14 @@ export class AwsCallError extends Error {
     readonly statusCode?: number,
     /** `client` or `server`, as the SDK classifies it. */
     readonly fault?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; requestId?: string },
   ) {
     super(message, options);
     this.name = name;
+    this.$metadata = { httpStatusCode: statusCode, requestId: options?.requestId };
   }
+  /** The SDK's response metadata, for callers that read errors the SDK way. */
+  readonly $metadata: { httpStatusCode?: number; requestId?: string };
 }
 
 interface SdkClient {
@@ -182,7 +189,8 @@ export function createAwsCaller(cloud: Cloud): AwsCaller {
     if (typeof Command !== "function") {
       throw new AwsCallError("States.Runtime", `The API action '${action}' is not supported by service '${service}'`, service, action);
     }
-    const input = prepareInput(canonical, commandName, params ?? {});
+    // Step Functions writes every API's parameters in PascalCase; the SFN API itself is camelCase.
+    const input = prepareInput(canonical, commandName, canonical === "sfn" ? recase(params ?? {}, lowerFirst) : (params ?? {}));
     let out: Record<string, unknown>;
     try {
       out = await client.send(new Command(input));
@@ -190,7 +198,8 @@ export function createAwsCaller(cloud: Cloud): AwsCaller {
       throw toCallError(err, service, action);
     }
     const { $metadata: _meta, ...rest } = out;
-    return jsonSafe(rest, canonical === "lambda" && commandName === "InvokeCommand" ? "Payload" : undefined);
+    const safe = jsonSafe(rest, canonical === "lambda" && commandName === "InvokeCommand" ? "Payload" : undefined);
+    return canonical === "sfn" ? recase(safe, upperFirst) : safe;
   };
 }
 
@@ -199,14 +208,17 @@ export function createLambdaInvoker(cloud: Cloud): LambdaInvoker {
   return async (functionArn, payload, opts = {}) => {
     const call = cloud.router.invoke("lambda", "Invoke", {
       FunctionName: functionArn,
-      InvocationType: "RequestResponse",
+      InvocationType: opts.invocationType ?? "RequestResponse",
+      ...(opts.qualifier ? { Qualifier: opts.qualifier } : {}),
       Payload: Buffer.from(payload === undefined ? "" : JSON.stringify(payload), "utf8"),
     }) as Promise<InvokeOutput>;
     let out: InvokeOutput;
     try {
       out = opts.timeoutMs === undefined ? await call : await withTimeout(cloud, call, opts.timeoutMs, functionArn);
     } catch (err) {
-      if (err instanceof AwsError) throw new AwsCallError(err.code, err.message, "lambda", "invoke", err.status, err.status >= 500 ? "server" : "client", { cause: err });
+      if (err instanceof AwsError) {
+        throw new AwsCallError(err.code, err.message, "lambda", "invoke", err.status, err.status >= 500 ? "server" : "client", { cause: err });
+      }
       throw err;
     }
     return {
@@ -257,16 +269,23 @@ function prepareInput(canonical: string, commandName: string, params: unknown): 
 
 function toCallError(err: unknown, service: string, action: string): AwsCallError {
   if (err instanceof AwsCallError) return err;
-  const e = err as { name?: string; message?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
-  return new AwsCallError(
-    e?.name || "UnknownError",
-    e?.message || String(err),
-    service,
-    action,
-    e?.$metadata?.httpStatusCode,
-    e?.$fault,
-    { cause: err },
-  );
+  const e = err as { name?: string; message?: string; $fault?: string; $metadata?: { httpStatusCode?: number; requestId?: string } };
+  return new AwsCallError(e?.name || "UnknownError", e?.message || String(err), service, action, e?.$metadata?.httpStatusCode, e?.$fault, {
+    cause: err,
+    ...(e?.$metadata?.requestId ? { requestId: e.$metadata.requestId } : {}),
+  });
+}
+
+const lowerFirst = (k: string) => k.charAt(0).toLowerCase() + k.slice(1);
+const upperFirst = (k: string) => k.charAt(0).toUpperCase() + k.slice(1);
+
+/** Renames every object key with `fn`, deeply (SFN's camelCase API behind PascalCase parameters). */
+function recase(value: unknown, fn: (k: string) => string): unknown {
+  if (Array.isArray(value)) return value.map((v) => recase(v, fn));
+  if (value && typeof value === "object" && !(value instanceof Date) && !(value instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [fn(k), recase(v, fn)]));
+  }
+  return value;
 }
 
 /** Deep copy fit for state data: Dates → ISO strings, bytes → base64 (or UTF-8 for `textKey`). */
