@@ -1,0 +1,10 @@
+import { install } from "../lib/bake/index.ts";
+import { bakeDeps } from "../lib/bake/deps.ts";
+import { BuilderEvent } from "../lib/bake/schemas.ts";
+import type { BakePlan } from "../lib/bake/types.ts";
+import { stepHandler } from "../lib/handler.ts";
+
+const deps = bakeDeps();
+
+/** Install (see lib/bake/). */
+export const handler = stepHandler("Install", BuilderEvent, (e) => install({ ...e, plan: e.plan as unknown as BakePlan }, deps));

@@ -1,0 +1,10 @@
+import { tagImage } from "../lib/bake/index.ts";
+import { bakeDeps } from "../lib/bake/deps.ts";
+import { ImageEvent } from "../lib/bake/schemas.ts";
+import type { BakePlan } from "../lib/bake/types.ts";
+import { stepHandler } from "../lib/handler.ts";
+
+const deps = bakeDeps();
+
+/** TagImage (see lib/bake/). */
+export const handler = stepHandler("TagImage", ImageEvent, (e) => tagImage({ ...e, plan: e.plan as unknown as BakePlan }, deps));
