@@ -17,6 +17,7 @@ import {
   EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
+  type _InstanceType,
 } from "@aws-sdk/client-ec2";
 import {
   CreateListenerCommand,
@@ -90,7 +91,7 @@ export async function seedService(
   const run = await ec2.send(
     new RunInstancesCommand({
       ImageId: baseAmi,
-      InstanceType: cfg.builder.instanceType,
+      InstanceType: cfg.builder.instanceType as _InstanceType,
       MinCount: 1,
       MaxCount: 1,
       SubnetId: subnets[0]?.SubnetId,
@@ -168,7 +169,7 @@ export async function seedService(
     new CreateLaunchTemplateCommand({
       LaunchTemplateName: `kiln-${service}`,
       VersionDescription: "seed",
-      LaunchTemplateData: { ImageId: imageId, InstanceType: cfg.builder.instanceType },
+      LaunchTemplateData: { ImageId: imageId, InstanceType: cfg.builder.instanceType as _InstanceType },
       TagSpecifications: [{ ResourceType: "launch-template", Tags: [{ Key: "kiln:service", Value: service }, { Key: "kiln:execution", Value: "seed" }, { Key: "kiln:role", Value: "launch-template" }] }],
     }),
   );

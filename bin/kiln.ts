@@ -1,0 +1,155 @@
+/**
+ * kiln — bake AMIs and roll EC2 fleets blue/green with Step Functions.
+ *
+ * Exit codes: 0 success · 1 the operation or deployment failed · 2 bad arguments ·
+ * 3 unknown service or execution · 4 no local stack running.
+ */
+import { parseArgs } from "node:util";
+import {
+  abort,
+  decide,
+  deploy,
+  formatLogs,
+  formatStatus,
+  logs,
+  push,
+  redrive,
+  rollback,
+  rotate,
+  status,
+} from "../local/cli/commands.ts";
+import { runCloud, runStart, runUp } from "../local/cli/run.ts";
+import { awsTarget, CliError, EXIT, localTarget, type Target } from "../local/cli/target.ts";
+
+const USAGE = `usage: kiln <command> [options]
+
+Local stack (the embedded default — no AWS account needed):
+  start [--once] [--clock scaled:N] [--bad-commit]   boot the stack, seed the example service, push a commit
+                                                     and show the deployment live (npm start)
+  up [--port N] [--clock C] [--no-seed]              run the local stack (cloud, engine, functions, console)
+  cloud [--port 4566] [--clock virtual|scaled:N|real] [--scenario file]
+                                                     run the simulated AWS cloud alone
+
+Operations (against the local stack, or AWS with --profile/--region):
+  deploy <service> --commit <sha>      start a deployment of a commit
+  push <service> [--commit sha] [--branch b]   send a signed GitHub push webhook (local stack)
+  status [service] [--json]            live commit, traffic, fleets, recent executions
+  history <service> [--json]           recent deployments of a service
+  logs <execution> [--json]            an execution's history
+  approve <execution>                  approve a deployment waiting at its approval gate
+  reject <execution> [--reason text]   reject it (traffic stays on blue)
+  abort <execution|service>            restore blue, remove green, release the lock
+  redrive <execution>                  retry a failed execution from the failed step
+  rollback <service>                   return to the previous fleet within its fast-rollback window
+  rotate <service>                     rebake the live commit on the newest base AMI if due
+
+Options: --json  --profile P  --region R  --stage S  -h/--help
+Exit codes: 0 ok · 1 failed · 2 bad arguments · 3 unknown service/execution · 4 no local stack`;
+
+const OPTIONS = {
+  json: { type: "boolean" },
+  once: { type: "boolean" },
+  "bad-commit": { type: "boolean" },
+  "no-seed": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  port: { type: "string" },
+  clock: { type: "string" },
+  scenario: { type: "string" },
+  commit: { type: "string" },
+  branch: { type: "string" },
+  reason: { type: "string" },
+  profile: { type: "string" },
+  region: { type: "string" },
+  stage: { type: "string" },
+  service: { type: "string" },
+} as const;
+
+export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    console.error(`kiln: ${(err as Error).message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const { values: v, positionals } = parsed;
+  const [command, arg] = positionals;
+  if (v.help || !command) {
+    out(USAGE);
+    return command || v.help ? EXIT.ok : EXIT.usage;
+  }
+  const port = v.port === undefined ? undefined : Number(v.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
+    console.error(`kiln: --port must be a port number, got ${v.port}`);
+    return EXIT.usage;
+  }
+  try {
+    switch (command) {
+      case "start":
+        return await runStart({ once: Boolean(v.once), clock: v.clock, badCommit: Boolean(v["bad-commit"]), service: v.service, port, out });
+      case "up":
+        return await runUp({ port, clock: v.clock, seed: !v["no-seed"], out });
+      case "cloud":
+        return await runCloud({ port: port ?? 4566, clock: v.clock ?? "real", scenario: v.scenario, out });
+    }
+    const target: Target = v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget();
+    switch (command) {
+      case "deploy":
+        await deploy(target, arg, v.commit, out);
+        return EXIT.ok;
+      case "push": {
+        const r = await push(target, arg, { commit: v.commit, branch: v.branch }, () => {});
+        out(v.json ? JSON.stringify(r) : `${r.status} ${JSON.stringify(r.body)}`);
+        return r.status < 300 ? EXIT.ok : EXIT.failed;
+      }
+      case "status": {
+        const s = await status(target, arg);
+        if (v.json) out(JSON.stringify(s, null, 2));
+        else formatStatus(s, out);
+        return EXIT.ok;
+      }
+      case "history": {
+        if (!arg) throw new CliError("history needs a service", EXIT.usage);
+        const s = await status(target, arg);
+        const execs = s.services[0]?.executions ?? [];
+        if (v.json) out(JSON.stringify(execs, null, 2));
+        else for (const e of execs) out(`${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""} → ${e.stopDate ?? ""}${e.redriveCount ? `  redriven ${e.redriveCount}×` : ""}`);
+        return EXIT.ok;
+      }
+      case "logs": {
+        const l = await logs(target, arg);
+        if (v.json) out(JSON.stringify(l, null, 2));
+        else formatLogs(l, out);
+        return EXIT.ok;
+      }
+      case "approve":
+        await decide(target, arg, true, undefined, out);
+        return EXIT.ok;
+      case "reject":
+        await decide(target, arg, false, v.reason, out);
+        return EXIT.ok;
+      case "abort":
+        await abort(target, arg, out);
+        return EXIT.ok;
+      case "redrive":
+        await redrive(target, arg, out);
+        return EXIT.ok;
+      case "rollback":
+        await rollback(target, arg, out);
+        return EXIT.ok;
+      case "rotate":
+        await rotate(target, arg, out);
+        return EXIT.ok;
+      default:
+        console.error(`kiln: unknown command "${command}"\n\n${USAGE}`);
+        return EXIT.usage;
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`kiln: ${err.message}`);
+      return err.code;
+    }
+    console.error(`kiln: ${(err as Error).name}: ${(err as Error).message}`);
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * What operators look at: per service, the live commit, traffic weights, fleets and recent
+ * executions — read only through AWS APIs, so the CLI and the console work against the local
+ * cloud and real AWS alike.
+ */
+import { type AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import {
+  DescribeListenersCommand,
+  DescribeLoadBalancersCommand,
+  DescribeTargetGroupsCommand,
+  type ElasticLoadBalancingV2Client,
+} from "@aws-sdk/client-elastic-load-balancing-v2";
+import { type ExecutionListItem, ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import type { ServiceConfig } from "../config/index.ts";
+import { KILN_TAGS, serviceGroups, tagValue } from "../roll/fleet.ts";
+import { readWeights, targetGroupHealth } from "../roll/traffic.ts";
+
+export interface FleetStatus {
+  group: string;
+  role: string;
+  commit?: string;
+  execution?: string;
+  targetGroups: string[];
+  capacity: { min: number; max: number; desired: number };
+  instances: { id: string; lifecycle: string; health?: string; target?: string; commit?: string }[];
+}
+
+export interface ServiceStatus {
+  service: string;
+  liveCommit?: string;
+  weights: { targetGroup: string; name: string; weight: number }[];
+  loadBalancer?: { name: string; dns?: string; url?: string };
+  fleets: FleetStatus[];
+  executions: { name: string; arn: string; status: string; startDate?: string; stopDate?: string; redriveCount?: number }[];
+  error?: string;
+}
+
+export interface StatusDeps {
+  ec2: EC2Client;
+  autoscaling: AutoScalingClient;
+  elbv2: ElasticLoadBalancingV2Client;
+  sfn: SFNClient;
+}
+
+/** Status of one service. Errors reading AWS are reported in `error` rather than thrown. */
+export async function serviceStatus(
+  service: string,
+  cfg: ServiceConfig,
+  deps: StatusDeps,
+  opts: { deployStateMachineArn?: string; executions?: number } = {},
+): Promise<ServiceStatus> {
+  const out: ServiceStatus = { service, weights: [], fleets: [], executions: [] };
+  try {
+    const tgs = await deps.elbv2.send(new DescribeTargetGroupsCommand({ Names: [...cfg.targetGroups] }));
+    const nameOf = new Map((tgs.TargetGroups ?? []).map((t) => [t.TargetGroupArn!, t.TargetGroupName!]));
+    const lbArn = tgs.TargetGroups?.flatMap((t) => t.LoadBalancerArns ?? [])[0];
+    if (lbArn) {
+      const lb = (await deps.elbv2.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [lbArn] }))).LoadBalancers?.[0];
+      if (lb) out.loadBalancer = { name: lb.LoadBalancerName!, dns: lb.DNSName, url: lb.DNSName ? (lb.DNSName.startsWith("http") ? lb.DNSName : `http://${lb.DNSName}`) : undefined };
+    }
+    let listenerArn = "arn" in cfg.listener ? cfg.listener.arn : undefined;
+    if (!listenerArn && lbArn) {
+      const ls = await deps.elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbArn }));
+      const port = "port" in cfg.listener ? cfg.listener.port : undefined;
+      listenerArn = ls.Listeners?.find((l) => port === undefined || l.Port === port)?.ListenerArn;
+    }
+    if (listenerArn) {
+      const w = await readWeights(deps.elbv2, { listenerArn, ruleArn: cfg.ruleArn });
+      out.weights = w.map((x) => ({ targetGroup: x.arn, name: nameOf.get(x.arn) ?? x.arn, weight: x.weight }));
+    }
+    const groups = await serviceGroups(deps.autoscaling, service);
+    const health = new Map<string, string>();
+    for (const arn of nameOf.keys()) {
+      const h = await targetGroupHealth(deps.elbv2, arn);
+      for (const id of h.healthy) health.set(id, "healthy");
+      for (const id of h.unhealthy) health.set(id, "unhealthy");
+      for (const o of h.other) health.set(o.id, o.state);
+    }
+    const ids = groups.flatMap((g) => (g.Instances ?? []).map((i) => i.InstanceId!));
+    const commits = new Map<string, string>();
+    for (let i = 0; i < ids.length; i += 200) {
+      const r = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids.slice(i, i + 200) }));
+      for (const res of r.Reservations ?? []) for (const inst of res.Instances ?? []) commits.set(inst.InstanceId!, tagValue(inst.Tags, KILN_TAGS.commit) ?? "");
+    }
+    for (const g of groups) {
+      out.fleets.push({
+        group: g.AutoScalingGroupName!,
+        role: tagValue(g.Tags, KILN_TAGS.role) ?? "fleet",
+        commit: tagValue(g.Tags, KILN_TAGS.commit),
+        execution: tagValue(g.Tags, KILN_TAGS.execution),
+        targetGroups: (g.TargetGroupARNs ?? []).map((a) => nameOf.get(a) ?? a),
+        capacity: { min: g.MinSize ?? 0, max: g.MaxSize ?? 0, desired: g.DesiredCapacity ?? 0 },
+        instances: (g.Instances ?? []).map((i) => ({
+          id: i.InstanceId!,
+          lifecycle: i.LifecycleState ?? "?",
+          health: health.get(i.InstanceId!),
+          commit: commits.get(i.InstanceId!),
+        })),
+      });
+    }
+    const liveTg = [...out.weights].sort((a, b) => b.weight - a.weight)[0];
+    const live = liveTg && liveTg.weight > 0 ? groups.find((g) => (g.TargetGroupARNs ?? []).includes(liveTg.targetGroup) && (g.DesiredCapacity ?? 0) > 0) : undefined;
+    out.liveCommit = live ? tagValue(live.Tags, KILN_TAGS.commit) : undefined;
+    if (opts.deployStateMachineArn) out.executions = await recentExecutions(deps.sfn, opts.deployStateMachineArn, service, opts.executions ?? 10);
+  } catch (err) {
+    out.error = `${(err as Error).name}: ${(err as Error).message}`;
+  }
+  return out;
+}
+
+/** The newest executions of a state machine whose name starts with `<service>-`. */
+export async function recentExecutions(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  service: string,
+  limit = 10,
+): Promise<ServiceStatus["executions"]> {
+  const found: ExecutionListItem[] = [];
+  let nextToken: string | undefined;
+  do {
+    const r = await sfn.send(new ListExecutionsCommand({ stateMachineArn, maxResults: 100, nextToken }));
+    for (const e of r.executions ?? []) if (e.name?.startsWith(`${service}-`)) found.push(e);
+    nextToken = r.nextToken;
+  } while (nextToken && found.length < limit);
+  return found
+    .sort((a, b) => (b.startDate?.getTime() ?? 0) - (a.startDate?.getTime() ?? 0))
+    .slice(0, limit)
+    .map((e) => ({
+      name: e.name!,
+      arn: e.executionArn!,
+      status: e.status!,
+      startDate: e.startDate?.toISOString(),
+      stopDate: e.stopDate?.toISOString(),
+      redriveCount: e.redriveCount,
+    }));
+}

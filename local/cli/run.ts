@@ -1,0 +1,189 @@
+/** `kiln start`, `kiln up`, `kiln cloud`: the long-running local commands. */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
+import { parse } from "yaml";
+import { parseClock } from "../../lib/clock.ts";
+import { loadConfig, serviceConfig } from "../../lib/config/index.ts";
+import { serviceStatus } from "../../lib/ops/status.ts";
+import { createCloud } from "../cloud/index.ts";
+import { seedService, type SeedResult } from "../seed.ts";
+import { Stack } from "../stack.ts";
+import { sendPush, waitForExecution } from "./commands.ts";
+import { clientsFor, EXIT, removeStackRecord, type Target, writeStackRecord } from "./target.ts";
+
+type Out = (line: string) => void;
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+}
+
+async function bootStack(opts: { clock?: string; port?: number; seed: boolean; service?: string; out: Out }): Promise<{ stack: Stack; seeded?: SeedResult }> {
+  const stack = await Stack.start({ clock: opts.clock ?? "scaled:60", port: opts.port ?? 0 });
+  const service = opts.service ?? Object.keys(loadConfig().services)[0]!;
+  let seeded: SeedResult | undefined;
+  if (opts.seed) {
+    opts.out(`seeding ${service}: baking the previous commit and starting a blue fleet of 4 behind an ALB…`);
+    seeded = await seedService(stack.cloud, { service, commit: randomBytes(20).toString("hex"), instances: 4 });
+    opts.out(`  blue fleet ${seeded.blueGroup} serves ${seeded.commit.slice(0, 12)} at ${seeded.loadBalancerUrl ?? "(no URL)"}`);
+  }
+  const info = stack.info();
+  writeStackRecord({
+    ...info,
+    pid: process.pid,
+    webhookSecret: stack.webhookSecret,
+    startedAt: new Date().toISOString(),
+    services: seeded ? { [service]: { loadBalancerUrl: seeded.loadBalancerUrl, commit: seeded.commit } } : {},
+  });
+  return { stack, seeded };
+}
+
+function targetOf(stack: Stack): Target {
+  const info = stack.info();
+  const machines = info.stateMachines;
+  const find = (s: string) => Object.values(machines).find((a) => a.endsWith(`-${s}`) || a.endsWith(`:${s}`));
+  return {
+    kind: "local",
+    region: info.region,
+    stateMachines: { deploy: find("deploy"), abort: find("abort"), rollback: find("rollback") },
+    functions: info.functions,
+    tables: info.tables,
+    webhookUrl: info.webhookUrl,
+    webhookSecret: stack.webhookSecret,
+    endpoint: info.endpoint,
+    consoleUrl: info.consoleUrl,
+    clients: clientsFor(stack.cloud.clientConfig()),
+  };
+}
+
+/** `npm start`: a real deployment, end to end, shown live. */
+export async function runStart(opts: { once: boolean; clock?: string; badCommit: boolean; service?: string; port?: number; out: Out }): Promise<number> {
+  const out = opts.out;
+  const wallStart = Date.now();
+  out("kiln: starting the local stack (simulated AWS cloud, Step Functions engine, DynamoDB, kiln's functions from serverless.yml)…");
+  const { stack, seeded } = await bootStack({ clock: opts.clock ?? "scaled:60", port: opts.port, seed: true, service: opts.service, out });
+  const clock = stack.cloud.clock;
+  const t = targetOf(stack);
+  const service = seeded!.service;
+  const cfg = serviceConfig(loadConfig(), service);
+  const commit = randomBytes(20).toString("hex");
+  if (opts.badCommit) {
+    stack.cloud.faults.add({ kind: "bad-commit", commit, mode: "500" });
+    out(`  commit ${commit.slice(0, 12)} is a bad commit: it answers 500s (the canary alarm should catch it)`);
+  }
+  const branch = Object.keys(cfg.branches)[0]!;
+  out(`pushing ${commit.slice(0, 12)} to ${cfg.repository}@${branch} (signed GitHub webhook → ${t.webhookUrl})`);
+  const r = await sendPush(t.webhookUrl!, stack.webhookSecret, { repository: cfg.repository, branch, commit });
+  const arn = r.body.executionArn as string | undefined;
+  if (r.status !== 202 || !arn) {
+    out(`webhook answered ${r.status}: ${JSON.stringify(r.body)}`);
+    await stack.stop();
+    return EXIT.failed;
+  }
+  out(`deployment started: ${arn}`);
+  const t0 = clock.now();
+  const elapsed = () => {
+    const s = Math.floor((clock.now() - t0) / 1000);
+    return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  };
+  // Live traffic through the ALB for the whole deployment: every failure is counted.
+  const load = { ok: 0, failed: 0, byCommit: new Map<string, number>() };
+  let loading = true;
+  const url = seeded!.loadBalancerUrl;
+  const loadLoop = (async () => {
+    while (loading && url) {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+        const text = await res.text();
+        if (res.status >= 500) load.failed++;
+        else {
+          load.ok++;
+          const c = (JSON.parse(text) as { commit?: string }).commit?.slice(0, 12) ?? "?";
+          load.byCommit.set(c, (load.byCommit.get(c) ?? 0) + 1);
+        }
+      } catch {
+        load.failed++;
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  })();
+  let seenEvents = 0;
+  let lastTraffic = "";
+  let lastFleet = "";
+  const poll = async () => {
+    const h = await t.clients.sfn.send(new GetExecutionHistoryCommand({ executionArn: arn, maxResults: 1000 }));
+    const events = (h.events ?? []) as HistoryEvent[];
+    for (const e of events.slice(seenEvents)) {
+      if (e.type?.endsWith("StateEntered") && e.stateEnteredEventDetails?.name) out(`[${elapsed()}] ${e.stateEnteredEventDetails.name}`);
+      if (e.type === "TaskFailed" || e.type === "LambdaFunctionFailed") out(`[${elapsed()}]   ✗ ${e.taskFailedEventDetails?.error ?? ""} ${(e.taskFailedEventDetails?.cause ?? "").slice(0, 300)}`);
+    }
+    seenEvents = events.length;
+    const s = await serviceStatus(service, cfg, t.clients);
+    const traffic = s.weights.map((w) => `${w.name} ${w.weight}%`).join(" | ");
+    if (traffic !== lastTraffic) out(`[${elapsed()}]   traffic  ${traffic}`);
+    lastTraffic = traffic;
+    const fleet = s.fleets
+      .filter((f) => f.capacity.desired > 0 || f.instances.length > 0)
+      .map((f) => `${f.role === "retired" ? "retired" : f.commit?.slice(0, 7)}: ${f.instances.filter((i) => i.health === "healthy").length}/${f.capacity.desired} healthy`)
+      .join(", ");
+    if (fleet !== lastFleet) out(`[${elapsed()}]   fleet    ${fleet}`);
+    lastFleet = fleet;
+  };
+  const final = await waitForExecution(t, arn, { everyMs: 250, onPoll: poll });
+  await poll();
+  loading = false;
+  await loadLoop;
+  const s = await serviceStatus(service, cfg, t.clients);
+  out("");
+  out(`deployment ${final} after ${elapsed()} simulated (${((Date.now() - wallStart) / 1000).toFixed(1)} s wall, clock ${clock.kind})`);
+  out(`  live commit ${s.liveCommit?.slice(0, 12) ?? "?"} · traffic ${s.weights.map((w) => `${w.name} ${w.weight}%`).join(" | ")}`);
+  out(`  requests through the ALB during the deployment: ${load.ok} ok, ${load.failed} failed · ${[...load.byCommit].map(([c, n]) => `${c}: ${n}`).join(", ")}`);
+  if (final !== "SUCCEEDED") out(`  see why: npx kiln logs ${arn} · retry: npx kiln redrive ${arn} · undo: npx kiln abort ${arn}`);
+  const ok = final === "SUCCEEDED" && s.liveCommit === commit;
+  if (opts.once) {
+    await stack.stop();
+    removeStackRecord(process.pid);
+    return ok ? EXIT.ok : EXIT.failed;
+  }
+  out("");
+  out(`the stack keeps running: console ${stack.consoleUrl ?? "(not available)"} · cloud ${stack.cloud.endpoint}`);
+  out("try: npx kiln status · npx kiln push web · npx kiln logs <execution> — Ctrl-C to stop");
+  await waitForSignal();
+  await stack.stop();
+  removeStackRecord(process.pid);
+  return ok ? EXIT.ok : EXIT.failed;
+}
+
+export async function runUp(opts: { port?: number; clock?: string; seed: boolean; out: Out }): Promise<number> {
+  const { stack, seeded } = await bootStack({ clock: opts.clock ?? "scaled:60", port: opts.port, seed: opts.seed, out: opts.out });
+  const info = stack.info();
+  opts.out(`kiln local stack up (clock ${stack.cloud.clock.kind})`);
+  opts.out(`  cloud endpoint  ${info.endpoint}   (AWS_ENDPOINT_URL=${info.endpoint} aws … works too)`);
+  opts.out(`  webhook URL     ${info.webhookUrl}`);
+  opts.out(`  console         ${info.consoleUrl ?? "(not available)"}`);
+  if (seeded) opts.out(`  ${seeded.service} ALB       ${seeded.loadBalancerUrl}`);
+  opts.out("Ctrl-C to stop");
+  await waitForSignal();
+  await stack.stop();
+  removeStackRecord(process.pid);
+  return EXIT.ok;
+}
+
+export async function runCloud(opts: { port: number; clock: string; scenario?: string; out: Out }): Promise<number> {
+  let scenario: { seed?: number; settings?: Record<string, number | string | boolean>; faults?: [] } = {};
+  if (opts.scenario) {
+    const text = readFileSync(opts.scenario, "utf8");
+    scenario = (opts.scenario.endsWith(".json") ? JSON.parse(text) : parse(text)) ?? {};
+  }
+  const cloud = createCloud({ clock: parseClock(opts.clock), seed: scenario.seed, settings: scenario.settings, faults: scenario.faults });
+  await cloud.start({ port: opts.port });
+  opts.out(`simulated AWS cloud listening on ${cloud.endpoint} (clock ${cloud.clock.kind})`);
+  opts.out(`  export AWS_ENDPOINT_URL=${cloud.endpoint} AWS_REGION=${cloud.region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local`);
+  opts.out(`  world state: ${cloud.endpoint}/_kiln/world · faults: POST ${cloud.endpoint}/_kiln/faults`);
+  await waitForSignal();
+  await cloud.stop();
+  return EXIT.ok;
+}
