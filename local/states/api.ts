@@ -146,11 +146,8 @@ export class StepFunctionsBackend implements Backend {
     } catch (e) {
       throw sfnError("InvalidDefinition", `Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: ${(e as Error).message}'`);
     }
-    // asl-validator annotates what it validates; keep the caller's definition untouched.
-    const r = aslValidator(structuredClone(parsed), { checkPaths: true, checkArn: true });
-    if (!r.isValid) {
-      throw sfnError("InvalidDefinition", `Invalid State Machine Definition: '${r.errors.map((e) => `${e["Error code"]}: ${e.Message}`).join(", ")}'`);
-    }
+    const problems = validate(text, parsed);
+    if (problems) throw sfnError("InvalidDefinition", `Invalid State Machine Definition: '${problems}'`);
     return parsed as StatesGraph;
   }
 
@@ -479,6 +476,21 @@ export class StepFunctionsBackend implements Backend {
       // Observers cannot break executions.
     }
   }
+}
+
+/**
+ * asl-validator builds its JSON-schema validator on every call (~0.3 s), so results are cached by
+ * definition text: the stack and the tests create the same machines over and over.
+ */
+const validations = new Map<string, string | undefined>();
+function validate(text: string, parsed: unknown): string | undefined {
+  if (validations.has(text)) return validations.get(text);
+  // asl-validator annotates what it validates; keep the caller's definition untouched.
+  const r = aslValidator(structuredClone(parsed), { checkPaths: true, checkArn: true });
+  const problems = r.isValid ? undefined : r.errors.map((e) => `${e["Error code"]}: ${e.Message}`).join(", ");
+  if (validations.size >= 500) validations.delete(validations.keys().next().value as string);
+  validations.set(text, problems);
+  return problems;
 }
 
 /** Registers the Step Functions service ("states") on the cloud and returns its backend. */
