@@ -101,7 +101,7 @@ describe("configuration errors name the path, the expectation and what was found
     ["a bad base AMI", edit("      ssmParameter: /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", "      imageId: ami-nothex"), "services.web.baseAmi.imageId", /AMI id/, /ami-nothex/],
     ["an ambiguous base AMI", edit("      ssmParameter: /aws", "      imageId: ami-0123456789abcdef0\n      ssmParameter: /aws"), "services.web.baseAmi", /one of \{ssmParameter/, /a map with keys (imageId, ssmParameter|ssmParameter, imageId)/],
     ["a reserved tag key", edit("      team: web", "      \"kiln:role\": web"), 'services.web.tags["kiln:role"]', /reserved/, /kiln:role/],
-    ["an empty script", edit("        sample-app image-test --commit \"$KILN_COMMIT\"\n", "").replace("      imageTest: |\n        set -euo pipefail\n", "      imageTest: \"  \"\n"), "services.web.scripts.imageTest", /non-empty shell script/, /the text ""/],
+    ["an empty script", edit("      imageTest: |\n        set -euo pipefail\n        sample-app image-test\n", "      imageTest: \"  \"\n"), "services.web.scripts.imageTest", /non-empty shell script/, /the text ""/],
     ["a KMS key without encryption", edit("      encrypted: true", "      encrypted: false\n      kmsKeyId: alias/x"), "services.web.image.kmsKeyId", /no kmsKeyId/, /alias\/x/],
     ["the same target group twice", edit("targetGroups: [kiln-web-a, kiln-web-b]", "targetGroups: [kiln-web-a, kiln-web-a]"), "services.web.targetGroups", /two different/, /list of 2/],
     ["a bad service name", edit("  web:\n", "  Web_1:\n"), "services.Web_1", /service name/, /Web_1/],
