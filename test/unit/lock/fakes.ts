@@ -2,6 +2,7 @@
  * Test doubles shared by the trigger tests: a DynamoDB from dynalite (the real conditional-write
  * semantics) and a Step Functions fake with StartExecution's name rules (reference §6.2).
  */
+import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
@@ -15,6 +16,8 @@ export const ABORT_SM = "arn:aws:states:us-east-1:123456789012:stateMachine:kiln
 export interface Dynamo {
   ddb: DynamoDBDocumentClient;
   table: string;
+  /** Creates another empty lock table and returns its name. */
+  newTable(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -29,20 +32,27 @@ export async function startDynamo(): Promise<Dynamo> {
     endpoint: `http://127.0.0.1:${port}`,
     region: "us-east-1",
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    // Bursts of hundreds of concurrent requests in the tests.
+    requestHandler: { httpAgent: new http.Agent({ keepAlive: true, maxSockets: 512 }) },
   });
-  const table = `kiln-locks-${++tableSeq}`;
-  await client.send(
-    new CreateTableCommand({
-      TableName: table,
-      AttributeDefinitions: [{ AttributeName: "service", AttributeType: "S" }],
-      KeySchema: [{ AttributeName: "service", KeyType: "HASH" }],
-      BillingMode: "PAY_PER_REQUEST",
-    }),
-  );
+  const newTable = async () => {
+    const table = `kiln-locks-${++tableSeq}`;
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        AttributeDefinitions: [{ AttributeName: "service", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "service", KeyType: "HASH" }],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+    return table;
+  };
+  const table = await newTable();
   const ddb = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return {
     ddb,
     table,
+    newTable,
     stop: async () => {
       client.destroy();
       await new Promise<void>((r) => server.close(() => r()));
