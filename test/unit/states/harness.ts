@@ -114,5 +114,5 @@ export function output(view: ExecutionView): unknown {
 
 /** A one-state machine around a state definition. */
 export function single(state: Record<string, unknown>, extra: Partial<StatesGraph> = {}): StatesGraph {
-  return { StartAt: "S", States: { S: { End: true, ...state } as StatesGraph["States"][string] }, ...extra };
+  return { StartAt: "S", States: { S: { End: true, ...state } as unknown as StatesGraph["States"][string] }, ...extra };
 }
