@@ -103,6 +103,7 @@ class FakeEc2 implements Ec2Api {
     this.cloud.bus.emit("instance-state", { instance: i, from, to });
   }
   resolveLaunchTemplate(spec: { id?: string; name?: string; version?: string }) {
+    if (spec.id && spec.name) throw new AwsError("InvalidParameterCombination", "Specify either the launch template ID or the launch template name, not both.");
     if ((spec.id && spec.id !== LT_ID) || (spec.name && spec.name !== "web")) {
       throw new AwsError("InvalidLaunchTemplateId.NotFound", `The specified launch template, with template ID ${spec.id ?? spec.name}, does not exist.`);
     }
@@ -548,7 +549,7 @@ describe("Auto Scaling capacity over time", () => {
   it("records a failed launch activity and retries", async () => {
     const w = await setup();
     w.ec2.launch = () => {
-      throw new AwsError("InvalidAMIID.NotFound", "The image id '[ami-gone]' does not exist");
+      throw new AwsError("InvalidAMIID.NotFound", "The image id '[ami-gone]' does not exist.");
     };
     await w.asg.send(new CreateAutoScalingGroupCommand(baseGroup({ DesiredCapacity: 1 })));
     const failed = await until(w, "a failed activity", async () => {

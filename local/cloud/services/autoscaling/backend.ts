@@ -397,7 +397,10 @@ export class AutoScalingBackend {
       instanceType = overrides.find((o) => o?.InstanceType)?.InstanceType;
     }
     if (!spec) throw new AwsError("ValidationError", "The group has no launch template");
-    const r = ec2.resolveLaunchTemplate({ id: spec.LaunchTemplateId, name: spec.LaunchTemplateName, version: spec.Version ?? "$Default" });
+    // The stored spec carries both id and name (Describe echoes both); EC2 takes exactly one.
+    const r = ec2.resolveLaunchTemplate(
+      spec.LaunchTemplateId ? { id: spec.LaunchTemplateId, version: spec.Version ?? "$Default" } : { name: spec.LaunchTemplateName, version: spec.Version ?? "$Default" },
+    );
     return { id: r.id, name: r.name, version: r.version, instanceType: instanceType ?? r.instanceType };
   }
 
@@ -451,7 +454,7 @@ export class AutoScalingBackend {
         wakers: new Set(),
       };
     } catch (err) {
-      const reason = (err as Error).message;
+      const reason = (err as Error).message.replace(/\.+$/, "");
       const a = this.startActivity(g, `Launching a new EC2 instance.  Status Reason: ${reason}. Launching EC2 instance failed.`, cause, {
         ...(subnet ? { Details: JSON.stringify({ "Subnet ID": subnet.id, "Availability Zone": subnet.az }) } : {}),
       });
