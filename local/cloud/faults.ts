@@ -15,7 +15,7 @@ import type { FaultGate } from "./protocol/router.ts";
  * - `health-flap`    instanceId? / targetGroup?, periodMs        (ELBv2)
  * - `bad-commit`     commit, mode "500" | "slow", latencyMs?     (sample app)
  * - `scale`          group, desired, atMs                         (Auto Scaling)
- * - `lambda`         function, mode "crash" | "timeout", times?  (Lambda / engine)
+ * - `lambda`         function (name), mode "crash-before" (alias "crash") | "crash-after" | "timeout", times?  (Lambda)
  */
 export interface FaultRule {
   kind: string;

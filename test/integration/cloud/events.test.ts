@@ -292,6 +292,23 @@ describe("EventBridge rules and targets", () => {
   });
 });
 
+describe("rate rule anchoring", () => {
+  it.each<[boolean, string[]]>([
+    [false, ["10:00", "11:00", "12:00"]],
+    [true, ["09:00", "10:00", "11:00", "12:00"]],
+  ])("events.rateFiresAtCreation=%s", async (immediate, expected) => {
+    const cloud = new Cloud({ settings: { "events.rateFiresAtCreation": immediate } });
+    const events = registerEvents(cloud);
+    await cloud.router.invoke("events", "PutRule", { Name: "r", ScheduleExpression: "rate(1 hour)" });
+    await cloud.router.invoke("events", "PutTargets", { Rule: "r", Targets: [{ Id: "q", Arn: "arn:aws:sqs:us-east-1:123456789012:captured" }] });
+    await cloud.clock.sleep(3 * HOUR + 1_000);
+    const times = events.events().map((e) => e.event.time.slice(11, 16)).slice(0, expected.length + 1);
+    expect(times).toEqual(expected);
+    expect(events.deliveries()[0]?.status).toBe("captured");
+    await cloud.stop();
+  });
+});
+
 describe("schedule expressions", () => {
   const at = (iso: string) => Date.parse(iso);
   it.each<[string, string, string, string | undefined]>([

@@ -76,7 +76,7 @@ describe("aws-sdk integration caller", () => {
 
   it("keeps the AWS error name of a failed call", async () => {
     ctx = setup();
-    const err = await ctx.call("ec2", "describeInstances", { InstanceIds: ["i-0123456789abcdef0"] }).catch((e) => e);
+    const err = (await ctx.call("ec2", "describeInstances", { InstanceIds: ["i-0123456789abcdef0"] }).catch((e: unknown) => e)) as Error;
     expect(err).toMatchObject({ name: "InvalidInstanceID.NotFound", service: "ec2", action: "describeInstances", statusCode: 400 });
     expect(err.message).toContain("i-0123456789abcdef0");
   });

@@ -169,6 +169,18 @@ describe("EventBridge Scheduler firing on the cloud clock", () => {
     await expect(ctx.client.send(new GetScheduleCommand({ Name: "once" }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
   });
 
+  it.each<[boolean, number]>([
+    [false, 3],
+    [true, 4],
+  ])("scheduler.rateFiresAtStart=%s gives %i firings in three hours", async (atStart, count) => {
+    ctx = setup();
+    ctx.cloud.setSettings({ "scheduler.rateFiresAtStart": atStart });
+    const start = ctx.cloud.clock.now();
+    await ctx.create("hourly", { ScheduleExpression: "rate(1 hour)" });
+    await ctx.cloud.clock.sleep(3 * HOUR + 60_000);
+    expect(ctx.executions.filter((e) => e.at <= start + 3 * HOUR)).toHaveLength(count);
+  });
+
   it("fires FLEXIBLE schedules within their window, deterministically for a seed", async () => {
     const runOnce = async () => {
       const c = setup();

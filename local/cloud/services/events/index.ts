@@ -58,6 +58,8 @@ interface Rule {
   targets: Map<string, RuleTarget>;
   createdAt: number;
   timer?: ReturnType<Cloud["clock"]["setTimeout"]>;
+  /** Nominal time of the last scheduled firing. */
+  lastFire?: number;
 }
 
 interface Bus {
@@ -266,10 +268,19 @@ export class EventsBackend implements Backend {
     rule.timer = undefined;
     if (this.stopped || !rule.schedule || rule.state === "DISABLED") return;
     const now = this.cloud.clock.now();
-    const next = nextFireTime(rule.schedule, now, { anchorMs: rule.createdAt });
+    // A rate rule counts from its creation: first firing one period later. Whether AWS also fires
+    // right at creation is not documented; `events.rateFiresAtCreation` makes it do so.
+    let anchorMs = rule.createdAt;
+    let after = now;
+    if (rule.schedule.kind === "rate" && rule.lastFire === undefined && this.cloud.setting("events.rateFiresAtCreation", false)) {
+      anchorMs -= rule.schedule.everyMs;
+      after = Math.min(now, rule.createdAt) - 1;
+    }
+    const next = nextFireTime(rule.schedule, after, { anchorMs });
     if (next === undefined) return;
     rule.timer = this.cloud.clock.setTimeout(() => {
       rule.timer = undefined;
+      rule.lastFire = next;
       if (this.rules.get(`${rule.bus}/${rule.name}`) !== rule || rule.state === "DISABLED") return;
       const event: AwsEvent = {
         version: "0",
