@@ -323,6 +323,17 @@ describe("simulated SSM", () => {
       for (const n of [1, 2, 3, 4]) expect(existsSync(path.join(inst!.rootDir, `pwned-${n}`))).toBe(false);
     });
 
+    it("starts scripts at the sandbox root with a clean environment", async () => {
+      const [inst] = await onlineInstances(1);
+      process.env.KILN_TEST_HOST_SECRET = "host-only";
+      try {
+        const r = await finished(await send({ InstanceIds: [inst!.id], Parameters: { commands: ["pwd", 'echo "root=$KILN_ROOT secret=${KILN_TEST_HOST_SECRET:-unset}"', 'echo "${PATH%%:*}"'] } }), inst!.id);
+        expect(r.StandardOutputContent).toBe(`${inst!.rootDir}\nroot=${inst!.rootDir} secret=unset\n${path.join(inst!.rootDir, "usr/local/bin")}\n`);
+      } finally {
+        delete process.env.KILN_TEST_HOST_SECRET;
+      }
+    });
+
     it("fails an invocation whose working directory does not exist", async () => {
       const [inst] = await onlineInstances(1);
       const r = await finished(await send({ InstanceIds: [inst!.id], Parameters: { commands: ["true"], workingDirectory: ["/nope"] } }), inst!.id);

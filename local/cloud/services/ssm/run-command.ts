@@ -3,6 +3,11 @@
  * (MaxConcurrency / MaxErrors), delivery and execution timeouts, cancellation, and the EventBridge
  * status-change events. Scripts really run with bash in the instance's sandbox (see shell.ts).
  *
+ * Each script runs as `bash _script.sh` with cwd = the instance's sandbox root (or its
+ * `workingDirectory` inside the sandbox) and a clean environment: PATH with `<rootDir>/usr/local/bin`
+ * first, `KILN_ROOT`, `KILN_INSTANCE_ID`, `AWS_SSM_INSTANCE_ID`, `AWS_REGION`, and `AWS_ENDPOINT_URL`
+ * when the cloud listens; anything else the script exports itself.
+ *
  * Time model (documented choice): a real bash process finishes in wall milliseconds while the
  * cloud clock is held, so simulated durations come from settings and faults, not from the script:
  * - delivery: `ssm.deliveryMs` (2 s ± 50 %) from dispatch to InProgress;
@@ -444,7 +449,10 @@ export class RunCommand {
     }
     const rootDir = inst.rootDir;
     const orchestration = path.join(rootDir, "var/lib/amazon/ssm", inv.instanceId, "document/orchestration", cmd.id, "awsrunShellScript/0.awsrunShellScript");
-    const cwd = cmd.workingDirectory ? path.join(rootDir, path.resolve("/", cmd.workingDirectory)) : orchestration;
+    // workingDirectory is a path on the instance, so it lives under the sandbox root. Without one the
+    // real agent starts in its orchestration directory; here scripts start at the sandbox root, the
+    // instance's "/", so relative paths such as opt/sample-app resolve inside the sandbox.
+    const cwd = cmd.workingDirectory ? path.join(rootDir, path.resolve("/", cmd.workingDirectory)) : rootDir;
     const env: Record<string, string> = {
       PATH: `${path.join(rootDir, "usr/local/bin")}:${process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin"}`,
       HOME: rootDir,
