@@ -197,7 +197,9 @@ async function runIntegration(
       off();
       fn();
     };
-    const timer = clock.setTimeout(() => finish(() => reject(new TimeoutError())), timeoutMs);
+    // Without TimeoutSeconds the ASL default (99999999 s) is effectively "never": no timer is armed,
+    // so a virtual clock never jumps years ahead while an integration does real I/O.
+    const timer = timeout !== undefined ? clock.setTimeout(() => finish(() => reject(new TimeoutError())), timeoutMs) : undefined;
     if (heartbeat && res.kind === "service" && res.pattern === "waitForTaskToken") {
       const arm = () => {
         clock.clearTimeout(hb);
