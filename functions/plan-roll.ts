@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { loadConfig, serviceConfig } from "../lib/config/index.ts";
+import { loadConfig, ServiceSchema, serviceConfig } from "../lib/config/index.ts";
 import { stepHandler } from "../lib/handler.ts";
 import { planRoll, rollSettings } from "../lib/roll/index.ts";
 import { rollDeps } from "../lib/roll/deps.ts";
@@ -9,6 +9,7 @@ const deps = rollDeps();
 
 /** PlanRoll: resolve the listener and target groups, find blue, fix the capacity floor. */
 export const handler = stepHandler("PlanRoll", PlanRollEvent, async (e: z.infer<typeof PlanRollEvent>) => {
-  const cfg = serviceConfig(loadConfig(), e.service);
-  return planRoll({ ...e, settings: rollSettings(cfg) }, deps);
+  const cfg = e.config ? ServiceSchema.parse(e.config) : serviceConfig(loadConfig(), e.service);
+  const { config: _config, ...rest } = e;
+  return planRoll({ ...rest, settings: rollSettings(cfg) }, deps);
 });

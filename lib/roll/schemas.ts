@@ -12,6 +12,8 @@ export const PlanRollEvent = z.object({
   commit: CommitSchema,
   imageId: z.string().regex(/^ami-[0-9a-f]{8,17}$/),
   env: z.record(z.string(), z.string()).optional(),
+  /** The service configuration Prepare validated (a redrive keeps using it); loaded from the file when absent. */
+  config: z.unknown().optional(),
 });
 
 const Plan = z.looseObject({
@@ -27,12 +29,25 @@ const Plan = z.looseObject({
 export const PlanEvent = z.object({ plan: Plan });
 export const CommandEvent = z.object({
   plan: Plan,
-  commandId: z.string().optional(),
-  instanceIds: z.array(z.string()).optional(),
+  commandId: z.string().nullish().transform((v) => v ?? undefined),
+  instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
 });
 export const CanaryEvent = z.object({
   plan: Plan,
   index: z.number().int().min(0),
-  commandId: z.string().optional(),
-  instanceIds: z.array(z.string()).optional(),
+  commandId: z.string().nullish().transform((v) => v ?? undefined),
+  instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
+});
+
+export const RecordEvent = z.object({
+  plan: Plan,
+  startedAt: z.string().min(1),
+  result: z.enum(["SUCCEEDED", "FAILED", "ROLLED_BACK", "ABORTED"]),
+});
+
+export const ApprovalEvent = z.object({
+  taskToken: z.string().min(1).max(2048),
+  executionArn: z.string().startsWith("arn:"),
+  plan: Plan,
+  timeoutSeconds: z.number().int().min(1),
 });

@@ -12,5 +12,6 @@ export function rollSettings(cfg: ServiceConfig): RollSettings {
     alarms: cfg.alarms,
     scripts: { smokeTest: cfg.scripts.smokeTest, serviceIn: cfg.scripts.serviceIn, serviceOut: cfg.scripts.serviceOut },
     rollbackWindowSeconds: cfg.fastRollbackMinutes * 60,
+    approval: { required: cfg.approval.required, timeoutSeconds: cfg.approval.timeoutMinutes * 60 },
   };
 }

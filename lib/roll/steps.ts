@@ -64,6 +64,7 @@ export interface RollSettings {
   alarms: string[];
   scripts: { smokeTest: string; serviceIn: string; serviceOut: string };
   rollbackWindowSeconds: number;
+  approval: { required: boolean; timeoutSeconds: number };
 }
 
 /** What the roll phase carries from state to state (`$.roll`). */
@@ -85,6 +86,7 @@ export interface RollPlan {
   alarms: string[];
   scripts: RollSettings["scripts"];
   rollbackWindowSeconds: number;
+  approval: { required: boolean; timeoutSeconds: number };
   env: Record<string, string>;
 }
 
@@ -158,6 +160,7 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
     alarms: s.alarms,
     scripts: s.scripts,
     rollbackWindowSeconds: s.rollbackWindowSeconds,
+    approval: s.approval,
     env: input.env ?? {},
   };
 }

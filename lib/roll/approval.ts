@@ -1,0 +1,29 @@
+import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import type { Clock } from "../clock.ts";
+
+/**
+ * The manual approval gate: the state machine waits on a task token (`.waitForTaskToken`); this
+ * step records the token where `kiln approve` / `kiln reject` and the console find it (the
+ * deployments table, key `approval#<executionArn>`). The token expires with the gate's timeout.
+ */
+export async function requestApproval(
+  input: { taskToken: string; executionArn: string; service: string; commit: string; timeoutSeconds: number; table: string },
+  deps: { dynamodb: DynamoDBDocumentClient; clock: Clock },
+): Promise<{ recorded: true }> {
+  const now = deps.clock.now();
+  await deps.dynamodb.send(
+    new PutCommand({
+      TableName: input.table,
+      Item: {
+        service: input.service,
+        startedAt: `approval#${input.executionArn}`,
+        taskToken: input.taskToken,
+        executionArn: input.executionArn,
+        commit: input.commit,
+        requestedAt: new Date(now).toISOString(),
+        expiresAt: Math.floor(now / 1000) + input.timeoutSeconds,
+      },
+    }),
+  );
+  return { recorded: true };
+}
