@@ -261,7 +261,9 @@ export class InProcessHandler {
         : typeof request.body === "string"
           ? Buffer.from(request.body)
           : request.body instanceof Uint8Array
-            ? Buffer.from(request.body)
+            ? // Not Buffer.from(body): the SDK's JSON body is a Uint8Array subclass whose valueOf()
+              // returns a string, which Buffer.from would call (and the SDK warns about).
+              Buffer.copyBytesFrom(request.body)
             : await streamToBuffer(request.body as Readable);
     const raw: RawRequest = {
       method: request.method,
