@@ -169,7 +169,8 @@ export function createAwsCaller(cloud: Cloud): AwsCaller {
     let p = clients.get(canonical);
     if (!p) {
       const loader = LOADERS[canonical]!;
-      p = loader().then(({ module, client }) => ({
+      // Loading an SDK module is real I/O: hold the clock so virtual time does not jump past it.
+      p = cloud.clock.hold(loader()).then(({ module, client }) => ({
         module,
         client: new client({ ...cloud.clientConfig(), maxAttempts: Number(cloud.setting("sdk.maxAttempts", 1)) }),
       }));
