@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { gunzipSync } from "node:zlib";
 import type { Clock } from "../../../lib/clock.ts";
 import { datesToEpoch, decodeForm, escapeXml, toXml } from "./codec.ts";
 import { AwsError } from "./errors.ts";
@@ -67,6 +68,15 @@ export class Router {
 
   async handle(req: RawRequest): Promise<RawResponse> {
     const headers = lowerKeys(req.headers);
+    // SDKs gzip large bodies of operations with the requestCompression trait (CloudWatch
+    // PutMetricData above 10 KiB) and say so in Content-Encoding.
+    if (/\bgzip\b/i.test(headers["content-encoding"] ?? "") && req.body.length > 0) {
+      try {
+        req = { ...req, body: gunzipSync(req.body) };
+      } catch {
+        return jsonError(new AwsError("SerializationException", "The request body is not valid gzip"), "1.1", "");
+      }
+    }
     for (const h of this.rawHandlers) {
       const r = await h({ ...req, headers });
       if (r) return r;
