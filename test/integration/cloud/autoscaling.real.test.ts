@@ -42,7 +42,12 @@ function writeAppFile(rootDir: string, path: string, value: string): void {
   writeFileSync(file, `${value}\n`);
 }
 
-async function until<T>(c: Cloud, what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, withinMs = 900_000): Promise<T> {
+async function until<T>(
+  c: Cloud,
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  withinMs = 900_000,
+): Promise<T> {
   const deadline = c.clock.now() + withinMs;
   for (;;) {
     const v = await probe();
@@ -79,17 +84,40 @@ describe("Auto Scaling with the simulated EC2 and ELBv2", () => {
 
     const subnets = ec2.subnets();
     const lt = await ec2c.send(
-      new CreateLaunchTemplateCommand({ LaunchTemplateName: "web", LaunchTemplateData: { ImageId: ec2.baseImages()[0]!.imageId, InstanceType: "t3.micro" } }),
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "web",
+        LaunchTemplateData: { ImageId: ec2.baseImages()[0]!.imageId, InstanceType: "t3.micro" },
+      }),
     );
-    const lb = (await elb.send(new CreateLoadBalancerCommand({ Name: "web", Subnets: subnets.map((s) => s.id) }))).LoadBalancers![0]!;
+    const lb = (await elb.send(new CreateLoadBalancerCommand({ Name: "web", Subnets: subnets.map((s) => s.id) })))
+      .LoadBalancers![0]!;
     const tg = (
       await elb.send(
-        new CreateTargetGroupCommand({ Name: "web-green", Protocol: "HTTP", Port: 80, VpcId: subnets[0]!.vpcId, HealthCheckPath: "/health", HealthCheckIntervalSeconds: 10 }),
+        new CreateTargetGroupCommand({
+          Name: "web-green",
+          Protocol: "HTTP",
+          Port: 80,
+          VpcId: subnets[0]!.vpcId,
+          HealthCheckPath: "/health",
+          HealthCheckIntervalSeconds: 10,
+        }),
       )
     ).TargetGroups![0]!;
     const tgArn = tg.TargetGroupArn!;
-    await elb.send(new ModifyTargetGroupAttributesCommand({ TargetGroupArn: tgArn, Attributes: [{ Key: "deregistration_delay.timeout_seconds", Value: "60" }] }));
-    await elb.send(new CreateListenerCommand({ LoadBalancerArn: lb.LoadBalancerArn, Protocol: "HTTP", Port: 80, DefaultActions: [{ Type: "forward", TargetGroupArn: tgArn }] }));
+    await elb.send(
+      new ModifyTargetGroupAttributesCommand({
+        TargetGroupArn: tgArn,
+        Attributes: [{ Key: "deregistration_delay.timeout_seconds", Value: "60" }],
+      }),
+    );
+    await elb.send(
+      new CreateListenerCommand({
+        LoadBalancerArn: lb.LoadBalancerArn,
+        Protocol: "HTTP",
+        Port: 80,
+        DefaultActions: [{ Type: "forward", TargetGroupArn: tgArn }],
+      }),
+    );
 
     await asg.send(
       new CreateAutoScalingGroupCommand({
@@ -105,13 +133,19 @@ describe("Auto Scaling with the simulated EC2 and ELBv2", () => {
         Tags: [{ Key: "kiln:service", Value: "web", PropagateAtLaunch: true }],
       }),
     );
-    const group = async () => (await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["web"] }))).AutoScalingGroups![0]!;
+    const group = async () =>
+      (await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["web"] }))).AutoScalingGroups![0]!;
     const inService = (n: number) => async () => {
       const list: Instance[] = (await group()).Instances ?? [];
       return list.length === n && list.every((i) => i.LifecycleState === "InService") ? list : undefined;
     };
     const targets = async () =>
-      Object.fromEntries(((await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tgArn }))).TargetHealthDescriptions ?? []).map((d) => [d.Target!.Id!, d.TargetHealth!.State!]));
+      Object.fromEntries(
+        ((await elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tgArn }))).TargetHealthDescriptions ?? []).map((d) => [
+          d.Target!.Id!,
+          d.TargetHealth!.State!,
+        ]),
+      );
 
     const two = await until(c, "two InService", inService(2));
     expect(new Set(two.map((i) => i.AvailabilityZone)).size).toBe(2);
@@ -120,7 +154,9 @@ describe("Auto Scaling with the simulated EC2 and ELBv2", () => {
       return two.every((i) => t[i.InstanceId!] === "healthy");
     });
     // Provenance tags on the EC2 side, found by the tag Run Command targets use.
-    const described = await ec2c.send(new DescribeInstancesCommand({ Filters: [{ Name: "tag:aws:autoscaling:groupName", Values: ["web"] }] }));
+    const described = await ec2c.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: "tag:aws:autoscaling:groupName", Values: ["web"] }] }),
+    );
     const tagged = (described.Reservations ?? []).flatMap((r) => r.Instances ?? []);
     expect(tagged.map((i) => i.InstanceId).sort()).toEqual(two.map((i) => i.InstanceId).sort());
     expect(Object.fromEntries((tagged[0]!.Tags ?? []).map((t) => [t.Key, t.Value]))).toMatchObject({
@@ -132,7 +168,11 @@ describe("Auto Scaling with the simulated EC2 and ELBv2", () => {
     // Scale-in: the victim drains for the 60 s deregistration delay before EC2 terminates it.
     const t0 = c.clock.now();
     await asg.send(new SetDesiredCapacityCommand({ AutoScalingGroupName: "web", DesiredCapacity: 1 }));
-    const victim = await until(c, "a Terminating instance", async () => (await group()).Instances?.find((i) => i.LifecycleState === "Terminating")?.InstanceId);
+    const victim = await until(
+      c,
+      "a Terminating instance",
+      async () => (await group()).Instances?.find((i) => i.LifecycleState === "Terminating")?.InstanceId,
+    );
     expect((await targets())[victim]).toBe("draining");
     const [survivor] = await until(c, "one InService", inService(1));
     const shutdown = events.find((e) => e.id === victim && e.to === "shutting-down")!;
@@ -149,9 +189,15 @@ describe("Auto Scaling with the simulated EC2 and ELBv2", () => {
     });
     await until(c, "replacement healthy", async () => (await targets())[replacement!.InstanceId!] === "healthy");
     const acts = (await asg.send(new DescribeScalingActivitiesCommand({ AutoScalingGroupName: "web" }))).Activities ?? [];
-    expect(acts.find((a) => a.Description === `Terminating EC2 instance: ${survivor!.InstanceId}`)?.Cause).toMatch(/ELB system health check failure/);
+    expect(acts.find((a) => a.Description === `Terminating EC2 instance: ${survivor!.InstanceId}`)?.Cause).toMatch(
+      /ELB system health check failure/,
+    );
     expect(acts.every((a) => a.StatusCode === "Successful")).toBe(true);
     const world = c.world() as { autoscaling: { groups: { name: string; instances: unknown[] }[] } };
-    expect(world.autoscaling.groups[0]).toMatchObject({ name: "web", desiredCapacity: 1, instances: [{ id: replacement!.InstanceId, lifecycleState: "InService", health: "Healthy" }] });
+    expect(world.autoscaling.groups[0]).toMatchObject({
+      name: "web",
+      desiredCapacity: 1,
+      instances: [{ id: replacement!.InstanceId, lifecycleState: "InService", health: "Healthy" }],
+    });
   });
 });

@@ -25,7 +25,15 @@ import {
 } from "./model.ts";
 
 const HEALTH_CHECK_TYPES = new Set(["EC2", "ELB", "EBS", "VPC_LATTICE"]);
-const TERMINATION_POLICIES = new Set(["Default", "OldestInstance", "NewestInstance", "OldestLaunchConfiguration", "OldestLaunchTemplate", "ClosestToNextInstanceHour", "AllocationStrategy"]);
+const TERMINATION_POLICIES = new Set([
+  "Default",
+  "OldestInstance",
+  "NewestInstance",
+  "OldestLaunchConfiguration",
+  "OldestLaunchTemplate",
+  "ClosestToNextInstanceHour",
+  "AllocationStrategy",
+]);
 const MAX_HOOKS = 50;
 const HOOK_NAME = /^[A-Za-z0-9\-_/]+$/;
 
@@ -68,7 +76,11 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
 
   const templateError = (err: unknown): AwsError => {
     if (err instanceof AwsError && err.code !== "ValidationError") {
-      return validation(b.message("launchTemplateInvalid", "You must use a valid fully-formed launch template. {reason}", { reason: err.message }));
+      return validation(
+        b.message("launchTemplateInvalid", "You must use a valid fully-formed launch template. {reason}", {
+          reason: err.message,
+        }),
+      );
     }
     return err instanceof AwsError ? err : validation(String(err));
   };
@@ -79,7 +91,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
     const id = p.str("LaunchTemplateId");
     const name = p.str("LaunchTemplateName");
     const version = p.str("Version");
-    if ((id && name) || (!id && !name)) throw validation("Valid requests must contain either launchTemplateId or LaunchTemplateName");
+    if ((id && name) || (!id && !name))
+      throw validation("Valid requests must contain either launchTemplateId or LaunchTemplateName");
     const ec2 = b.ec2();
     if (!ec2) return { LaunchTemplateId: id ?? "", LaunchTemplateName: name ?? "", ...(version ? { Version: version } : {}) };
     try {
@@ -120,7 +133,9 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
   const healthCheckType = (v: string | undefined): string | undefined => {
     if (v === undefined) return undefined;
     const parts = splitList(v);
-    for (const t of parts) if (!HEALTH_CHECK_TYPES.has(t)) throw validation(`Invalid value '${t}' for HealthCheckType: must be one of EC2, ELB, EBS, VPC_LATTICE`);
+    for (const t of parts)
+      if (!HEALTH_CHECK_TYPES.has(t))
+        throw validation(`Invalid value '${t}' for HealthCheckType: must be one of EC2, ELB, EBS, VPC_LATTICE`);
     return parts.join(",");
   };
 
@@ -133,7 +148,12 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
   const targetGroups = (arns: string[]): string[] => {
     const elb = b.elb();
     const bad = arns.filter((a) => !elb?.hasTargetGroup(a));
-    if (bad.length) throw validation(b.message("targetGroupInvalid", "Provided Target Groups may not be valid. Please ensure they exist and try again.", { arns: bad.join(",") }));
+    if (bad.length)
+      throw validation(
+        b.message("targetGroupInvalid", "Provided Target Groups may not be valid. Please ensure they exist and try again.", {
+          arns: bad.join(","),
+        }),
+      );
     return arns;
   };
 
@@ -142,7 +162,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
     const ids = list.map((t) => {
       if (!t?.Identifier) throw validation(`${name}.member.Identifier is required`);
       const type = t.Type ?? (t.Identifier.includes(":targetgroup/") ? "elbv2" : "");
-      if (type !== "elbv2") throw validation(`Traffic source type '${type || "(none)"}' is not supported by the simulated cloud (only elbv2)`);
+      if (type !== "elbv2")
+        throw validation(`Traffic source type '${type || "(none)"}' is not supported by the simulated cloud (only elbv2)`);
       return t.Identifier;
     });
     return targetGroups(ids);
@@ -150,7 +171,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
 
   const sizes = (min: number, max: number, desired: number) => {
     if (min > max) throw validation(`Max bound, ${max}, must be greater than or equal to min bound, ${min}`);
-    if (desired < min || desired > max) throw validation(`Desired capacity:${desired} must be between the specified min size:${min} and max size:${max}`);
+    if (desired < min || desired > max)
+      throw validation(`Desired capacity:${desired} must be between the specified min size:${min} and max size:${max}`);
   };
 
   const hookFrom = (p: Params, existing?: LifecycleHook): LifecycleHook => {
@@ -159,9 +181,11 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
     if (!transition) throw validation("LifecycleTransition is required when creating a lifecycle hook");
     if (transition !== LAUNCHING && transition !== TERMINATING) throw validation(`Invalid Lifecycle Transition: ${transition}`);
     const heartbeat = p.int("HeartbeatTimeout") ?? existing?.heartbeatTimeoutS ?? 3600;
-    if (heartbeat < 30 || heartbeat > 7200) throw validation(`Heartbeat timeout must be between 30 and 7200 seconds, got ${heartbeat}`);
+    if (heartbeat < 30 || heartbeat > 7200)
+      throw validation(`Heartbeat timeout must be between 30 and 7200 seconds, got ${heartbeat}`);
     const result = p.str("DefaultResult") ?? existing?.defaultResult ?? "ABANDON";
-    if (result !== "CONTINUE" && result !== "ABANDON") throw validation(`Invalid default result: ${result}. Must be one of CONTINUE or ABANDON`);
+    if (result !== "CONTINUE" && result !== "ABANDON")
+      throw validation(`Invalid default result: ${result}. Must be one of CONTINUE or ABANDON`);
     const metadata = p.str("NotificationMetadata", { max: 4000 }) ?? existing?.notificationMetadata;
     const target = p.str("NotificationTargetARN") ?? existing?.notificationTargetArn;
     const role = p.str("RoleARN") ?? existing?.roleArn;
@@ -195,7 +219,15 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
     AvailabilityZone: i.az,
     LifecycleState: i.state,
     HealthStatus: i.health,
-    ...(i.template ? { LaunchTemplate: { LaunchTemplateId: i.template.id, LaunchTemplateName: i.template.name, Version: String(i.template.version) } } : {}),
+    ...(i.template
+      ? {
+          LaunchTemplate: {
+            LaunchTemplateId: i.template.id,
+            LaunchTemplateName: i.template.name,
+            Version: String(i.template.version),
+          },
+        }
+      : {}),
     ProtectedFromScaleIn: i.protected,
   });
 
@@ -257,7 +289,10 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
   const members = (g: Group, ids: string[]): AsgInstance[] =>
     ids.map((id) => {
       const i = g.instances.get(id);
-      if (!i) throw validation(b.message("instanceNotInGroup", "The instance {id} is not part of Auto Scaling group {name}.", { id, name: g.name }));
+      if (!i)
+        throw validation(
+          b.message("instanceNotInGroup", "The instance {id} is not part of Auto Scaling group {name}.", { id, name: g.name }),
+        );
       return i;
     });
 
@@ -276,27 +311,39 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
         throw new AwsError(
           "AlreadyExists",
           existing.deleting
-            ? b.message("alreadyExistsDeleting", "AutoScalingGroup by this name already exists and is pending delete - A group with the name {name} already exists", { name })
+            ? b.message(
+                "alreadyExistsDeleting",
+                "AutoScalingGroup by this name already exists and is pending delete - A group with the name {name} already exists",
+                { name },
+              )
             : `AutoScalingGroup by this name already exists - A group with the name ${name} already exists`,
         );
       }
       const sources = ["LaunchTemplate", "MixedInstancesPolicy", "LaunchConfigurationName", "InstanceId"].filter((k) => p.has(k));
-      if (sources.length !== 1) throw validation("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.");
+      if (sources.length !== 1)
+        throw validation(
+          "Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter.",
+        );
       if (sources[0] === "LaunchConfigurationName" || sources[0] === "InstanceId") {
-        throw validation(`${sources[0]} is not supported by the simulated cloud: use a LaunchTemplate (launch configurations are deprecated)`);
+        throw validation(
+          `${sources[0]} is not supported by the simulated cloud: use a LaunchTemplate (launch configurations are deprecated)`,
+        );
       }
       sizes(minSize, maxSize, desired);
       const lt = launchTemplate(p.obj("LaunchTemplate"));
       const mixed = mixedPolicy(p.obj("MixedInstancesPolicy"));
       const vpcZoneIdentifier = p.str("VPCZoneIdentifier");
       const azs = p.list<string>("AvailabilityZones");
-      if (!splitList(vpcZoneIdentifier).length && !azs.length) throw validation("At least one Availability Zone or VPC Subnet is required.");
+      if (!splitList(vpcZoneIdentifier).length && !azs.length)
+        throw validation("At least one Availability Zone or VPC Subnet is required.");
       const nets = subnets(vpcZoneIdentifier, azs);
       const tgs = targetGroups(p.list<string>("TargetGroupARNs"));
       const ts = trafficSources(p, "TrafficSources", false);
       const hooks = p.list<Record<string, string>>("LifecycleHookSpecificationList").map((h) => hookFrom(new Params(h, "query")));
       const tags = tagsFrom(p, "Tags");
-      for (const t of tags) if (t.ResourceId && t.ResourceId !== name) throw validation(`Tag ResourceId ${t.ResourceId} does not match the group name ${name}`);
+      for (const t of tags)
+        if (t.ResourceId && t.ResourceId !== name)
+          throw validation(`Tag ResourceId ${t.ResourceId} does not match the group name ${name}`);
       const t = now();
       const g: Group = {
         name,
@@ -317,7 +364,9 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
         ...(p.has("DefaultInstanceWarmup") ? { defaultInstanceWarmupS: p.int("DefaultInstanceWarmup", { min: -1 }) } : {}),
         ...(p.has("MaxInstanceLifetime") ? { maxInstanceLifetimeS: p.int("MaxInstanceLifetime", { min: 0 }) } : {}),
         capacityRebalance: p.bool("CapacityRebalance", false) ?? false,
-        terminationPolicies: terminationPolicies(p.list<string>("TerminationPolicies").length ? p.list<string>("TerminationPolicies") : ["Default"]),
+        terminationPolicies: terminationPolicies(
+          p.list<string>("TerminationPolicies").length ? p.list<string>("TerminationPolicies") : ["Default"],
+        ),
         newInstancesProtectedFromScaleIn: p.bool("NewInstancesProtectedFromScaleIn", false) ?? false,
         tags: new Map(tags.map((x) => [x.Key, { Value: x.Value, PropagateAtLaunch: x.PropagateAtLaunch }])),
         attachments: new Map(),
@@ -331,7 +380,9 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
         nextLaunchAt: 0,
       };
       for (const arn of tgs) g.attachments.set(arn, { identifier: arn, type: "elbv2", via: "TargetGroupARNs", state: "Added" });
-      for (const arn of ts) if (!g.attachments.has(arn)) g.attachments.set(arn, { identifier: arn, type: "elbv2", via: "TrafficSources", state: "Added" });
+      for (const arn of ts)
+        if (!g.attachments.has(arn))
+          g.attachments.set(arn, { identifier: arn, type: "elbv2", via: "TrafficSources", state: "Added" });
       b.add(g);
       return undefined;
     },
@@ -339,8 +390,10 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
     UpdateAutoScalingGroup: (input) => {
       const p = new Params(input, "query");
       const g = mutable(p.str("AutoScalingGroupName", { required: true }));
-      if (p.has("LaunchConfigurationName")) throw validation("LaunchConfigurationName is not supported by the simulated cloud: use a LaunchTemplate");
-      if (p.has("LaunchTemplate") && p.has("MixedInstancesPolicy")) throw validation("Valid requests must contain either LaunchTemplate or MixedInstancesPolicy, not both.");
+      if (p.has("LaunchConfigurationName"))
+        throw validation("LaunchConfigurationName is not supported by the simulated cloud: use a LaunchTemplate");
+      if (p.has("LaunchTemplate") && p.has("MixedInstancesPolicy"))
+        throw validation("Valid requests must contain either LaunchTemplate or MixedInstancesPolicy, not both.");
       const minSize = p.int("MinSize", { min: 0 }) ?? g.minSize;
       const maxSize = p.int("MaxSize", { min: 0 }) ?? g.maxSize;
       let desired = p.int("DesiredCapacity", { min: 0 });
@@ -376,7 +429,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       if (p.has("DefaultInstanceWarmup")) g.defaultInstanceWarmupS = p.int("DefaultInstanceWarmup", { min: -1 });
       if (p.has("MaxInstanceLifetime")) g.maxInstanceLifetimeS = p.int("MaxInstanceLifetime", { min: 0 });
       g.capacityRebalance = p.bool("CapacityRebalance", g.capacityRebalance) ?? g.capacityRebalance;
-      g.newInstancesProtectedFromScaleIn = p.bool("NewInstancesProtectedFromScaleIn", g.newInstancesProtectedFromScaleIn) ?? false;
+      g.newInstancesProtectedFromScaleIn =
+        p.bool("NewInstancesProtectedFromScaleIn", g.newInstancesProtectedFromScaleIn) ?? false;
       if (desired !== g.desired) {
         g.lastCause = `At ${causeTime(now())} a user request update of AutoScalingGroup constraints to min: ${minSize}, max: ${maxSize}, desired: ${desired} changing the desired capacity from ${g.desired} to ${desired}.`;
       }
@@ -395,8 +449,16 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
         b.forceDelete(g);
         return undefined;
       }
-      if (b.inProgress(g)) throw new AwsError("ScalingActivityInProgress", "You cannot delete an AutoScalingGroup while there are scaling activities in progress for that group.");
-      if (g.instances.size > 0) throw new AwsError("ResourceInUse", "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.");
+      if (b.inProgress(g))
+        throw new AwsError(
+          "ScalingActivityInProgress",
+          "You cannot delete an AutoScalingGroup while there are scaling activities in progress for that group.",
+        );
+      if (g.instances.size > 0)
+        throw new AwsError(
+          "ResourceInUse",
+          "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.",
+        );
       g.deleting = true;
       b.reconcile(g);
       return undefined;
@@ -407,7 +469,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const names = p.list<string>("AutoScalingGroupNames");
       const max = maxRecords(p, 50, 100);
       const nameLimit = p.has("MaxRecords") && max > 50 ? 100 : 50;
-      if (names.length > nameLimit) throw validation(`The number of group names that may be passed in is limited to ${nameLimit}.`);
+      if (names.length > nameLimit)
+        throw validation(`The number of group names that may be passed in is limited to ${nameLimit}.`);
       const filters = p.list<{ Name?: string; Values?: string[] }>("Filters");
       let groups = [...b.groups.values()].sort((a, c) => a.name.localeCompare(c.name));
       if (names.length) groups = groups.filter((g) => names.includes(g.name));
@@ -433,10 +496,19 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const p = new Params(input, "query");
       const g = mutable(p.str("AutoScalingGroupName", { required: true }));
       const desired = p.int("DesiredCapacity", { required: true });
-      if (desired > g.maxSize) throw validation(`New SetDesiredCapacity value ${desired} is above max value ${g.maxSize} for the AutoScalingGroup.`);
-      if (desired < g.minSize) throw validation(`New SetDesiredCapacity value ${desired} is below min value ${g.minSize} for the AutoScalingGroup.`);
+      if (desired > g.maxSize)
+        throw validation(`New SetDesiredCapacity value ${desired} is above max value ${g.maxSize} for the AutoScalingGroup.`);
+      if (desired < g.minSize)
+        throw validation(`New SetDesiredCapacity value ${desired} is below min value ${g.minSize} for the AutoScalingGroup.`);
       if (p.bool("HonorCooldown", false) && (b.inProgress(g) || now() < g.lastActivityEnd + g.defaultCooldownS * 1000)) {
-        throw new AwsError("ScalingActivityInProgress", b.message("cooldown", "Scaling activity is in progress or the group is in cooldown; the change was not made because HonorCooldown is set.", { name: g.name }));
+        throw new AwsError(
+          "ScalingActivityInProgress",
+          b.message(
+            "cooldown",
+            "Scaling activity is in progress or the group is in cooldown; the change was not made because HonorCooldown is set.",
+            { name: g.name },
+          ),
+        );
       }
       if (desired !== g.desired) {
         g.lastCause = `At ${causeTime(now())} a user request explicitly set group desired capacity changing the desired capacity from ${g.desired} to ${desired}.`;
@@ -477,7 +549,10 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const p = new Params(input, "query");
       const g = b.group(p.str("AutoScalingGroupName", { required: true }));
       const ids = p.list<{ Identifier?: string }>("TrafficSources", { required: true }).map((t) => t?.Identifier ?? "");
-      b.detach(g, ids.filter((id) => g.attachments.has(id)));
+      b.detach(
+        g,
+        ids.filter((id) => g.attachments.has(id)),
+      );
       return {};
     },
 
@@ -488,7 +563,12 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const list = attachments(g).filter((a) => !type || a.type === type);
       const pg = page(list, maxRecords(p, 50, 50), p.str("NextToken"));
       return {
-        TrafficSources: pg.items.map((a) => ({ TrafficSource: a.identifier, State: a.state, Identifier: a.identifier, Type: a.type })),
+        TrafficSources: pg.items.map((a) => ({
+          TrafficSource: a.identifier,
+          State: a.state,
+          Identifier: a.identifier,
+          Type: a.type,
+        })),
         NextToken: pg.NextToken,
       };
     },
@@ -506,7 +586,12 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const arns = p.list<string>("TargetGroupARNs", { required: true });
       // A source attached with AttachTrafficSources cannot be detached with this API (reference §3.6).
       const foreign = arns.filter((a) => g.attachments.get(a)?.via !== "TargetGroupARNs");
-      if (foreign.length) throw validation(b.message("targetGroupNotAttached", "Trying to remove Target Groups that are not part of the group: {arns}", { arns: foreign.join(", ") }));
+      if (foreign.length)
+        throw validation(
+          b.message("targetGroupNotAttached", "Trying to remove Target Groups that are not part of the group: {arns}", {
+            arns: foreign.join(", "),
+          }),
+        );
       b.detach(g, arns);
       return {};
     },
@@ -515,7 +600,10 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const p = new Params(input, "query");
       const g = b.group(p.str("AutoScalingGroupName", { required: true }));
       const pg = page(attachments(g, "TargetGroupARNs"), maxRecords(p, 100, 100), p.str("NextToken"));
-      return { LoadBalancerTargetGroups: pg.items.map((a) => ({ LoadBalancerTargetGroupARN: a.identifier, State: a.state })), NextToken: pg.NextToken };
+      return {
+        LoadBalancerTargetGroups: pg.items.map((a) => ({ LoadBalancerTargetGroupARN: a.identifier, State: a.state })),
+        NextToken: pg.NextToken,
+      };
     },
 
     // ------------------------------------------------------------ standby
@@ -525,7 +613,9 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const decrement = p.bool("ShouldDecrementDesiredCapacity");
       if (decrement === undefined) throw p.missing("ShouldDecrementDesiredCapacity");
       const insts = members(g, p.list<string>("InstanceIds"));
-      for (const i of insts) if (i.state !== "InService") throw validation(b.message("notInService", "The instance {id} is not in InService.", { id: i.id }));
+      for (const i of insts)
+        if (i.state !== "InService")
+          throw validation(b.message("notInService", "The instance {id} is not in InService.", { id: i.id }));
       const from = liveCount(g);
       if (decrement && g.desired - insts.length < g.minSize) {
         throw validation(
@@ -550,7 +640,9 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const p = new Params(input, "query");
       const g = mutable(p.str("AutoScalingGroupName", { required: true }));
       const insts = members(g, p.list<string>("InstanceIds"));
-      for (const i of insts) if (i.state !== "Standby") throw validation(b.message("notInStandby", "The instance {id} is not in Standby.", { id: i.id }));
+      for (const i of insts)
+        if (i.state !== "Standby")
+          throw validation(b.message("notInStandby", "The instance {id} is not in Standby.", { id: i.id }));
       if (g.desired + insts.length > g.maxSize) {
         throw validation(
           `AutoScalingGroup ${g.name} has min-size=${g.minSize}, max-size=${g.maxSize}, and desired-size=${g.desired}. To move ${insts.length} instances out of standby, please update the AutoScalingGroup sizes appropriately.`,
@@ -560,7 +652,11 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       g.desired += insts.length;
       const t = causeTime(now());
       const acts = insts.map((i) =>
-        b.exitStandby(g, i, `At ${t} instance ${i.id} was moved out of standby in response to a user request, increasing the capacity from ${from} to ${g.desired}.`),
+        b.exitStandby(
+          g,
+          i,
+          `At ${t} instance ${i.id} was moved out of standby in response to a user request, increasing the capacity from ${from} to ${g.desired}.`,
+        ),
       );
       return { Activities: acts.map(activityOut) };
     },
@@ -570,7 +666,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const p = new Params(input, "query");
       const g = mutable(p.str("AutoScalingGroupName", { required: true }));
       const existing = g.hooks.get(p.str("LifecycleHookName", { required: true }));
-      if (!existing && g.hooks.size >= MAX_HOOKS) throw new AwsError("LimitExceeded", `Maximum number of lifecycle hooks (${MAX_HOOKS}) reached for group ${g.name}.`);
+      if (!existing && g.hooks.size >= MAX_HOOKS)
+        throw new AwsError("LimitExceeded", `Maximum number of lifecycle hooks (${MAX_HOOKS}) reached for group ${g.name}.`);
       const hook = hookFrom(p, existing);
       g.hooks.set(hook.name, hook);
       return {};
@@ -581,7 +678,10 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const g = b.group(p.str("AutoScalingGroupName", { required: true }));
       const name = p.str("LifecycleHookName", { required: true });
       const hook = g.hooks.get(name);
-      if (!hook) throw validation(b.message("hookNotFound", "No Lifecycle Hook found with name {hook} for group {name}", { hook: name, name: g.name }));
+      if (!hook)
+        throw validation(
+          b.message("hookNotFound", "No Lifecycle Hook found with name {hook} for group {name}", { hook: name, name: g.name }),
+        );
       g.hooks.delete(name);
       // Outstanding actions complete first: ABANDON for launching, CONTINUE for terminating instances.
       for (const i of g.instances.values()) {
@@ -595,7 +695,9 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const p = new Params(input, "query");
       const g = b.group(p.str("AutoScalingGroupName", { required: true }));
       const names = p.list<string>("LifecycleHookNames");
-      return { LifecycleHooks: [...g.hooks.values()].filter((h) => !names.length || names.includes(h.name)).map((h) => hookOut(g, h)) };
+      return {
+        LifecycleHooks: [...g.hooks.values()].filter((h) => !names.length || names.includes(h.name)).map((h) => hookOut(g, h)),
+      };
     },
 
     DescribeLifecycleHookTypes: () => ({ LifecycleHookTypes: [LAUNCHING, TERMINATING] }),
@@ -605,7 +707,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       const g = b.group(p.str("AutoScalingGroupName", { required: true }));
       const hookName = p.str("LifecycleHookName", { required: true });
       const result = p.str("LifecycleActionResult", { required: true });
-      if (result !== "CONTINUE" && result !== "ABANDON") throw validation(`Invalid value '${result}' for LifecycleActionResult: must be CONTINUE or ABANDON`);
+      if (result !== "CONTINUE" && result !== "ABANDON")
+        throw validation(`Invalid value '${result}' for LifecycleActionResult: must be CONTINUE or ABANDON`);
       findAction(g, p, hookName).settle(result as LifecycleResult);
       return {};
     },
@@ -683,13 +786,16 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
         .flatMap((g) => [...g.tags].map(([k, t]) => tagOut(g, k, t)));
       for (const f of filters) {
         const values = f.Values ?? [];
-        const field = { "auto-scaling-group": "ResourceId", key: "Key", value: "Value", "propagate-at-launch": "PropagateAtLaunch" }[f.Name ?? ""] as
-          | "ResourceId"
-          | "Key"
-          | "Value"
-          | "PropagateAtLaunch"
-          | undefined;
-        if (!field) throw validation(`Filter name ${f.Name} is invalid. Valid names are auto-scaling-group, key, value and propagate-at-launch.`);
+        const field = {
+          "auto-scaling-group": "ResourceId",
+          key: "Key",
+          value: "Value",
+          "propagate-at-launch": "PropagateAtLaunch",
+        }[f.Name ?? ""] as "ResourceId" | "Key" | "Value" | "PropagateAtLaunch" | undefined;
+        if (!field)
+          throw validation(
+            `Filter name ${f.Name} is invalid. Valid names are auto-scaling-group, key, value and propagate-at-launch.`,
+          );
         all = all.filter((t) => values.includes(String(t[field])));
       }
       const pg = page(all, maxRecords(p, 50, 100), p.str("NextToken"));
@@ -706,6 +812,28 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       return {};
     },
 
+    SetInstanceHealth: (input) => {
+      const p = new Params(input, "query");
+      const id = p.str("InstanceId", { required: true });
+      const status = p.str("HealthStatus", { required: true });
+      if (status !== "Healthy" && status !== "Unhealthy")
+        throw validation(`Invalid value '${status}' for HealthStatus: must be Healthy or Unhealthy`);
+      const g = b.groupOfInstance(id);
+      const inst = g?.instances.get(id);
+      if (!g || !inst)
+        throw validation(
+          b.message("instanceNotFound", "Instance Id not found - No managed instance found for instance ID: {id}", { id }),
+        );
+      // By default the call respects the grace period: an Unhealthy report inside it is ignored.
+      const respect = p.bool("ShouldRespectGracePeriod", true);
+      const inGrace = inst.inServiceAt !== undefined && now() < inst.inServiceAt + g.healthCheckGracePeriodS * 1000;
+      if (status === "Unhealthy" && respect && (inGrace || inst.state !== "InService")) return undefined;
+      inst.health = status;
+      if (status === "Unhealthy") inst.unhealthyBy = "API";
+      b.kick(g);
+      return undefined;
+    },
+
     TerminateInstanceInAutoScalingGroup: (input) => {
       const p = new Params(input, "query");
       const id = p.str("InstanceId", { required: true });
@@ -713,10 +841,15 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       if (decrement === undefined) throw p.missing("ShouldDecrementDesiredCapacity");
       const g = b.groupOfInstance(id);
       const inst = g?.instances.get(id);
-      if (!g || !inst) throw validation(b.message("instanceNotFound", "Instance Id not found - No managed instance found for instance ID: {id}", { id }));
+      if (!g || !inst)
+        throw validation(
+          b.message("instanceNotFound", "Instance Id not found - No managed instance found for instance ID: {id}", { id }),
+        );
       if (TERMINATING_STATES.has(inst.state)) {
         // Already on its way out: answer with the activity that is terminating it.
-        const act = [...(b.activities.get(g.name) ?? [])].reverse().find((a) => a.Description === `Terminating EC2 instance: ${id}`);
+        const act = [...(b.activities.get(g.name) ?? [])]
+          .reverse()
+          .find((a) => a.Description === `Terminating EC2 instance: ${id}`);
         return { Activity: act ? activityOut(act) : undefined };
       }
       const counted = LIVE_STATES.has(inst.state);

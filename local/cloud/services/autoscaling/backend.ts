@@ -225,7 +225,8 @@ export class AutoScalingBackend {
       const inAz = pool.filter((i) => (perAz.get(i.az) ?? 0) === busiest);
       const byAge = (a: AsgInstance, b: AsgInstance) => a.launchedAt - b.launchedAt || a.id.localeCompare(b.id);
       const byTemplate = (a: AsgInstance, b: AsgInstance) =>
-        Number(b.template?.id !== currentId) - Number(a.template?.id !== currentId) || (a.template?.version ?? 0) - (b.template?.version ?? 0);
+        Number(b.template?.id !== currentId) - Number(a.template?.id !== currentId) ||
+        (a.template?.version ?? 0) - (b.template?.version ?? 0);
       const hourLeft = (i: AsgInstance) => 3_600_000 - ((now - i.launchedAt) % 3_600_000);
       const order: Record<string, (a: AsgInstance, b: AsgInstance) => number> = {
         OldestInstance: byAge,
@@ -289,7 +290,11 @@ export class AutoScalingBackend {
     if (isSuspended(g, "ReplaceUnhealthy") || isSuspended(g, "Terminate")) return;
     for (const inst of this.live(g)) {
       if (inst.health !== "Unhealthy") continue;
-      const why = inst.unhealthyBy === "ELB" ? "an ELB system health check failure" : "an EC2 instance status check failure";
+      const why = {
+        ELB: "an ELB system health check failure",
+        EC2: "an EC2 instance status check failure",
+        API: "a user health-check",
+      }[inst.unhealthyBy ?? "EC2"];
       const cause = `At ${causeTime(this.now())} an instance was taken out of service in response to ${why}.`;
       this.startTerminate(g, inst, cause, { replacing: true });
     }
@@ -399,7 +404,9 @@ export class AutoScalingBackend {
     if (!spec) throw new AwsError("ValidationError", "The group has no launch template");
     // The stored spec carries both id and name (Describe echoes both); EC2 takes exactly one.
     const r = ec2.resolveLaunchTemplate(
-      spec.LaunchTemplateId ? { id: spec.LaunchTemplateId, version: spec.Version ?? "$Default" } : { name: spec.LaunchTemplateName, version: spec.Version ?? "$Default" },
+      spec.LaunchTemplateId
+        ? { id: spec.LaunchTemplateId, version: spec.Version ?? "$Default" }
+        : { name: spec.LaunchTemplateName, version: spec.Version ?? "$Default" },
     );
     return { id: r.id, name: r.name, version: r.version, instanceType: instanceType ?? r.instanceType };
   }
@@ -455,12 +462,18 @@ export class AutoScalingBackend {
       };
     } catch (err) {
       const reason = (err as Error).message.replace(/\.+$/, "");
-      const a = this.startActivity(g, `Launching a new EC2 instance.  Status Reason: ${reason}. Launching EC2 instance failed.`, cause, {
-        ...(subnet ? { Details: JSON.stringify({ "Subnet ID": subnet.id, "Availability Zone": subnet.az }) } : {}),
-      });
+      const a = this.startActivity(
+        g,
+        `Launching a new EC2 instance.  Status Reason: ${reason}. Launching EC2 instance failed.`,
+        cause,
+        {
+          ...(subnet ? { Details: JSON.stringify({ "Subnet ID": subnet.id, "Availability Zone": subnet.az }) } : {}),
+        },
+      );
       this.endActivity(g, a, "Failed", `${reason}. Launching EC2 instance failed.`);
       g.launchFailures++;
-      g.nextLaunchAt = this.now() + Math.min(this.setting("reconcileMs") * 2 ** (g.launchFailures - 1), this.setting("launchBackoffMaxMs"));
+      g.nextLaunchAt =
+        this.now() + Math.min(this.setting("reconcileMs") * 2 ** (g.launchFailures - 1), this.setting("launchBackoffMaxMs"));
       this.cloud.emit({
         source: "aws.autoscaling",
         detailType: "EC2 Instance Launch Unsuccessful",
@@ -493,7 +506,12 @@ export class AutoScalingBackend {
       if (inst.state !== "Pending:Wait") return this.interrupted(g, inst, act);
       if (result === "ABANDON") {
         // ABANDON on launch: the instance is terminated and replaced.
-        this.endActivity(g, act, "Cancelled", `Instance failed to complete user's Lifecycle Action: Lifecycle Action with token for ${inst.id} was abandoned: Lifecycle Action Completed with ABANDON Result`);
+        this.endActivity(
+          g,
+          act,
+          "Cancelled",
+          `Instance failed to complete user's Lifecycle Action: Lifecycle Action with token for ${inst.id} was abandoned: Lifecycle Action Completed with ABANDON Result`,
+        );
         const cause = `At ${causeTime(this.now())} an instance was taken out of service in response to a launch lifecycle action that was abandoned.`;
         this.startTerminate(g, inst, cause, { skipHooks: true });
         return;
@@ -523,14 +541,20 @@ export class AutoScalingBackend {
     inst.state = "InService";
     inst.inServiceAt = this.now();
     this.endActivity(g, act, "Successful");
-    this.cloud.emit({ source: "aws.autoscaling", detailType: "EC2 Instance Launch Successful", detail: this.activityDetail(g, act, inst.id), resources: [g.arn, inst.id] });
+    this.cloud.emit({
+      source: "aws.autoscaling",
+      detailType: "EC2 Instance Launch Successful",
+      detail: this.activityDetail(g, act, inst.id),
+      resources: [g.arn, inst.id],
+    });
     this.kick(g);
   }
 
   /** The instance left the flow's path (terminated, replaced) before reaching its goal. */
   private interrupted(g: Group, inst: AsgInstance, act: Activity): void {
     if (act.EndTime) return;
-    if (inst.health === "Unhealthy") this.endActivity(g, act, "Failed", "Instance became unhealthy while waiting for instance to be in InService state.");
+    if (inst.health === "Unhealthy")
+      this.endActivity(g, act, "Failed", "Instance became unhealthy while waiting for instance to be in InService state.");
     else this.endActivity(g, act, "Cancelled", "The instance was taken out of service before it reached InService.");
   }
 
@@ -579,7 +603,12 @@ export class AutoScalingBackend {
     });
     inst.state = "Terminated";
     this.endActivity(g, act, "Successful");
-    this.cloud.emit({ source: "aws.autoscaling", detailType: "EC2 Instance Terminate Successful", detail: this.activityDetail(g, act, inst.id), resources: [g.arn, inst.id] });
+    this.cloud.emit({
+      source: "aws.autoscaling",
+      detailType: "EC2 Instance Terminate Successful",
+      detail: this.activityDetail(g, act, inst.id),
+      resources: [g.arn, inst.id],
+    });
     const linger = this.setting("terminatedVisibleMs");
     if (linger > 0) await this.cloud.clock.sleep(linger);
     g.instances.delete(inst.id);
@@ -591,7 +620,10 @@ export class AutoScalingBackend {
 
   enterStandby(g: Group, inst: AsgInstance, cause: string): Activity {
     inst.state = "EnteringStandby";
-    const act = this.startActivity(g, `Moving EC2 instance to Standby: ${inst.id}`, cause, { StatusCode: "InProgress", Progress: 50 });
+    const act = this.startActivity(g, `Moving EC2 instance to Standby: ${inst.id}`, cause, {
+      StatusCode: "InProgress",
+      Progress: 50,
+    });
     const flow = (async () => {
       await this.deregisterAll(inst);
       if (inst.state !== "EnteringStandby") return this.interrupted(g, inst, act);
@@ -605,7 +637,10 @@ export class AutoScalingBackend {
 
   exitStandby(g: Group, inst: AsgInstance, cause: string): Activity {
     inst.state = "Pending";
-    const act = this.startActivity(g, `Moving EC2 instance out of Standby: ${inst.id}`, cause, { StatusCode: "PreInService", Progress: 30 });
+    const act = this.startActivity(g, `Moving EC2 instance out of Standby: ${inst.id}`, cause, {
+      StatusCode: "PreInService",
+      Progress: 30,
+    });
     this.flow(g, act, this.bringIntoService(g, inst, act, "EC2", "AutoScalingGroup"));
     return act;
   }
@@ -613,7 +648,13 @@ export class AutoScalingBackend {
   // ---------------------------------------------------------------- lifecycle hooks
 
   /** Waits in `*:Wait` for every hook of the transition; ABANDON (or a drop) ends the wait at once. */
-  private runHooks(g: Group, inst: AsgInstance, transition: Transition, origin: string, destination: string): Promise<LifecycleResult | "dropped"> {
+  private runHooks(
+    g: Group,
+    inst: AsgInstance,
+    transition: Transition,
+    origin: string,
+    destination: string,
+  ): Promise<LifecycleResult | "dropped"> {
     const hooks = [...g.hooks.values()].filter((h) => h.transition === transition);
     if (hooks.length === 0) return Promise.resolve("CONTINUE");
     return new Promise((resolve) => {
@@ -645,7 +686,8 @@ export class AutoScalingBackend {
         this.heartbeat(action);
         this.cloud.emit({
           source: "aws.autoscaling",
-          detailType: transition === LAUNCHING ? "EC2 Instance-launch Lifecycle Action" : "EC2 Instance-terminate Lifecycle Action",
+          detailType:
+            transition === LAUNCHING ? "EC2 Instance-launch Lifecycle Action" : "EC2 Instance-terminate Lifecycle Action",
           detail: {
             LifecycleActionToken: action.token,
             AutoScalingGroupName: g.name,
@@ -685,8 +727,8 @@ export class AutoScalingBackend {
       Details: "{}",
       ...extra,
     };
-    let list = this.activities.get(g.name);
-    if (!list) this.activities.set(g.name, (list = []));
+    const list = this.activities.get(g.name) ?? [];
+    this.activities.set(g.name, list);
     list.push(a);
     const max = this.setting("maxActivities");
     if (list.length > max) list.splice(0, list.length - max);
@@ -724,7 +766,8 @@ export class AutoScalingBackend {
   /** Runs a flow in the background; a bug fails its activity instead of vanishing. */
   private flow(g: Group, act: Activity, p: Promise<void>): void {
     p.catch((err: unknown) => {
-      if (!act.EndTime) this.endActivity(g, act, "Failed", `The simulated service failed: ${(err as Error)?.message ?? String(err)}`);
+      if (!act.EndTime)
+        this.endActivity(g, act, "Failed", `The simulated service failed: ${(err as Error)?.message ?? String(err)}`);
     });
   }
 

@@ -11,8 +11,8 @@ import type { ServiceDefinition } from "../../protocol/types.ts";
 import { autoScalingActions } from "./actions.ts";
 import { AutoScalingBackend, causeTime, DEFAULTS } from "./backend.ts";
 
-export { AutoScalingBackend, DEFAULTS as AUTOSCALING_DEFAULTS };
 export type { Activity, AsgInstance, Group, LifecycleState } from "./model.ts";
+export { AutoScalingBackend, DEFAULTS as AUTOSCALING_DEFAULTS };
 
 export const AUTOSCALING_XMLNS = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 

@@ -37,7 +37,12 @@ export type LifecycleState =
 
 /** States that count toward desired capacity. */
 export const LIVE_STATES: ReadonlySet<LifecycleState> = new Set(["Pending", "Pending:Wait", "Pending:Proceed", "InService"]);
-export const TERMINATING_STATES: ReadonlySet<LifecycleState> = new Set(["Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated"]);
+export const TERMINATING_STATES: ReadonlySet<LifecycleState> = new Set([
+  "Terminating",
+  "Terminating:Wait",
+  "Terminating:Proceed",
+  "Terminated",
+]);
 
 export type LifecycleResult = "CONTINUE" | "ABANDON";
 
@@ -79,7 +84,7 @@ export interface AsgInstance {
   state: LifecycleState;
   health: "Healthy" | "Unhealthy";
   /** Which check marked it unhealthy (for the replacement activity's cause). */
-  unhealthyBy?: "EC2" | "ELB";
+  unhealthyBy?: "EC2" | "ELB" | "API";
   protected: boolean;
   launchedAt: number;
   /** When it last entered InService: the health check grace period starts here. */
