@@ -130,7 +130,7 @@ export class ImageStore {
       state: "completed",
       at,
     });
-    this.ctx.disks.copy(APP_ROOTFS, snap.dir);
+    this.ctx.disks.copy(APP_ROOTFS, snap.dir, { immutable: true });
     writeFileSync(join(snap.dir, "etc", "kiln-base-image"), `${name}\n`);
     const image: Image = {
       id: imageId,

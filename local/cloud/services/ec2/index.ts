@@ -64,7 +64,7 @@ class Ec2 implements Ec2Backend {
   private readonly fleet: InstanceStore;
 
   constructor(private readonly cloud: Cloud) {
-    this.ctx = new Ec2Context(cloud, new Disks(cloud.dataDir));
+    this.ctx = new Ec2Context(cloud, new Disks(cloud.dataDir, (work) => cloud.clock.hold(work)));
     this.network = new Network(this.ctx);
     this.images = new ImageStore(this.ctx, (id) => this.fleet.instance(id));
     this.templates = new TemplateStore(this.ctx);
@@ -177,7 +177,7 @@ class Ec2 implements Ec2Backend {
   async stop(): Promise<void> {
     this.ctx.dispose();
     await this.fleet.stopAll();
-    if (!this.cloud.setting("ec2.keepSandboxes", false)) this.ctx.disks.dispose();
+    if (!this.cloud.setting("ec2.keepSandboxes", false)) await this.ctx.disks.dispose();
   }
 
   snapshot() {

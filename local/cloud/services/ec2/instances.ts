@@ -217,7 +217,7 @@ export class InstanceStore {
     for (let i = 0; i < count; i++) {
       const id = this.ctx.id("i");
       const rootDir = this.ctx.disks.instanceDir(id);
-      this.ctx.disks.copy(source, rootDir);
+      this.ctx.disks.copy(source, rootDir, { immutable: true });
       const inst = new Instance(
         this.ctx.seq(),
         id,
