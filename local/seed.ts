@@ -23,7 +23,6 @@ import {
   CreateListenerCommand,
   CreateLoadBalancerCommand,
   CreateTargetGroupCommand,
-  DescribeLoadBalancersCommand,
   ElasticLoadBalancingV2Client,
   ModifyTargetGroupAttributesCommand,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
@@ -33,7 +32,7 @@ import { loadConfig, type ServiceConfig, serviceConfig } from "../lib/config/ind
 import { fleetReadiness, onlineInstances } from "../lib/roll/fleet.ts";
 import { runScriptStep } from "../lib/roll/run.ts";
 import { targetGroupHealth } from "../lib/roll/traffic.ts";
-import type { Cloud } from "./cloud/cloud.ts";
+import type { Backend, Cloud } from "./cloud/cloud.ts";
 
 export interface SeedResult {
   service: string;
@@ -200,14 +199,15 @@ export async function seedService(
     step = await runScriptStep({ instanceIds: ids, script, env, comment: "seed service-in", commandId: step.commandId }, { ssm });
   }
   await until(clock, "seed fleet healthy", async () => (await targetGroupHealth(elbv2, blueTg)).healthy.length >= desired, 5_000);
-  const lbs = await elbv2.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [loadBalancerArn] }));
-  const dns = lbs.LoadBalancers?.[0]?.DNSName;
+  // The ALB's real loopback listener (its DNSName keeps the AWS form and does not resolve here).
+  const elb = cloud.backend<Backend & { listenerUrl(lb: string, port?: number): string | undefined }>("elasticloadbalancing");
+  const url = await until(clock, "ALB listener", async () => elb.listenerUrl(loadBalancerArn, port), 1_000, 120_000);
   return {
     service,
     commit: opts.commit,
     imageId,
     loadBalancerArn,
-    loadBalancerUrl: dns ? (dns.startsWith("http") ? dns : `http://${dns}`) : undefined,
+    loadBalancerUrl: url,
     listenerArn: listener.Listeners![0]!.ListenerArn!,
     targetGroupArns: [blueTg, idleTg],
     blueGroup,
