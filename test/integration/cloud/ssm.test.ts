@@ -354,6 +354,18 @@ describe("simulated SSM", () => {
   });
 
   describe("timeouts, faults and cancellation", () => {
+    it.each([
+      [true, "rejects"],
+      [false, "accepts"],
+    ])("with ssm.rejectOfflineAgents=%s SendCommand %s a ConnectionLost node", async (reject) => {
+      cloud.setSettings({ "ssm.rejectOfflineAgents": reject });
+      const [inst] = await onlineInstances(1);
+      cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id });
+      const sent = send({ InstanceIds: [inst!.id], TimeoutSeconds: 30, Parameters: { commands: ["true"] } });
+      if (reject) await expect(sent).rejects.toMatchObject({ name: "InvalidInstanceId" });
+      else expect(await finished(await sent, inst!.id)).toMatchObject({ Status: "TimedOut", StatusDetails: "DeliveryTimedOut" });
+    });
+
     it("ends TimedOut/ExecutionTimedOut after executionTimeout of cloud time under a command timeout fault", async () => {
       const [inst] = await onlineInstances(1);
       cloud.faults.add({ kind: "command", match: "install\\.sh", mode: "timeout" });
@@ -386,9 +398,9 @@ describe("simulated SSM", () => {
 
     it("times out delivery to an offline agent after TimeoutSeconds (Delayed → DeliveryTimedOut)", async () => {
       const [inst] = await onlineInstances(1);
-      cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id });
       const t0 = cloud.clock.now();
       const id = await send({ InstanceIds: [inst!.id], TimeoutSeconds: 120, Parameters: { commands: ["true"] } });
+      cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id }); // the agent drops before delivery
       await cloud.clock.sleep(10_000);
       expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).Status).toBe("Delayed");
       const r = await finished(id, inst!.id);
@@ -399,8 +411,8 @@ describe("simulated SSM", () => {
 
     it("delivers once an offline agent comes back before the delivery timeout", async () => {
       const [inst] = await onlineInstances(1);
-      const f = cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id });
       const id = await send({ InstanceIds: [inst!.id], Parameters: { commands: ["echo late"] } });
+      const f = cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id });
       await cloud.clock.sleep(45_000);
       cloud.faults.remove(f);
       expect(await finished(id, inst!.id)).toMatchObject({ Status: "Success", StandardOutputContent: "late\n" });
@@ -408,8 +420,8 @@ describe("simulated SSM", () => {
 
     it("marks an invocation Undeliverable when its instance terminates before delivery", async () => {
       const [inst] = await onlineInstances(1);
-      cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id });
       const id = await send({ InstanceIds: [inst!.id], Parameters: { commands: ["true"] } });
+      cloud.faults.add({ kind: "ssm-agent", instanceId: inst!.id });
       await cloud.clock.sleep(5_000);
       ec2.setState(inst!.id, "terminated");
       expect(await finished(id, inst!.id)).toMatchObject({ Status: "Failed", StatusDetails: "Undeliverable" });

@@ -12,7 +12,9 @@
  * - `ssm.cancelMs` (1000): Cancelling → Cancelled;
  * - `ssm.defaultTimeoutSeconds` (3600): TimeoutSeconds when omitted (UNSURE: 3600 vs 600);
  * - `ssm.timeoutResponseCode` (137): ResponseCode of an execution timeout (the Linux agent's kill code);
- * - `ssm.maxWallMs` (120000): wall-clock limit of one script under the virtual clock.
+ * - `ssm.maxWallMs` (120000): wall-clock limit of one script under the virtual clock;
+ * - `ssm.rejectOfflineAgents` (true): SendCommand by InstanceIds rejects ConnectionLost nodes with
+ *   InvalidInstanceId (false: accept them and let delivery time out).
  */
 import type { Backend, Cloud } from "../../cloud.ts";
 import type { Ec2Api, SsmApi } from "../../contracts.ts";

@@ -341,15 +341,21 @@ export class RunCommand {
 
   // ---------------------------------------------------------------- targeting
 
-  /** InstanceIds: every node must be managed and its instance in a valid state, else the whole call fails. */
+  /**
+   * InstanceIds: every node must be managed, online and its instance running, else the whole call
+   * fails. An agent that lost its connection is rejected too unless `ssm.rejectOfflineAgents` is
+   * false, in which case its invocation waits (Delayed) until the delivery timeout.
+   */
   private checkInstanceIds(ids: string[]): string[] {
     const seen = new Set<string>();
     const bad: string[] = [];
+    const rejectOffline = this.cloud.setting("ssm.rejectOfflineAgents", true);
     for (const id of ids) {
       if (seen.has(id)) throw new AwsError("DuplicateInstanceId", `Instance Id ${id} is duplicated in the request.`);
       seen.add(id);
       const inst = this.agents.instance(id);
-      if (!INSTANCE_ID.test(id) || !inst || inst.state !== "running" || !this.agents.isRegistered(id)) bad.push(id);
+      const ping = this.agents.pingStatus(id);
+      if (!INSTANCE_ID.test(id) || !inst || inst.state !== "running" || !ping || (rejectOffline && ping !== "Online")) bad.push(id);
     }
     if (bad.length > 0) throw new AwsError("InvalidInstanceId", `Instances [[${bad.join(", ")}]] not in a valid state for account ${this.cloud.accountId}`);
     return ids;
