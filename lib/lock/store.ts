@@ -16,22 +16,22 @@ export interface DocumentSender {
 const MAX_ATTEMPTS = 64;
 
 /**
- * The lock table: one item per service keyed by `service`, every write conditional on `version`
- * (optimistic concurrency), reads strongly consistent.
+ * Items keyed by `service` in one DynamoDB table, every write conditional on `version`
+ * (optimistic concurrency), reads strongly consistent. The lock and the pager's page records use it.
  */
-export class LockStore {
+export class VersionedStore<T extends { service: string; version: number }> {
   constructor(
     private readonly ddb: DocumentSender,
     readonly table: string,
   ) {}
 
-  async get(service: string): Promise<LockItem | undefined> {
+  async get(service: string): Promise<T | undefined> {
     const r = await this.ddb.send(new GetCommand({ TableName: this.table, Key: { service }, ConsistentRead: true }));
-    return r.Item as LockItem | undefined;
+    return r.Item as T | undefined;
   }
 
   /** Writes `next` only if the stored version is still `expected` (undefined: the item must not exist). */
-  async put(next: LockItem, expected: number | undefined): Promise<boolean> {
+  async put(next: T, expected: number | undefined): Promise<boolean> {
     const item = { ...next, version: (expected ?? 0) + 1 };
     try {
       await this.ddb.send(
@@ -57,7 +57,7 @@ export class LockStore {
    */
   async mutate<R>(
     service: string,
-    decide: (item: LockItem | undefined) => Promise<{ write?: LockItem; result: R }> | { write?: LockItem; result: R },
+    decide: (item: T | undefined) => Promise<{ write?: T; result: R }> | { write?: T; result: R },
   ): Promise<R> {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const item = await this.get(service);
@@ -65,6 +65,9 @@ export class LockStore {
       if (!write) return result;
       if (await this.put(write, item?.version)) return result;
     }
-    throw new ThrottledError(`lock ${service}: ${MAX_ATTEMPTS} conflicting writes in a row; retry later`);
+    throw new ThrottledError(`${this.table}/${service}: ${MAX_ATTEMPTS} conflicting writes in a row; retry later`);
   }
 }
+
+/** The lock table: one `LockItem` per service. */
+export class LockStore extends VersionedStore<LockItem> {}

@@ -1,0 +1,3 @@
+export * from "./event.ts";
+export * from "./http.ts";
+export * from "./pager.ts";
