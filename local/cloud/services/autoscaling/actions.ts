@@ -437,6 +437,8 @@ export function autoScalingActions(b: AutoScalingBackend): Record<string, Action
       g.minSize = minSize;
       g.maxSize = maxSize;
       g.desired = desired;
+      // A changed configuration is worth a launch attempt now, not after the failure backoff.
+      g.nextLaunchAt = 0;
       b.kick(g);
       return undefined;
     },
