@@ -37,7 +37,7 @@ async function world(): Promise<World> {
 
 const DIMS = [{ Name: "Service", Value: "web" }];
 
-/** Sleeps to `sec` seconds past the last full minute before `t0` + whole minutes. */
+/** Puts Latency datapoints (now, or at `at`). */
 async function put(w: World, values: number[], at?: Date) {
   await w.cw.send(new PutMetricDataCommand({ Namespace: "Kiln/Test", MetricData: values.map((v) => ({ MetricName: "Latency", Dimensions: DIMS, Value: v, Unit: "Milliseconds", Timestamp: at })) }));
 }
@@ -124,7 +124,7 @@ describe("CloudWatch metrics", () => {
     expect(Object.keys(byId)).toEqual(["rate", "raw"]);
     expect(byId.rate).toMatchObject({ Label: "error rate", Values: [5, 5, 5], StatusCode: "Complete" });
     expect(byId.raw!.Values).toEqual([300, 200, 100]);
-    expect(byId.raw!.Timestamps!.map((d) => d.getTime())).toEqual([t0 + 120_000, t0 + 60_000, t0]);
+    expect(byId.raw!.Timestamps!.map((d: Date) => d.getTime())).toEqual([t0 + 120_000, t0 + 60_000, t0]);
     const asc = await w.cw.send(new GetMetricDataCommand({ StartTime: new Date(t0), EndTime: new Date(t0 + 180_000), ScanBy: "TimestampAscending", MetricDataQueries: [{ ...stat("raw", "Requests"), ReturnData: true }] }));
     expect(asc.MetricDataResults![0]!.Values).toEqual([100, 200, 300]);
     await expect(w.cw.send(new GetMetricDataCommand({ StartTime: new Date(t0), EndTime: new Date(t0 + 1), MetricDataQueries: [{ Id: "Bad", Expression: "1" }] }))).rejects.toMatchObject({ name: "InvalidParameterValueException" });
