@@ -25,7 +25,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Clock } from "../../../lib/clock.ts";
+import { type Clock, ScaledClock } from "../../../lib/clock.ts";
 import { Cloud, type CloudEvent } from "../../../local/cloud/cloud.ts";
 import type { Ec2Api, InstanceStateName, SimInstance } from "../../../local/cloud/contracts.ts";
 import { registerEc2 } from "../../../local/cloud/services/ec2/index.ts";
@@ -708,3 +708,41 @@ describe("simulated SSM with simulated EC2", () => {
     expect(now).toMatchObject({ Value: published!.imageId, Version: 2 });
   });
 });
+
+describe("simulated SSM on a scaled clock", () => {
+  it("kills a real script when executionTimeout elapses on the cloud clock", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "kiln-ssm-scaled-"));
+    const cloud = new Cloud({ clock: new ScaledClock(1000), settings: { "ssm.agentOnlineJitter": 0 } });
+    const ec2 = new FakeEc2(cloud, dir);
+    cloud.register("ec2", ec2);
+    registerSsm(cloud);
+    await cloud.start({ port: false });
+    try {
+      const ssm = new SSMClient(cloud.clientConfig());
+      const [inst] = ec2.launch({ tags: {}, count: 1 });
+      await mkdir(inst!.rootDir, { recursive: true });
+      ec2.setState(inst!.id, "running");
+      await until(cloud.clock, async () => (ssmOnline(cloud, inst!.id) ? true : undefined), 600_000, 5_000);
+      const out = await ssm.send(
+        new SendCommandCommand({ DocumentName: "AWS-RunShellScript", InstanceIds: [inst!.id], Parameters: { commands: ["echo started", "sleep 5", "echo never"], executionTimeout: ["100"] } }),
+      );
+      const r = await until(
+        cloud.clock,
+        async () => {
+          const x = await ssm.send(new GetCommandInvocationCommand({ CommandId: out.Command!.CommandId!, InstanceId: inst!.id })).catch(() => undefined);
+          return x && TERMINAL.includes(x.Status!) ? x : undefined;
+        },
+        3_600_000,
+        5_000,
+      );
+      expect(r).toMatchObject({ Status: "TimedOut", StatusDetails: "ExecutionTimedOut", ResponseCode: 137, StandardOutputContent: "started\n" });
+    } finally {
+      await cloud.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function ssmOnline(cloud: Cloud, id: string): boolean {
+  return cloud.backend<SsmBackend>("ssm").isOnline(id);
+}
