@@ -57,9 +57,21 @@ describe("simulated DynamoDB (dynalite behind the cloud endpoint)", () => {
     expect((await ddb.send(new ListTablesCommand({}))).TableNames).toEqual(["kiln-locks"]);
 
     const key = { service: { S: "web" }, at: { N: "1" } };
-    await ddb.send(new PutItemCommand({ TableName: "kiln-locks", Item: { ...key, owner: { S: "exec-1" } }, ConditionExpression: "attribute_not_exists(service)" }));
+    await ddb.send(
+      new PutItemCommand({
+        TableName: "kiln-locks",
+        Item: { ...key, owner: { S: "exec-1" } },
+        ConditionExpression: "attribute_not_exists(service)",
+      }),
+    );
     await expect(
-      ddb.send(new PutItemCommand({ TableName: "kiln-locks", Item: { ...key, owner: { S: "exec-2" } }, ConditionExpression: "attribute_not_exists(service)" })),
+      ddb.send(
+        new PutItemCommand({
+          TableName: "kiln-locks",
+          Item: { ...key, owner: { S: "exec-2" } },
+          ConditionExpression: "attribute_not_exists(service)",
+        }),
+      ),
     ).rejects.toMatchObject({ name: "ConditionalCheckFailedException" });
     await expect(
       ddb.send(
@@ -85,12 +97,19 @@ describe("simulated DynamoDB (dynalite behind the cloud endpoint)", () => {
       }),
     );
     expect(updated.Attributes!.owner).toEqual({ S: "exec-3" });
-    expect((await ddb.send(new GetItemCommand({ TableName: "kiln-locks", Key: key, ConsistentRead: true }))).Item!.owner).toEqual({ S: "exec-3" });
+    expect((await ddb.send(new GetItemCommand({ TableName: "kiln-locks", Key: key, ConsistentRead: true }))).Item!.owner).toEqual(
+      { S: "exec-3" },
+    );
 
     await ddb.send(new PutItemCommand({ TableName: "kiln-locks", Item: { service: { S: "web" }, at: { N: "2" } } }));
     await ddb.send(new PutItemCommand({ TableName: "kiln-locks", Item: { service: { S: "api" }, at: { N: "1" } } }));
     const q = await ddb.send(
-      new QueryCommand({ TableName: "kiln-locks", KeyConditionExpression: "service = :s", ExpressionAttributeValues: { ":s": { S: "web" } }, ScanIndexForward: false }),
+      new QueryCommand({
+        TableName: "kiln-locks",
+        KeyConditionExpression: "service = :s",
+        ExpressionAttributeValues: { ":s": { S: "web" } },
+        ScanIndexForward: false,
+      }),
     );
     expect(q.Items!.map((i) => i.at!.N)).toEqual(["2", "1"]);
     const page = await ddb.send(new ScanCommand({ TableName: "kiln-locks", Limit: 2 }));
@@ -98,10 +117,20 @@ describe("simulated DynamoDB (dynalite behind the cloud endpoint)", () => {
     expect(page.LastEvaluatedKey).toBeDefined();
 
     await expect(
-      ddb.send(new DeleteItemCommand({ TableName: "kiln-locks", Key: key, ConditionExpression: "#o = :x", ExpressionAttributeNames: { "#o": "owner" }, ExpressionAttributeValues: { ":x": { S: "nobody" } } })),
+      ddb.send(
+        new DeleteItemCommand({
+          TableName: "kiln-locks",
+          Key: key,
+          ConditionExpression: "#o = :x",
+          ExpressionAttributeNames: { "#o": "owner" },
+          ExpressionAttributeValues: { ":x": { S: "nobody" } },
+        }),
+      ),
     ).rejects.toMatchObject({ name: "ConditionalCheckFailedException" });
     await ddb.send(new DeleteItemCommand({ TableName: "kiln-locks", Key: key }));
-    await expect(ddb.send(new GetItemCommand({ TableName: "missing", Key: key }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
+    await expect(ddb.send(new GetItemCommand({ TableName: "missing", Key: key }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+    });
     await ddb.send(new DeleteTableCommand({ TableName: "kiln-locks" }));
   });
 
@@ -174,7 +203,9 @@ describe("simulated DynamoDB (dynalite behind the cloud endpoint)", () => {
       console.log(res.status, await res.text());
       server.close();
     `;
-    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { timeout: 30_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      timeout: 30_000,
+    });
     expect(stdout.trim()).toBe('200 {"TableNames":[]}');
   });
 });

@@ -60,7 +60,12 @@ describe("simulated SNS", () => {
   /** Waits (cloud clock) until every delivery of the last message left `pending`. */
   async function settled(deadlineMs = 600_000): Promise<void> {
     const end = cloud.clock.now() + deadlineMs;
-    while (backend.messages().at(-1)?.deliveries.some((d) => d.status === "pending")) {
+    while (
+      backend
+        .messages()
+        .at(-1)
+        ?.deliveries.some((d) => d.status === "pending")
+    ) {
       if (cloud.clock.now() > end) throw new Error("deliveries still pending");
       await cloud.clock.sleep(1000);
     }
@@ -76,12 +81,16 @@ describe("simulated SNS", () => {
     const second = await sns.send(new ListTopicsCommand({ NextToken: first.NextToken }));
     expect(second.Topics).toHaveLength(21);
     expect(second.NextToken).toBeUndefined();
-    expect((await sns.send(new ListTagsForResourceCommand({ ResourceArn: a.TopicArn }))).Tags).toEqual([{ Key: "team", Value: "sre" }]);
+    expect((await sns.send(new ListTagsForResourceCommand({ ResourceArn: a.TopicArn }))).Tags).toEqual([
+      { Key: "team", Value: "sre" },
+    ]);
     const attrs = (await sns.send(new GetTopicAttributesCommand({ TopicArn: a.TopicArn }))).Attributes!;
     expect(attrs).toMatchObject({ TopicArn: a.TopicArn, Owner: "123456789012", SubscriptionsConfirmed: "0" });
     await sns.send(new DeleteTopicCommand({ TopicArn: a.TopicArn }));
     await sns.send(new DeleteTopicCommand({ TopicArn: a.TopicArn }));
-    await expect(sns.send(new GetTopicAttributesCommand({ TopicArn: a.TopicArn }))).rejects.toMatchObject({ name: "NotFoundException" });
+    await expect(sns.send(new GetTopicAttributesCommand({ TopicArn: a.TopicArn }))).rejects.toMatchObject({
+      name: "NotFoundException",
+    });
   });
 
   it.each([
@@ -94,7 +103,9 @@ describe("simulated SNS", () => {
   it("subscribes endpoints and lists subscriptions", async () => {
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "alerts" }));
     const email = await sns.send(new SubscribeCommand({ TopicArn, Protocol: "email", Endpoint: "oncall@example.com" }));
-    await sns.send(new SubscribeCommand({ TopicArn, Protocol: "https", Endpoint: "https://events.pagerduty.com/integration/x/enqueue" }));
+    await sns.send(
+      new SubscribeCommand({ TopicArn, Protocol: "https", Endpoint: "https://events.pagerduty.com/integration/x/enqueue" }),
+    );
     expect(email.SubscriptionArn).toMatch(new RegExp(`^${TopicArn}:[0-9a-f-]{36}$`));
     const byTopic = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn }));
     expect(byTopic.Subscriptions!.map((s) => [s.Protocol, s.Endpoint])).toEqual([
@@ -102,11 +113,17 @@ describe("simulated SNS", () => {
       ["https", "https://events.pagerduty.com/integration/x/enqueue"],
     ]);
     expect((await sns.send(new ListSubscriptionsCommand({}))).Subscriptions).toHaveLength(2);
-    expect((await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: email.SubscriptionArn }))).Attributes).toMatchObject({ Protocol: "email", PendingConfirmation: "false" });
+    expect(
+      (await sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: email.SubscriptionArn }))).Attributes,
+    ).toMatchObject({ Protocol: "email", PendingConfirmation: "false" });
     await sns.send(new UnsubscribeCommand({ SubscriptionArn: email.SubscriptionArn }));
     expect((await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn }))).Subscriptions).toHaveLength(1);
-    await expect(sns.send(new SubscribeCommand({ TopicArn, Protocol: "carrier-pigeon", Endpoint: "x" }))).rejects.toMatchObject({ name: "InvalidParameterException" });
-    await expect(sns.send(new SubscribeCommand({ TopicArn: `${TopicArn}-nope`, Protocol: "email", Endpoint: "a@b.c" }))).rejects.toMatchObject({ name: "NotFoundException" });
+    await expect(sns.send(new SubscribeCommand({ TopicArn, Protocol: "carrier-pigeon", Endpoint: "x" }))).rejects.toMatchObject({
+      name: "InvalidParameterException",
+    });
+    await expect(
+      sns.send(new SubscribeCommand({ TopicArn: `${TopicArn}-nope`, Protocol: "email", Endpoint: "a@b.c" })),
+    ).rejects.toMatchObject({ name: "NotFoundException" });
   });
 
   it("publishes with subject and attributes, captures messages, and rejects unknown topics with NotFoundException", async () => {
@@ -122,10 +139,16 @@ describe("simulated SNS", () => {
     );
     expect(out.MessageId).toMatch(/^[0-9a-f-]{36}$/);
     const [m] = backend.messages(TopicArn);
-    expect(m).toMatchObject({ messageId: out.MessageId, subject: "kiln: deploy web failed", attributes: { severity: { DataType: "String", StringValue: "critical" } } });
+    expect(m).toMatchObject({
+      messageId: out.MessageId,
+      subject: "kiln: deploy web failed",
+      attributes: { severity: { DataType: "String", StringValue: "critical" } },
+    });
     expect(m!.deliveries).toEqual([expect.objectContaining({ protocol: "email", status: "captured" })]);
     expect(m!.at).toBe(cloud.clock.date().toISOString());
-    await expect(sns.send(new PublishCommand({ TopicArn: `${TopicArn}x`, Message: "m" }))).rejects.toMatchObject({ name: "NotFoundException" });
+    await expect(sns.send(new PublishCommand({ TopicArn: `${TopicArn}x`, Message: "m" }))).rejects.toMatchObject({
+      name: "NotFoundException",
+    });
   });
 
   it.each([
@@ -144,14 +167,28 @@ describe("simulated SNS", () => {
       const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "hook" }));
       const sub = await sns.send(new SubscribeCommand({ TopicArn, Protocol: "http", Endpoint: r.url }));
       const t0 = cloud.clock.now();
-      const { MessageId } = await sns.send(new PublishCommand({ TopicArn, Subject: "s", Message: "hello", MessageAttributes: { k: { DataType: "String", StringValue: "v" } } }));
+      const { MessageId } = await sns.send(
+        new PublishCommand({
+          TopicArn,
+          Subject: "s",
+          Message: "hello",
+          MessageAttributes: { k: { DataType: "String", StringValue: "v" } },
+        }),
+      );
       await settled();
       expect(r.got).toHaveLength(3);
       expect(cloud.clock.now() - t0).toBeGreaterThanOrEqual(40_000);
       const last = r.got[2]!;
       expect(last.headers["x-amz-sns-message-type"]).toBe("Notification");
       expect(last.headers["x-amz-sns-subscription-arn"]).toBe(sub.SubscriptionArn);
-      expect(JSON.parse(last.body)).toMatchObject({ Type: "Notification", MessageId, TopicArn, Subject: "s", Message: "hello", MessageAttributes: { k: { Type: "String", Value: "v" } } });
+      expect(JSON.parse(last.body)).toMatchObject({
+        Type: "Notification",
+        MessageId,
+        TopicArn,
+        Subject: "s",
+        Message: "hello",
+        MessageAttributes: { k: { Type: "String", Value: "v" } },
+      });
       expect(backend.messages()[0]!.deliveries[0]).toMatchObject({ status: "delivered", attempts: 3 });
     } finally {
       await r.close();
@@ -164,10 +201,29 @@ describe("simulated SNS", () => {
     try {
       const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "hook2" }));
       await sns.send(new SubscribeCommand({ TopicArn, Protocol: "http", Endpoint: failing.url }));
-      await sns.send(new SubscribeCommand({ TopicArn, Protocol: "http", Endpoint: raw.url, Attributes: { RawMessageDelivery: "true", FilterPolicy: JSON.stringify({ severity: ["critical"] }) } }));
-      await sns.send(new PublishCommand({ TopicArn, Message: "minor", MessageAttributes: { severity: { DataType: "String", StringValue: "low" } } }));
+      await sns.send(
+        new SubscribeCommand({
+          TopicArn,
+          Protocol: "http",
+          Endpoint: raw.url,
+          Attributes: { RawMessageDelivery: "true", FilterPolicy: JSON.stringify({ severity: ["critical"] }) },
+        }),
+      );
+      await sns.send(
+        new PublishCommand({
+          TopicArn,
+          Message: "minor",
+          MessageAttributes: { severity: { DataType: "String", StringValue: "low" } },
+        }),
+      );
       await settled();
-      await sns.send(new PublishCommand({ TopicArn, Message: "major", MessageAttributes: { severity: { DataType: "String", StringValue: "critical" } } }));
+      await sns.send(
+        new PublishCommand({
+          TopicArn,
+          Message: "major",
+          MessageAttributes: { severity: { DataType: "String", StringValue: "critical" } },
+        }),
+      );
       await settled();
       expect(backend.messages().map((m) => m.deliveries.map((d) => d.status))).toEqual([
         ["failed", "filtered"],
@@ -191,7 +247,15 @@ describe("simulated SNS", () => {
     await settled();
     await cloud.clock.sleep(1000);
     expect(seen).toEqual([
-      { Records: [expect.objectContaining({ EventSource: "aws:sns", EventSubscriptionArn: sub.SubscriptionArn, Sns: expect.objectContaining({ Message: "page me", Subject: "s", TopicArn }) })] },
+      {
+        Records: [
+          expect.objectContaining({
+            EventSource: "aws:sns",
+            EventSubscriptionArn: sub.SubscriptionArn,
+            Sns: expect.objectContaining({ Message: "page me", Subject: "s", TopicArn }),
+          }),
+        ],
+      },
     ]);
   });
 

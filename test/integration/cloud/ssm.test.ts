@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import {
   AddTagsToResourceCommand,
   CancelCommandCommand,
@@ -23,7 +24,6 @@ import {
   type SendCommandCommandInput,
   SSMClient,
 } from "@aws-sdk/client-ssm";
-import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Clock, ScaledClock } from "../../../lib/clock.ts";
 import { Cloud, type CloudEvent } from "../../../local/cloud/cloud.ts";
@@ -152,17 +152,21 @@ describe("simulated SSM", () => {
   }
 
   async function send(input: Partial<SendCommandInput>): Promise<string> {
-    const out = await ssm.send(new SendCommandCommand({ DocumentName: "AWS-RunShellScript", ...input } as SendCommandCommandInput));
+    const out = await ssm.send(
+      new SendCommandCommand({ DocumentName: "AWS-RunShellScript", ...input } as SendCommandCommandInput),
+    );
     return out.Command!.CommandId!;
   }
   type SendCommandInput = SendCommandCommandInput;
 
   async function finished(commandId: string, instanceId: string): Promise<GetCommandInvocationCommandOutput> {
     return until(cloud.clock, async () => {
-      const r = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })).catch((e: Error) => {
-        if (e.name === "InvocationDoesNotExist") return undefined;
-        throw e;
-      });
+      const r = await ssm
+        .send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }))
+        .catch((e: Error) => {
+          if (e.name === "InvocationDoesNotExist") return undefined;
+          throw e;
+        });
       return r && TERMINAL.includes(r.Status!) ? r : undefined;
     });
   }
@@ -183,7 +187,12 @@ describe("simulated SSM", () => {
       await cloud.clock.sleep(1_000);
       const info = (await ssm.send(new DescribeInstanceInformationCommand({}))).InstanceInformationList!;
       expect(info).toHaveLength(1);
-      expect(info[0]).toMatchObject({ InstanceId: inst!.id, PingStatus: "Online", PlatformType: "Linux", ResourceType: "EC2Instance" });
+      expect(info[0]).toMatchObject({
+        InstanceId: inst!.id,
+        PingStatus: "Online",
+        PlatformType: "Linux",
+        ResourceType: "EC2Instance",
+      });
       expect(info[0]!.LastPingDateTime).toBeInstanceOf(Date);
       expect(info[0]!.AgentVersion).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
       ec2.setState(inst!.id, "terminated");
@@ -194,7 +203,9 @@ describe("simulated SSM", () => {
       const [a, b] = await onlineInstances(2, { role: "green" });
       const id = cloud.faults.add({ kind: "ssm-agent", instanceId: a!.id });
       const list = async (filter: string) =>
-        (await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "PingStatus", Values: [filter] }] }))).InstanceInformationList!.map((x) => x.InstanceId);
+        (
+          await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "PingStatus", Values: [filter] }] }))
+        ).InstanceInformationList!.map((x) => x.InstanceId);
       expect(await list("ConnectionLost")).toEqual([a!.id]);
       expect(await list("Online")).toEqual([b!.id]);
       expect(ssmBackend.isOnline(a!.id)).toBe(false);
@@ -216,16 +227,30 @@ describe("simulated SSM", () => {
       const seen: string[] = [];
       let token: string | undefined;
       do {
-        const r = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "tag:app", Values: ["web"] }], MaxResults: 5, NextToken: token }));
+        const r = await ssm.send(
+          new DescribeInstanceInformationCommand({
+            Filters: [{ Key: "tag:app", Values: ["web"] }],
+            MaxResults: 5,
+            NextToken: token,
+          }),
+        );
         expect(r.InstanceInformationList!.length).toBeLessThanOrEqual(5);
         seen.push(...r.InstanceInformationList!.map((x) => x.InstanceId!));
         token = r.NextToken;
       } while (token);
       expect(seen).toEqual(web.map((i) => i.id));
-      const legacy = await ssm.send(new DescribeInstanceInformationCommand({ InstanceInformationFilterList: [{ key: "InstanceIds", valueSet: [web[2]!.id] }] }));
+      const legacy = await ssm.send(
+        new DescribeInstanceInformationCommand({
+          InstanceInformationFilterList: [{ key: "InstanceIds", valueSet: [web[2]!.id] }],
+        }),
+      );
       expect(legacy.InstanceInformationList!.map((x) => x.InstanceId)).toEqual([web[2]!.id]);
-      await expect(ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: ["not-an-id"] }] }))).rejects.toMatchObject({ name: "InvalidInstanceId" });
-      await expect(ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "Bogus", Values: ["x"] }] }))).rejects.toMatchObject({ name: "InvalidFilterKey" });
+      await expect(
+        ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: ["not-an-id"] }] })),
+      ).rejects.toMatchObject({ name: "InvalidInstanceId" });
+      await expect(
+        ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "Bogus", Values: ["x"] }] })),
+      ).rejects.toMatchObject({ name: "InvalidFilterKey" });
     });
   });
 
@@ -247,7 +272,9 @@ describe("simulated SSM", () => {
         ec2.setState(i!.id, "terminated");
         bad = i!.id;
       } else bad = kind === "malformed" ? "i-xyz" : "i-0123456789abcdef0";
-      const err = await send({ InstanceIds: [ok!.id, bad], Parameters: { commands: ["true"] } }).catch((e: Error & { message: string }) => e);
+      const err = await send({ InstanceIds: [ok!.id, bad], Parameters: { commands: ["true"] } }).catch(
+        (e: Error & { message: string }) => e,
+      );
       expect(err).toMatchObject({ name: "InvalidInstanceId" });
       expect((err as Error).message).toContain(bad);
       expect((await ssm.send(new ListCommandsCommand({}))).Commands).toEqual([]);
@@ -270,7 +297,9 @@ describe("simulated SSM", () => {
 
     it("rejects duplicate instance ids", async () => {
       const [i] = await onlineInstances(1);
-      await expect(send({ InstanceIds: [i!.id, i!.id], Parameters: { commands: ["true"] } })).rejects.toMatchObject({ name: "DuplicateInstanceId" });
+      await expect(send({ InstanceIds: [i!.id, i!.id], Parameters: { commands: ["true"] } })).rejects.toMatchObject({
+        name: "DuplicateInstanceId",
+      });
     });
   });
 
@@ -284,15 +313,32 @@ describe("simulated SSM", () => {
         InstanceIds: [inst!.id],
         Comment: "bake step",
         Parameters: {
-          commands: ["kiln-hello sandbox", 'echo "id=$KILN_INSTANCE_ID ssm=$AWS_SSM_INSTANCE_ID"', "pwd", "echo oops >&2", "exit 3"],
+          commands: [
+            "kiln-hello sandbox",
+            'echo "id=$KILN_INSTANCE_ID ssm=$AWS_SSM_INSTANCE_ID"',
+            "pwd",
+            "echo oops >&2",
+            "exit 3",
+          ],
           workingDirectory: ["/opt/app"],
         },
       });
       // Right after SendCommand the invocation does not exist yet (the official waiter retries on it).
-      await expect(ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).rejects.toMatchObject({ name: "InvocationDoesNotExist" });
+      await expect(ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).rejects.toMatchObject({
+        name: "InvocationDoesNotExist",
+      });
       const r = await finished(id, inst!.id);
-      expect(r).toMatchObject({ Status: "Failed", StatusDetails: "Failed", ResponseCode: 3, Comment: "bake step", PluginName: "aws:runShellScript", StandardErrorContent: "oops\n" });
-      expect(r.StandardOutputContent).toBe(`hello from sandbox\nid=${inst!.id} ssm=${inst!.id}\n${path.join(inst!.rootDir, "opt/app")}\n`);
+      expect(r).toMatchObject({
+        Status: "Failed",
+        StatusDetails: "Failed",
+        ResponseCode: 3,
+        Comment: "bake step",
+        PluginName: "aws:runShellScript",
+        StandardErrorContent: "oops\n",
+      });
+      expect(r.StandardOutputContent).toBe(
+        `hello from sandbox\nid=${inst!.id} ssm=${inst!.id}\n${path.join(inst!.rootDir, "opt/app")}\n`,
+      );
       expect(typeof r.ExecutionStartDateTime).toBe("string");
       expect(r.ExecutionElapsedTime).toMatch(/^PT[\d.]+S$/);
       expect(Date.parse(r.ExecutionEndDateTime!)).toBeGreaterThanOrEqual(Date.parse(r.ExecutionStartDateTime!));
@@ -302,7 +348,10 @@ describe("simulated SSM", () => {
 
     it("reports Success with exit code 0 and truncates stdout to 24,000 and stderr to 8,000 characters", async () => {
       const [inst] = await onlineInstances(1);
-      const id = await send({ InstanceIds: [inst!.id], Parameters: { commands: ["head -c 30000 /dev/zero | tr '\\0' a", "head -c 9000 /dev/zero | tr '\\0' b >&2"] } });
+      const id = await send({
+        InstanceIds: [inst!.id],
+        Parameters: { commands: ["head -c 30000 /dev/zero | tr '\\0' a", "head -c 9000 /dev/zero | tr '\\0' b >&2"] },
+      });
       const r = await finished(id, inst!.id);
       expect(r).toMatchObject({ Status: "Success", ResponseCode: 0 });
       expect(r.StandardOutputContent).toHaveLength(24_000);
@@ -314,7 +363,10 @@ describe("simulated SSM", () => {
       const hostile = `$(touch pwned-1)\`touch pwned-2\`'; touch pwned-3; echo '"; touch pwned-4 #`;
       const id = await send({
         InstanceIds: [inst!.id],
-        Parameters: { commands: [`export KILN_COMMIT=${shellQuote(hostile)}`, 'printf %s "$KILN_COMMIT"', "ls -A"], workingDirectory: ["/"] },
+        Parameters: {
+          commands: [`export KILN_COMMIT=${shellQuote(hostile)}`, 'printf %s "$KILN_COMMIT"', "ls -A"],
+          workingDirectory: ["/"],
+        },
       });
       const r = await finished(id, inst!.id);
       expect(r.Status).toBe("Success");
@@ -327,8 +379,19 @@ describe("simulated SSM", () => {
       const [inst] = await onlineInstances(1);
       process.env.KILN_TEST_HOST_SECRET = "host-only";
       try {
-        const r = await finished(await send({ InstanceIds: [inst!.id], Parameters: { commands: ["pwd", 'echo "root=$KILN_ROOT secret=${KILN_TEST_HOST_SECRET:-unset}"', 'echo "${PATH%%:*}"'] } }), inst!.id);
-        expect(r.StandardOutputContent).toBe(`${inst!.rootDir}\nroot=${inst!.rootDir} secret=unset\n${path.join(inst!.rootDir, "usr/local/bin")}\n`);
+        const r = await finished(
+          await send({
+            InstanceIds: [inst!.id],
+            Parameters: {
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansions, not templates
+              commands: ["pwd", 'echo "root=$KILN_ROOT secret=${KILN_TEST_HOST_SECRET:-unset}"', 'echo "${PATH%%:*}"'],
+            },
+          }),
+          inst!.id,
+        );
+        expect(r.StandardOutputContent).toBe(
+          `${inst!.rootDir}\nroot=${inst!.rootDir} secret=unset\n${path.join(inst!.rootDir, "usr/local/bin")}\n`,
+        );
       } finally {
         delete process.env.KILN_TEST_HOST_SECRET;
       }
@@ -336,7 +399,10 @@ describe("simulated SSM", () => {
 
     it("fails an invocation whose working directory does not exist", async () => {
       const [inst] = await onlineInstances(1);
-      const r = await finished(await send({ InstanceIds: [inst!.id], Parameters: { commands: ["true"], workingDirectory: ["/nope"] } }), inst!.id);
+      const r = await finished(
+        await send({ InstanceIds: [inst!.id], Parameters: { commands: ["true"], workingDirectory: ["/nope"] } }),
+        inst!.id,
+      );
       expect(r).toMatchObject({ Status: "Failed", ResponseCode: 1 });
       expect(r.StandardErrorContent).toContain("/nope");
     });
@@ -344,12 +410,24 @@ describe("simulated SSM", () => {
     it("targets instances by tag (values ORed, targets ANDed)", async () => {
       const web = await onlineInstances(2, { app: "web", env: "prod" });
       await onlineInstances(1, { app: "web", env: "dev" });
-      const id = await send({ Targets: [{ Key: "tag:app", Values: ["web", "api"] }, { Key: "tag:env", Values: ["prod"] }], Parameters: { commands: ["echo $KILN_INSTANCE_ID"] } });
+      const id = await send({
+        Targets: [
+          { Key: "tag:app", Values: ["web", "api"] },
+          { Key: "tag:env", Values: ["prod"] },
+        ],
+        Parameters: { commands: ["echo $KILN_INSTANCE_ID"] },
+      });
       const cmd = await commandDone(id);
       expect(cmd).toMatchObject({ Status: "Success", TargetCount: 2, CompletedCount: 2 });
       const invs = (await ssm.send(new ListCommandInvocationsCommand({ CommandId: id, Details: true }))).CommandInvocations!;
       expect(invs.map((i) => i.InstanceId).sort()).toEqual(web.map((i) => i.id).sort());
-      for (const inv of invs) expect(inv.CommandPlugins![0]).toMatchObject({ Name: "aws:runShellScript", Status: "Success", ResponseCode: 0, Output: `${inv.InstanceId}\n` });
+      for (const inv of invs)
+        expect(inv.CommandPlugins![0]).toMatchObject({
+          Name: "aws:runShellScript",
+          Status: "Success",
+          ResponseCode: 0,
+          Output: `${inv.InstanceId}\n`,
+        });
     });
   });
 
@@ -392,8 +470,16 @@ describe("simulated SSM", () => {
     it("kills a real script at executionTimeout under a real-time-like clock safeguard", async () => {
       cloud.setSettings({ "ssm.maxWallMs": 200 });
       const [inst] = await onlineInstances(1);
-      const r = await finished(await send({ InstanceIds: [inst!.id], Parameters: { commands: ["echo started", "sleep 30", "echo never"] } }), inst!.id);
-      expect(r).toMatchObject({ Status: "TimedOut", StatusDetails: "ExecutionTimedOut", ResponseCode: 137, StandardOutputContent: "started\n" });
+      const r = await finished(
+        await send({ InstanceIds: [inst!.id], Parameters: { commands: ["echo started", "sleep 30", "echo never"] } }),
+        inst!.id,
+      );
+      expect(r).toMatchObject({
+        Status: "TimedOut",
+        StatusDetails: "ExecutionTimedOut",
+        ResponseCode: 137,
+        StandardOutputContent: "started\n",
+      });
     });
 
     it("times out delivery to an offline agent after TimeoutSeconds (Delayed → DeliveryTimedOut)", async () => {
@@ -404,9 +490,19 @@ describe("simulated SSM", () => {
       await cloud.clock.sleep(10_000);
       expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).Status).toBe("Delayed");
       const r = await finished(id, inst!.id);
-      expect(r).toMatchObject({ Status: "TimedOut", StatusDetails: "DeliveryTimedOut", ResponseCode: -1, ExecutionStartDateTime: "" });
+      expect(r).toMatchObject({
+        Status: "TimedOut",
+        StatusDetails: "DeliveryTimedOut",
+        ResponseCode: -1,
+        ExecutionStartDateTime: "",
+      });
       expect(cloud.clock.now() - t0).toBeLessThanOrEqual(121_000);
-      expect(await commandDone(id)).toMatchObject({ Status: "TimedOut", StatusDetails: "DeliveryTimedOut", DeliveryTimedOutCount: 1, ErrorCount: 0 });
+      expect(await commandDone(id)).toMatchObject({
+        Status: "TimedOut",
+        StatusDetails: "DeliveryTimedOut",
+        DeliveryTimedOutCount: 1,
+        ErrorCount: 0,
+      });
     });
 
     it("delivers once an offline agent comes back before the delivery timeout", async () => {
@@ -432,13 +528,19 @@ describe("simulated SSM", () => {
       cloud.faults.add({ kind: "command", match: "long", mode: "slow", delayMs: 300_000 });
       const id = await send({ InstanceIds: [inst!.id], Parameters: { commands: ["long-job"] } });
       await cloud.clock.sleep(5_000);
-      expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).Status).toBe("InProgress");
+      expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).Status).toBe(
+        "InProgress",
+      );
       await ssm.send(new CancelCommandCommand({ CommandId: id }));
-      expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).Status).toBe("Cancelling");
+      expect((await ssm.send(new GetCommandInvocationCommand({ CommandId: id, InstanceId: inst!.id }))).Status).toBe(
+        "Cancelling",
+      );
       expect((await ssm.send(new ListCommandsCommand({ CommandId: id }))).Commands![0]!.Status).toBe("Cancelling");
       expect(await finished(id, inst!.id)).toMatchObject({ Status: "Cancelled", StatusDetails: "Cancelled" });
       expect(await commandDone(id)).toMatchObject({ Status: "Cancelled" });
-      await expect(ssm.send(new CancelCommandCommand({ CommandId: "00000000-0000-4000-8000-000000000000" }))).rejects.toMatchObject({ name: "InvalidCommandId" });
+      await expect(
+        ssm.send(new CancelCommandCommand({ CommandId: "00000000-0000-4000-8000-000000000000" })),
+      ).rejects.toMatchObject({ name: "InvalidCommandId" });
     });
   });
 
@@ -450,7 +552,11 @@ describe("simulated SSM", () => {
     ])("honours MaxConcurrency %s over %i instances (at most %i in flight)", async (maxConcurrency, n, limit) => {
       const list = await onlineInstances(n);
       cloud.faults.add({ kind: "command", match: "work", mode: "slow", delayMs: 30_000 });
-      const id = await send({ InstanceIds: list.map((i) => i.id), MaxConcurrency: maxConcurrency, Parameters: { commands: ["true # work"] } });
+      const id = await send({
+        InstanceIds: list.map((i) => i.id),
+        MaxConcurrency: maxConcurrency,
+        Parameters: { commands: ["true # work"] },
+      });
       const live = new Set<string>();
       let peak = 0;
       cloud.bus.on("event", (e: CloudEvent) => {
@@ -467,7 +573,12 @@ describe("simulated SSM", () => {
     it("stops dispatching once MaxErrors is exceeded (remaining invocations Terminated)", async () => {
       const list = await onlineInstances(4);
       cloud.faults.add({ kind: "command", match: "deploy", mode: "fail" });
-      const id = await send({ InstanceIds: list.map((i) => i.id), MaxConcurrency: "1", MaxErrors: "1", Parameters: { commands: ["deploy"] } });
+      const id = await send({
+        InstanceIds: list.map((i) => i.id),
+        MaxConcurrency: "1",
+        MaxErrors: "1",
+        Parameters: { commands: ["deploy"] },
+      });
       const cmd = await commandDone(id);
       expect(cmd).toMatchObject({ Status: "Failed", StatusDetails: "Failed", ErrorCount: 2, CompletedCount: 4 });
       const invs = (await ssm.send(new ListCommandInvocationsCommand({ CommandId: id }))).CommandInvocations!;
@@ -494,8 +605,12 @@ describe("simulated SSM", () => {
       const page2 = await ssm.send(new ListCommandsCommand({ MaxResults: 2, NextToken: page1.NextToken }));
       expect(page2.Commands!.map((c) => c.CommandId)).toEqual([ids[0]]);
       expect(page2.NextToken).toBeUndefined();
-      expect((await ssm.send(new ListCommandsCommand({ Filters: [{ key: "Status", value: "Success" }] }))).Commands).toHaveLength(3);
-      expect((await ssm.send(new ListCommandsCommand({ Filters: [{ key: "ExecutionStage", value: "Executing" }] }))).Commands).toHaveLength(0);
+      expect((await ssm.send(new ListCommandsCommand({ Filters: [{ key: "Status", value: "Success" }] }))).Commands).toHaveLength(
+        3,
+      );
+      expect(
+        (await ssm.send(new ListCommandsCommand({ Filters: [{ key: "ExecutionStage", value: "Executing" }] }))).Commands,
+      ).toHaveLength(0);
       expect((await ssm.send(new ListCommandsCommand({ InstanceId: list[0]!.id }))).Commands).toHaveLength(3);
       const all = await ssm.send(new ListCommandInvocationsCommand({ InstanceId: list[1]!.id, Details: true, MaxResults: 50 }));
       expect(all.CommandInvocations!.map((i) => i.CommandPlugins![0]!.Output)).toEqual(["run-2\n", "run-1\n", "run-0\n"]);
@@ -509,7 +624,9 @@ describe("simulated SSM", () => {
       const [inst] = await onlineInstances(1);
       const id = await send({ InstanceIds: [inst!.id], Parameters: { commands: ["true"] } });
       await commandDone(id);
-      const inv = events.filter((e) => e.detailType === "EC2 Command Invocation Status-change Notification").map((e) => e.detail.status);
+      const inv = events
+        .filter((e) => e.detailType === "EC2 Command Invocation Status-change Notification")
+        .map((e) => e.detail.status);
       const cmd = events.filter((e) => e.detailType === "EC2 Command Status-change Notification").map((e) => e.detail.status);
       expect(inv).toEqual(["Pending", "InProgress", "Success"]);
       expect(cmd).toEqual(["Pending", "InProgress", "Success"]);
@@ -523,7 +640,11 @@ describe("simulated SSM", () => {
       const [inst] = await onlineInstances(1);
       await ssm.send(new PutParameterCommand({ Name: "/kiln/secret", Value: "hunter2", Type: "SecureString" }));
       await commandDone(await send({ InstanceIds: [inst!.id], Parameters: { commands: ["echo hi"] } }));
-      const world = cloud.world().ssm as { agents: unknown[]; commands: { invocations: { stdout: string }[] }[]; parameters: { name: string; value: string }[] };
+      const world = cloud.world().ssm as {
+        agents: unknown[];
+        commands: { invocations: { stdout: string }[] }[];
+        parameters: { name: string; value: string }[];
+      };
       expect(world.agents).toEqual([expect.objectContaining({ instanceId: inst!.id, pingStatus: "Online" })]);
       expect(world.commands[0]!.invocations[0]!.stdout).toBe("hi\n");
       expect(world.parameters.find((p) => p.name === "/kiln/secret")!.value).toBe("****");
@@ -532,20 +653,40 @@ describe("simulated SSM", () => {
 
   describe("Parameter Store", () => {
     it("puts, overwrites and reads parameters with versions", async () => {
-      expect(await ssm.send(new PutParameterCommand({ Name: "/kiln/web/commit", Value: "abc", Type: "String" }))).toMatchObject({ Version: 1, Tier: "Standard" });
-      await expect(ssm.send(new PutParameterCommand({ Name: "/kiln/web/commit", Value: "def", Type: "String" }))).rejects.toMatchObject({ name: "ParameterAlreadyExists" });
-      expect(await ssm.send(new PutParameterCommand({ Name: "/kiln/web/commit", Value: "def", Overwrite: true }))).toMatchObject({ Version: 2 });
+      expect(await ssm.send(new PutParameterCommand({ Name: "/kiln/web/commit", Value: "abc", Type: "String" }))).toMatchObject({
+        Version: 1,
+        Tier: "Standard",
+      });
+      await expect(
+        ssm.send(new PutParameterCommand({ Name: "/kiln/web/commit", Value: "def", Type: "String" })),
+      ).rejects.toMatchObject({ name: "ParameterAlreadyExists" });
+      expect(await ssm.send(new PutParameterCommand({ Name: "/kiln/web/commit", Value: "def", Overwrite: true }))).toMatchObject({
+        Version: 2,
+      });
       const p = (await ssm.send(new GetParameterCommand({ Name: "/kiln/web/commit" }))).Parameter!;
-      expect(p).toMatchObject({ Name: "/kiln/web/commit", Type: "String", Value: "def", Version: 2, DataType: "text", ARN: "arn:aws:ssm:us-east-1:123456789012:parameter/kiln/web/commit" });
+      expect(p).toMatchObject({
+        Name: "/kiln/web/commit",
+        Type: "String",
+        Value: "def",
+        Version: 2,
+        DataType: "text",
+        ARN: "arn:aws:ssm:us-east-1:123456789012:parameter/kiln/web/commit",
+      });
       expect(p.LastModifiedDate).toBeInstanceOf(Date);
-      expect((await ssm.send(new GetParameterCommand({ Name: "/kiln/web/commit:1" }))).Parameter).toMatchObject({ Value: "abc", Version: 1, Selector: ":1" });
+      expect((await ssm.send(new GetParameterCommand({ Name: "/kiln/web/commit:1" }))).Parameter).toMatchObject({
+        Value: "abc",
+        Version: 1,
+        Selector: ":1",
+      });
       expect((await ssm.send(new GetParameterCommand({ Name: p.ARN! }))).Parameter!.Value).toBe("def");
       const hist = await ssm.send(new GetParameterHistoryCommand({ Name: "/kiln/web/commit" }));
       expect(hist.Parameters!.map((h) => [h.Version, h.Value])).toEqual([
         [1, "abc"],
         [2, "def"],
       ]);
-      await expect(ssm.send(new GetParameterCommand({ Name: "/kiln/web/commit:9" }))).rejects.toMatchObject({ name: "ParameterVersionNotFound" });
+      await expect(ssm.send(new GetParameterCommand({ Name: "/kiln/web/commit:9" }))).rejects.toMatchObject({
+        name: "ParameterVersionNotFound",
+      });
     });
 
     it.each([
@@ -562,14 +703,24 @@ describe("simulated SSM", () => {
       ["/bad*char", "ValidationException"],
       [`/${Array.from({ length: 16 }, (_, i) => `l${i}`).join("/")}`, "HierarchyLevelLimitExceededException"],
     ])("PutParameter rejects name %s with %s", async (name, code) => {
-      await expect(ssm.send(new PutParameterCommand({ Name: name, Value: "v", Type: "String" }))).rejects.toMatchObject({ name: code });
+      await expect(ssm.send(new PutParameterCommand({ Name: name, Value: "v", Type: "String" }))).rejects.toMatchObject({
+        name: code,
+      });
     });
 
     it("rejects a create without Type and values too large for the Standard tier", async () => {
-      await expect(ssm.send(new PutParameterCommand({ Name: "/x", Value: "v" }))).rejects.toMatchObject({ name: "ValidationException" });
-      await expect(ssm.send(new PutParameterCommand({ Name: "/x", Value: "v".repeat(4097), Type: "String" }))).rejects.toMatchObject({ name: "ValidationException" });
-      expect(await ssm.send(new PutParameterCommand({ Name: "/x", Value: "v".repeat(4097), Type: "String", Tier: "Advanced" }))).toMatchObject({ Tier: "Advanced" });
-      await expect(ssm.send(new PutParameterCommand({ Name: "/y", Value: "abc", Type: "String", AllowedPattern: "^\\d+$" }))).rejects.toMatchObject({ name: "ParameterPatternMismatchException" });
+      await expect(ssm.send(new PutParameterCommand({ Name: "/x", Value: "v" }))).rejects.toMatchObject({
+        name: "ValidationException",
+      });
+      await expect(
+        ssm.send(new PutParameterCommand({ Name: "/x", Value: "v".repeat(4097), Type: "String" })),
+      ).rejects.toMatchObject({ name: "ValidationException" });
+      expect(
+        await ssm.send(new PutParameterCommand({ Name: "/x", Value: "v".repeat(4097), Type: "String", Tier: "Advanced" })),
+      ).toMatchObject({ Tier: "Advanced" });
+      await expect(
+        ssm.send(new PutParameterCommand({ Name: "/y", Value: "abc", Type: "String", AllowedPattern: "^\\d+$" })),
+      ).rejects.toMatchObject({ name: "ParameterPatternMismatchException" });
     });
 
     it("returns SecureString values encrypted unless WithDecryption", async () => {
@@ -578,7 +729,9 @@ describe("simulated SSM", () => {
       expect(enc.Type).toBe("SecureString");
       expect(enc.Value).not.toContain("s3cret");
       expect(enc.Value).toMatch(/^AQICAH[A-Za-z0-9+/=]+$/);
-      expect((await ssm.send(new GetParameterCommand({ Name: "/kiln/db/password", WithDecryption: true }))).Parameter!.Value).toBe("s3cret");
+      expect(
+        (await ssm.send(new GetParameterCommand({ Name: "/kiln/db/password", WithDecryption: true }))).Parameter!.Value,
+      ).toBe("s3cret");
       const meta = (await ssm.send(new DescribeParametersCommand({}))).Parameters!.find((m) => m.Name === "/kiln/db/password")!;
       expect(meta.KeyId).toBe("alias/aws/ssm");
     });
@@ -595,7 +748,10 @@ describe("simulated SSM", () => {
     });
 
     it("GetParametersByPath: one level or recursive, filters, pages of at most 10", async () => {
-      for (let n = 0; n < 12; n++) await ssm.send(new PutParameterCommand({ Name: `/svc/web/p${String(n).padStart(2, "0")}`, Value: `${n}`, Type: "String" }));
+      for (let n = 0; n < 12; n++)
+        await ssm.send(
+          new PutParameterCommand({ Name: `/svc/web/p${String(n).padStart(2, "0")}`, Value: `${n}`, Type: "String" }),
+        );
       await ssm.send(new PutParameterCommand({ Name: "/svc/web/deep/q", Value: "q", Type: "SecureString" }));
       await ssm.send(new PutParameterCommand({ Name: "/svc/other", Value: "o", Type: "String" }));
       const first = await ssm.send(new GetParametersByPathCommand({ Path: "/svc/web" }));
@@ -606,43 +762,76 @@ describe("simulated SSM", () => {
       const names: string[] = [];
       let token: string | undefined;
       do {
-        const r = await ssm.send(new GetParametersByPathCommand({ Path: "/svc", Recursive: true, MaxResults: 4, NextToken: token }));
+        const r = await ssm.send(
+          new GetParametersByPathCommand({ Path: "/svc", Recursive: true, MaxResults: 4, NextToken: token }),
+        );
         names.push(...r.Parameters!.map((p) => p.Name!));
         token = r.NextToken;
       } while (token);
       expect(names).toHaveLength(14);
-      const secure = await ssm.send(new GetParametersByPathCommand({ Path: "/svc", Recursive: true, ParameterFilters: [{ Key: "Type", Values: ["SecureString"] }], WithDecryption: true }));
+      const secure = await ssm.send(
+        new GetParametersByPathCommand({
+          Path: "/svc",
+          Recursive: true,
+          ParameterFilters: [{ Key: "Type", Values: ["SecureString"] }],
+          WithDecryption: true,
+        }),
+      );
       expect(secure.Parameters!.map((p) => [p.Name, p.Value])).toEqual([["/svc/web/deep/q", "q"]]);
-      await expect(ssm.send(new GetParametersByPathCommand({ Path: "/svc", MaxResults: 11 }))).rejects.toMatchObject({ name: "ValidationException" });
-      await expect(ssm.send(new GetParametersByPathCommand({ Path: "/svc", ParameterFilters: [{ Key: "Name", Values: ["x"] }] }))).rejects.toMatchObject({ name: "InvalidFilterKey" });
+      await expect(ssm.send(new GetParametersByPathCommand({ Path: "/svc", MaxResults: 11 }))).rejects.toMatchObject({
+        name: "ValidationException",
+      });
+      await expect(
+        ssm.send(new GetParametersByPathCommand({ Path: "/svc", ParameterFilters: [{ Key: "Name", Values: ["x"] }] })),
+      ).rejects.toMatchObject({ name: "InvalidFilterKey" });
     });
 
     it("deletes parameters and describes the rest", async () => {
-      for (const n of ["/d/1", "/d/2", "/d/3"]) await ssm.send(new PutParameterCommand({ Name: n, Value: "v", Type: "String", Tags: [{ Key: "team", Value: "sre" }] }));
+      for (const n of ["/d/1", "/d/2", "/d/3"])
+        await ssm.send(new PutParameterCommand({ Name: n, Value: "v", Type: "String", Tags: [{ Key: "team", Value: "sre" }] }));
       await ssm.send(new DeleteParameterCommand({ Name: "/d/1" }));
       await expect(ssm.send(new DeleteParameterCommand({ Name: "/d/1" }))).rejects.toMatchObject({ name: "ParameterNotFound" });
       const r = await ssm.send(new DeleteParametersCommand({ Names: ["/d/2", "/d/9"] }));
       expect(r).toMatchObject({ DeletedParameters: ["/d/2"], InvalidParameters: ["/d/9"] });
-      const described = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: ["/d"] }] }));
+      const described = await ssm.send(
+        new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: ["/d"] }] }),
+      );
       expect(described.Parameters!.map((p) => p.Name)).toEqual(["/d/3"]);
       const byTag = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "tag:team", Values: ["sre"] }] }));
       expect(byTag.Parameters!.map((p) => p.Name)).toEqual(["/d/3"]);
-      await ssm.send(new AddTagsToResourceCommand({ ResourceType: "Parameter", ResourceId: "/d/3", Tags: [{ Key: "owner", Value: "me" }] }));
-      expect((await ssm.send(new ListTagsForResourceCommand({ ResourceType: "Parameter", ResourceId: "/d/3" }))).TagList).toEqual([
-        { Key: "team", Value: "sre" },
-        { Key: "owner", Value: "me" },
+      await ssm.send(
+        new AddTagsToResourceCommand({ ResourceType: "Parameter", ResourceId: "/d/3", Tags: [{ Key: "owner", Value: "me" }] }),
+      );
+      expect((await ssm.send(new ListTagsForResourceCommand({ ResourceType: "Parameter", ResourceId: "/d/3" }))).TagList).toEqual(
+        [
+          { Key: "team", Value: "sre" },
+          { Key: "owner", Value: "me" },
+        ],
+      );
+      expect(events.filter((e) => e.detailType === "Parameter Store Change").map((e) => e.detail.operation)).toEqual([
+        "Create",
+        "Create",
+        "Create",
+        "Delete",
+        "Delete",
       ]);
-      expect(events.filter((e) => e.detailType === "Parameter Store Change").map((e) => e.detail.operation)).toEqual(["Create", "Create", "Create", "Delete", "Delete"]);
     });
 
     it("follows EC2's newest base AMI in the public AL2023 parameters", async () => {
       const name = PUBLIC_AMI_PARAMETERS.x86_64!;
       const before = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter!;
-      expect(before).toMatchObject({ Value: "ami-0000000000000a001", Type: "String", Version: 1, ARN: `arn:aws:ssm:us-east-1::parameter${name}` });
+      expect(before).toMatchObject({
+        Value: "ami-0000000000000a001",
+        Type: "String",
+        Version: 1,
+        ARN: `arn:aws:ssm:us-east-1::parameter${name}`,
+      });
       cloud.bus.emit("base-image-published", { imageId: "ami-0000000000000a002", name: "al2023-ami-2-x86_64", arch: "x86_64" });
       const after = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter!;
       expect(after).toMatchObject({ Value: "ami-0000000000000a002", Version: 2 });
-      expect((await ssm.send(new GetParameterCommand({ Name: PUBLIC_AMI_PARAMETERS.arm64! }))).Parameter!.Value).toBe("ami-0000000000000b001");
+      expect((await ssm.send(new GetParameterCommand({ Name: PUBLIC_AMI_PARAMETERS.arm64! }))).Parameter!.Value).toBe(
+        "ami-0000000000000b001",
+      );
       const byPath = await ssm.send(new GetParametersByPathCommand({ Path: "/aws/service/ami-amazon-linux-latest" }));
       expect(byPath.Parameters!.map((p) => p.Name).sort()).toEqual([PUBLIC_AMI_PARAMETERS.arm64, PUBLIC_AMI_PARAMETERS.x86_64]);
       await expect(ssm.send(new DeleteParameterCommand({ Name: name }))).rejects.toMatchObject({ name: "ParameterNotFound" });
@@ -679,18 +868,29 @@ describe("simulated SSM with simulated EC2", () => {
     const ec2 = new EC2Client(cloud.clientConfig());
     const ssm = new SSMClient(cloud.clientConfig());
     const amiId = (await ssm.send(new GetParameterCommand({ Name: PUBLIC_AMI_PARAMETERS.x86_64! }))).Parameter!.Value!;
-    expect(ec2Backend.baseImages().filter((b) => b.arch === "x86_64").at(-1)!.imageId).toBe(amiId);
+    expect(
+      ec2Backend
+        .baseImages()
+        .filter((b) => b.arch === "x86_64")
+        .at(-1)!.imageId,
+    ).toBe(amiId);
     const run = await ec2.send(new RunInstancesCommand({ ImageId: amiId, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1 }));
     const instanceId = run.Instances![0]!.InstanceId!;
     await until(cloud.clock, async () => {
-      const info = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: [instanceId] }] }));
+      const info = await ssm.send(
+        new DescribeInstanceInformationCommand({ Filters: [{ Key: "InstanceIds", Values: [instanceId] }] }),
+      );
       return info.InstanceInformationList?.[0]?.PingStatus === "Online" ? true : undefined;
     });
     const runScript = async (commands: string[]) => {
-      const out = await ssm.send(new SendCommandCommand({ DocumentName: "AWS-RunShellScript", InstanceIds: [instanceId], Parameters: { commands } }));
+      const out = await ssm.send(
+        new SendCommandCommand({ DocumentName: "AWS-RunShellScript", InstanceIds: [instanceId], Parameters: { commands } }),
+      );
       const commandId = out.Command!.CommandId!;
       return until(cloud.clock, async () => {
-        const r = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })).catch(() => undefined);
+        const r = await ssm
+          .send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }))
+          .catch(() => undefined);
         return r && TERMINAL.includes(r.Status!) ? r : undefined;
       });
     };
@@ -698,7 +898,12 @@ describe("simulated SSM with simulated EC2", () => {
     const refused = await runScript([`export KILN_COMMIT=${shellQuote(hostile)}`, "sample-app install"]);
     expect(refused).toMatchObject({ Status: "Failed", ResponseCode: 2 });
     expect(refused.StandardErrorContent).toContain("refusing KILN_COMMIT");
-    const ok = await runScript(["export KILN_COMMIT=abc1234", "export KILN_SERVICE=web", "sample-app install", "sample-app status"]);
+    const ok = await runScript([
+      "export KILN_COMMIT=abc1234",
+      "export KILN_SERVICE=web",
+      "sample-app install",
+      "sample-app status",
+    ]);
     expect(ok).toMatchObject({ Status: "Success", ResponseCode: 0 });
     expect(ok.StandardOutputContent).toContain("installed web at abc1234");
 
@@ -724,18 +929,29 @@ describe("simulated SSM on a scaled clock", () => {
       ec2.setState(inst!.id, "running");
       await until(cloud.clock, async () => (ssmOnline(cloud, inst!.id) ? true : undefined), 600_000, 5_000);
       const out = await ssm.send(
-        new SendCommandCommand({ DocumentName: "AWS-RunShellScript", InstanceIds: [inst!.id], Parameters: { commands: ["echo started", "sleep 5", "echo never"], executionTimeout: ["100"] } }),
+        new SendCommandCommand({
+          DocumentName: "AWS-RunShellScript",
+          InstanceIds: [inst!.id],
+          Parameters: { commands: ["echo started", "sleep 5", "echo never"], executionTimeout: ["100"] },
+        }),
       );
       const r = await until(
         cloud.clock,
         async () => {
-          const x = await ssm.send(new GetCommandInvocationCommand({ CommandId: out.Command!.CommandId!, InstanceId: inst!.id })).catch(() => undefined);
+          const x = await ssm
+            .send(new GetCommandInvocationCommand({ CommandId: out.Command!.CommandId!, InstanceId: inst!.id }))
+            .catch(() => undefined);
           return x && TERMINAL.includes(x.Status!) ? x : undefined;
         },
         3_600_000,
         5_000,
       );
-      expect(r).toMatchObject({ Status: "TimedOut", StatusDetails: "ExecutionTimedOut", ResponseCode: 137, StandardOutputContent: "started\n" });
+      expect(r).toMatchObject({
+        Status: "TimedOut",
+        StatusDetails: "ExecutionTimedOut",
+        ResponseCode: 137,
+        StandardOutputContent: "started\n",
+      });
     } finally {
       await cloud.stop();
       await rm(dir, { recursive: true, force: true });

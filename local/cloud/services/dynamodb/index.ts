@@ -14,8 +14,8 @@
  * 0): how long tables stay CREATING/DELETING/UPDATING. dynalite counts them on the wall clock.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Backend, Cloud } from "../../cloud.ts";
 import { AwsError } from "../../protocol/errors.ts";
@@ -24,9 +24,24 @@ import type { RawRequest, RawResponse } from "../../protocol/types.ts";
 const TARGET_PREFIX = "DynamoDB_20120810.";
 const ERROR_NAMESPACE = "com.amazonaws.dynamodb.v20120810#";
 /** Hop-by-hop headers that belong to one connection, not to the forwarded message. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer", "host", "content-length"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "host",
+  "content-length",
+]);
 
-type DynaliteFactory = (opts: { createTableMs?: number; deleteTableMs?: number; updateTableMs?: number; path?: string }) => http.Server;
+type DynaliteFactory = (opts: {
+  createTableMs?: number;
+  deleteTableMs?: number;
+  updateTableMs?: number;
+  path?: string;
+}) => http.Server;
 
 const nodeRequire = createRequire(import.meta.url);
 
@@ -96,14 +111,20 @@ export class DynamoDbBackend implements Backend {
       return {
         status: e.status,
         headers: { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": this.cloud.hex(32).toUpperCase() },
-        body: JSON.stringify({ __type: `${e.code.includes("#") ? "" : e.code === "ThrottlingException" ? "com.amazon.coral.availability#" : ERROR_NAMESPACE}${e.code}`, message: e.message }),
+        body: JSON.stringify({
+          __type: `${e.code.includes("#") ? "" : e.code === "ThrottlingException" ? "com.amazon.coral.availability#" : ERROR_NAMESPACE}${e.code}`,
+          message: e.message,
+        }),
       };
     }
     // Forwarding is real socket I/O: the virtual clock must not jump while it is in flight.
     return this.cloud.clock.hold(this.forward(req)).catch((err: Error) => ({
       status: 500,
       headers: { "content-type": "application/x-amz-json-1.0" },
-      body: JSON.stringify({ __type: `${ERROR_NAMESPACE}InternalServerError`, message: `dynalite did not answer: ${err.message}` }),
+      body: JSON.stringify({
+        __type: `${ERROR_NAMESPACE}InternalServerError`,
+        message: `dynalite did not answer: ${err.message}`,
+      }),
     }));
   }
 

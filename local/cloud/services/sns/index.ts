@@ -124,7 +124,9 @@ export class SnsBackend implements SnsApi {
     return {
       topics: [...this.topics.values()].map((t) => ({
         arn: t.arn,
-        subscriptions: [...this.subscriptions.values()].filter((s) => s.topicArn === t.arn).map((s) => ({ protocol: s.protocol, endpoint: s.endpoint })),
+        subscriptions: [...this.subscriptions.values()]
+          .filter((s) => s.topicArn === t.arn)
+          .map((s) => ({ protocol: s.protocol, endpoint: s.endpoint })),
       })),
       messages: this.published.slice(-50).map((m) => ({ ...m, message: m.message.slice(0, 2000) })),
     };
@@ -143,7 +145,8 @@ export class SnsBackend implements SnsApi {
     if (existing) {
       // CreateTopic is idempotent by name, unless the attributes asked for differ.
       for (const [k, v] of attributes) {
-        if ((existing.attributes.get(k) ?? "") !== v) throw invalid("Attributes Reason: Topic already exists with different attributes");
+        if ((existing.attributes.get(k) ?? "") !== v)
+          throw invalid("Attributes Reason: Topic already exists with different attributes");
       }
       return { TopicArn: arn };
     }
@@ -177,7 +180,10 @@ export class SnsBackend implements SnsApi {
       ["SubscriptionsConfirmed", String(subs)],
       ["SubscriptionsPending", "0"],
       ["SubscriptionsDeleted", "0"],
-      ["EffectiveDeliveryPolicy", JSON.stringify({ http: { defaultHealthyRetryPolicy: { minDelayTarget: 20, maxDelayTarget: 20, numRetries: 3 } } })],
+      [
+        "EffectiveDeliveryPolicy",
+        JSON.stringify({ http: { defaultHealthyRetryPolicy: { minDelayTarget: 20, maxDelayTarget: 20, numRetries: 3 } } }),
+      ],
       ...t.attributes,
     ]);
     return { Attributes: mapOut(attrs) };
@@ -200,10 +206,13 @@ export class SnsBackend implements SnsApi {
     const endpoint = p.str("Endpoint") ?? "";
     this.topic(topicArn);
     if (!PROTOCOLS.has(protocol)) throw invalid(`Invalid protocol type: ${protocol}`);
-    if ((protocol === "http" || protocol === "https") && !endpoint.startsWith(`${protocol}://`)) throw invalid(`Invalid parameter: Endpoint must match the specified protocol`);
+    if ((protocol === "http" || protocol === "https") && !endpoint.startsWith(`${protocol}://`))
+      throw invalid(`Invalid parameter: Endpoint must match the specified protocol`);
     if (protocol === "email" && !/^[^@\s]+@[^@\s]+$/.test(endpoint)) throw invalid("Invalid parameter: Email address");
     const attributes = readMap(p.raw.Attributes);
-    const existing = [...this.subscriptions.values()].find((s) => s.topicArn === topicArn && s.protocol === protocol && s.endpoint === endpoint);
+    const existing = [...this.subscriptions.values()].find(
+      (s) => s.topicArn === topicArn && s.protocol === protocol && s.endpoint === endpoint,
+    );
     if (existing) return { SubscriptionArn: existing.arn };
     const arn = `${topicArn}:${uuid(this.cloud)}`;
     this.subscriptions.set(arn, { arn, topicArn, protocol, endpoint, attributes });
@@ -222,7 +231,13 @@ export class SnsBackend implements SnsApi {
     const all = [...this.subscriptions.values()].filter((s) => !topicArn || s.topicArn === topicArn);
     const { page, next } = pageOf(all, p.str("NextToken"));
     return {
-      Subscriptions: page.map((s) => ({ SubscriptionArn: s.arn, Owner: ctx.accountId, Protocol: s.protocol, Endpoint: s.endpoint, TopicArn: s.topicArn })),
+      Subscriptions: page.map((s) => ({
+        SubscriptionArn: s.arn,
+        Owner: ctx.accountId,
+        Protocol: s.protocol,
+        Endpoint: s.endpoint,
+        TopicArn: s.topicArn,
+      })),
       NextToken: next,
     };
   }
@@ -258,7 +273,8 @@ export class SnsBackend implements SnsApi {
     const topic = this.topic(topicArn);
     if (Buffer.byteLength(message, "utf8") > MAX_MESSAGE_BYTES) throw invalid("Invalid parameter: Message too long");
     const subject = p.str("Subject");
-    if (subject !== undefined && (subject.length === 0 || subject.length > 100 || !/^[\x20-\x7e]+$/.test(subject))) throw invalid("Invalid parameter: Subject");
+    if (subject !== undefined && (subject.length === 0 || subject.length > 100 || !/^[\x20-\x7e]+$/.test(subject)))
+      throw invalid("Invalid parameter: Subject");
     if (p.str("MessageStructure") === "json") {
       let parsed: unknown;
       try {
@@ -272,7 +288,15 @@ export class SnsBackend implements SnsApi {
     }
     const attributes = readMessageAttributes(p.raw.MessageAttributes);
     const messageId = uuid(this.cloud);
-    const record: PublishedMessage = { messageId, topicArn: topic.arn, subject, message, at: this.cloud.clock.date().toISOString(), attributes, deliveries: [] };
+    const record: PublishedMessage = {
+      messageId,
+      topicArn: topic.arn,
+      subject,
+      message,
+      at: this.cloud.clock.date().toISOString(),
+      attributes,
+      deliveries: [],
+    };
     this.published.push(record);
     for (const s of this.subscriptions.values()) {
       if (s.topicArn !== topic.arn) continue;
@@ -288,7 +312,12 @@ export class SnsBackend implements SnsApi {
   }
 
   private deliver(m: PublishedMessage, s: Subscription, d: Delivery): void {
-    const body = s.protocol === "lambda" ? undefined : s.attributes.get("RawMessageDelivery") === "true" ? m.message : JSON.stringify(this.notification(m, s));
+    const body =
+      s.protocol === "lambda"
+        ? undefined
+        : s.attributes.get("RawMessageDelivery") === "true"
+          ? m.message
+          : JSON.stringify(this.notification(m, s));
     if ((s.protocol === "http" || s.protocol === "https") && isLoopback(s.endpoint) && body !== undefined) {
       const retries = this.cloud.setting("sns.httpRetries", 3);
       const attempt = () => {
@@ -303,10 +332,13 @@ export class SnsBackend implements SnsApi {
               d.status = "failed";
               return;
             }
-            const t = this.cloud.clock.setTimeout(() => {
-              this.timers.delete(t);
-              attempt();
-            }, this.cloud.setting("sns.httpRetryDelayMs", 20_000));
+            const t = this.cloud.clock.setTimeout(
+              () => {
+                this.timers.delete(t);
+                attempt();
+              },
+              this.cloud.setting("sns.httpRetryDelayMs", 20_000),
+            );
             this.timers.add(t);
           },
         );
@@ -314,10 +346,16 @@ export class SnsBackend implements SnsApi {
       attempt();
       return;
     }
-    const lambda = this.cloud.maybeBackend<Backend & { invoke?(name: string, payload: unknown, opts: { type: "Event" }): Promise<unknown> }>("lambda");
+    const lambda = this.cloud.maybeBackend<
+      Backend & { invoke?(name: string, payload: unknown, opts: { type: "Event" }): Promise<unknown> }
+    >("lambda");
     if (s.protocol === "lambda" && lambda?.invoke) {
       d.attempts++;
-      const event = { Records: [{ EventSource: "aws:sns", EventVersion: "1.0", EventSubscriptionArn: s.arn, Sns: this.notification(m, s, true) }] };
+      const event = {
+        Records: [
+          { EventSource: "aws:sns", EventVersion: "1.0", EventSubscriptionArn: s.arn, Sns: this.notification(m, s, true) },
+        ],
+      };
       void lambda.invoke(s.endpoint, event, { type: "Event" }).then(
         () => {
           d.status = "delivered";
@@ -425,16 +463,27 @@ function readMessageAttributes(raw: unknown): Record<string, MessageAttribute> {
   const out: Record<string, MessageAttribute> = {};
   const entries = (raw as { entry?: { Name?: string; Value?: Partial<MessageAttribute> }[] } | undefined)?.entry;
   if (!Array.isArray(entries)) return out;
-  if (entries.length > 10) throw invalid("Invalid parameter: MessageAttributes Reason: Number of message attributes [" + entries.length + "] exceeds the allowed maximum [10].");
+  if (entries.length > 10)
+    throw invalid(
+      "Invalid parameter: MessageAttributes Reason: Number of message attributes [" +
+        entries.length +
+        "] exceeds the allowed maximum [10].",
+    );
   for (const e of entries) {
     const name = e?.Name ?? "";
     const v = e?.Value ?? {};
     const type = v.DataType ?? "";
     if (!/^(String|Number|Binary|String\.Array)(\..+)?$/.test(type)) {
-      throw new AwsError("ParameterValueInvalid", `The message attribute '${name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String.`);
+      throw new AwsError(
+        "ParameterValueInvalid",
+        `The message attribute '${name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String.`,
+      );
     }
     if (type.startsWith("Binary") ? v.BinaryValue === undefined : v.StringValue === undefined) {
-      throw new AwsError("ParameterValueInvalid", `The message attribute '${name}' must contain non-empty message attribute value for message attribute type '${type}'.`);
+      throw new AwsError(
+        "ParameterValueInvalid",
+        `The message attribute '${name}' must contain non-empty message attribute value for message attribute type '${type}'.`,
+      );
     }
     out[name] = { DataType: type, StringValue: v.StringValue, BinaryValue: v.BinaryValue };
   }
@@ -472,7 +521,13 @@ function passesFilter(policy: string | undefined, attrs: Record<string, MessageA
 }
 
 function pageOf<T>(items: T[], token: string | undefined): { page: T[]; next?: string } {
-  const offset = token ? Number(Buffer.from(token, "base64").toString("utf8").replace(/^kiln:/, "")) : 0;
+  const offset = token
+    ? Number(
+        Buffer.from(token, "base64")
+          .toString("utf8")
+          .replace(/^kiln:/, ""),
+      )
+    : 0;
   if (!Number.isInteger(offset) || offset < 0) throw invalid("Invalid parameter: NextToken");
   const page = items.slice(offset, offset + PAGE);
   const end = offset + page.length;
@@ -518,7 +573,9 @@ function post(endpoint: string, body: string, m: PublishedMessage, s: Subscripti
       },
       (res) => {
         res.resume();
-        res.on("end", () => ((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        res.on("end", () =>
+          (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`)),
+        );
       },
     );
     req.on("timeout", () => req.destroy(new Error("timed out after 15 s")));

@@ -96,7 +96,13 @@ export class Agents {
     for (const a of this.agents.values()) {
       const pingStatus = this.pingStatus(a.instanceId);
       if (!pingStatus) continue;
-      out.push({ instanceId: a.instanceId, pingStatus, lastPing: a.lastPing, registeredAt: a.registeredAt, instance: this.instance(a.instanceId) });
+      out.push({
+        instanceId: a.instanceId,
+        pingStatus,
+        lastPing: a.lastPing,
+        registeredAt: a.registeredAt,
+        instance: this.instance(a.instanceId),
+      });
     }
     return out;
   }
@@ -117,7 +123,8 @@ export class Agents {
 
   private onInstanceState({ instance, to }: InstanceStateEvent): void {
     if (to === "running") {
-      if (!this.agents.has(instance.id) && !this.pendingRegistration.has(instance.id)) this.schedule(instance.id, this.registrationDelay());
+      if (!this.agents.has(instance.id) && !this.pendingRegistration.has(instance.id))
+        this.schedule(instance.id, this.registrationDelay());
       return;
     }
     if (to === "pending") return;

@@ -18,9 +18,9 @@
  */
 import type { Backend, Cloud } from "../../cloud.ts";
 import type { Ec2Api, SsmApi } from "../../contracts.ts";
+import { AwsError } from "../../protocol/errors.ts";
 import { Params } from "../../protocol/params.ts";
 import type { RequestContext, ServiceDefinition } from "../../protocol/types.ts";
-import { AwsError } from "../../protocol/errors.ts";
 import { AGENT_VERSION, Agents, type AgentView } from "./agents.ts";
 import { INSTANCE_ID, paginate } from "./common.ts";
 import { type BaseImage, ParameterStore } from "./parameters.ts";
@@ -77,7 +77,9 @@ export class SsmBackend implements SsmApi {
 
   start(): void {
     const ec2 = this.cloud.maybeBackend<Ec2WithBaseImages>("ec2");
-    const images = [...(ec2?.baseImages?.() ?? [])].sort((a, b) => Date.parse(a.publishedAt ?? "") - Date.parse(b.publishedAt ?? "") || 0);
+    const images = [...(ec2?.baseImages?.() ?? [])].sort(
+      (a, b) => Date.parse(a.publishedAt ?? "") - Date.parse(b.publishedAt ?? "") || 0,
+    );
     for (const img of images) this.parameters.publishBaseImage(img);
     this.agents.start();
   }
@@ -125,11 +127,17 @@ export class SsmBackend implements SsmApi {
     const filters = p.list<{ Key?: string; Values?: string[] }>("Filters");
     const legacy = p.list<{ key?: string; valueSet?: string[] }>("InstanceInformationFilterList");
     if (filters.length > 0 && legacy.length > 0) {
-      throw new AwsError("InvalidInstanceInformationFilterValue", "InstanceInformationFilterList and Filters cannot be used in the same request.");
+      throw new AwsError(
+        "InvalidInstanceInformationFilterValue",
+        "InstanceInformationFilterList and Filters cannot be used in the same request.",
+      );
     }
     const maxResults = p.int("MaxResults", { min: 5, max: 50 }) ?? 10;
     const preds: ((a: AgentView) => boolean)[] = [];
-    for (const f of [...filters.map((x) => ({ key: x?.Key, values: x?.Values ?? [] })), ...legacy.map((x) => ({ key: x?.key, values: x?.valueSet ?? [] }))]) {
+    for (const f of [
+      ...filters.map((x) => ({ key: x?.Key, values: x?.Values ?? [] })),
+      ...legacy.map((x) => ({ key: x?.key, values: x?.valueSet ?? [] })),
+    ]) {
       const key = String(f.key ?? "");
       const values = f.values;
       if (key === "InstanceIds") {

@@ -102,35 +102,61 @@ export class ParameterStore {
     const overwrite = p.bool("Overwrite", false) ?? false;
     const tags = p.tags("Tags");
     if (existing && !overwrite) {
-      throw new AwsError("ParameterAlreadyExists", "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.");
+      throw new AwsError(
+        "ParameterAlreadyExists",
+        "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.",
+      );
     }
     if (overwrite && tags.length > 0 && existing) {
-      throw new AwsError("ValidationException", "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.");
+      throw new AwsError(
+        "ValidationException",
+        "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.",
+      );
     }
     const prev = existing?.versions.at(-1);
     const type = (p.str("Type") as ParameterType | undefined) ?? prev?.type;
     if (!type) throw new AwsError("ValidationException", "A parameter type is required when you create a parameter.");
-    if (!["String", "StringList", "SecureString"].includes(type)) throw new AwsError("UnsupportedParameterType", `Parameter type ${type} is not supported.`);
+    if (!["String", "StringList", "SecureString"].includes(type))
+      throw new AwsError("UnsupportedParameterType", `Parameter type ${type} is not supported.`);
     const keyId = p.str("KeyId");
-    if (keyId !== undefined && type !== "SecureString") throw new AwsError("ValidationException", "KeyId is required for SecureString type parameter only.");
-    if (value.length === 0) throw new AwsError("ValidationException", "1 validation error detected: Value '' at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1");
+    if (keyId !== undefined && type !== "SecureString")
+      throw new AwsError("ValidationException", "KeyId is required for SecureString type parameter only.");
+    if (value.length === 0)
+      throw new AwsError(
+        "ValidationException",
+        "1 validation error detected: Value '' at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1",
+      );
     const allowedPattern = p.str("AllowedPattern", { max: 1024 }) ?? prev?.allowedPattern ?? "";
     if (allowedPattern) {
       let re: RegExp;
       try {
         re = new RegExp(allowedPattern);
       } catch {
-        throw new AwsError("InvalidAllowedPatternException", `The allowed pattern ${allowedPattern} is not a valid regular expression.`);
+        throw new AwsError(
+          "InvalidAllowedPatternException",
+          `The allowed pattern ${allowedPattern} is not a valid regular expression.`,
+        );
       }
-      if (!re.test(value)) throw new AwsError("ParameterPatternMismatchException", `Parameter value, cannot be validated against allowedPattern: ${allowedPattern}`);
+      if (!re.test(value))
+        throw new AwsError(
+          "ParameterPatternMismatchException",
+          `Parameter value, cannot be validated against allowedPattern: ${allowedPattern}`,
+        );
     }
     const dataType = p.str("DataType") ?? prev?.dataType ?? "text";
-    if (!["text", "aws:ec2:image", "aws:ssm:integration"].includes(dataType)) throw new AwsError("ValidationException", `The following data type is not supported: ${dataType} (Data type names are all lowercase.)`);
+    if (!["text", "aws:ec2:image", "aws:ssm:integration"].includes(dataType))
+      throw new AwsError(
+        "ValidationException",
+        `The following data type is not supported: ${dataType} (Data type names are all lowercase.)`,
+      );
     const tier = this.tier(p.str("Tier"), value, prev?.tier);
     if (existing && prev && prev.version >= MAX_VERSIONS && existing.versions.length >= MAX_VERSIONS) {
       // AWS drops the oldest version unless it carries a label.
       if ((existing.versions[0]?.labels.length ?? 0) > 0) {
-        throw new AwsError("ParameterMaxVersionLimitExceeded", `You attempted to create a new version of ${name} by calling the PutParameter API with the overwrite flag. Version ${existing.versions[0]?.version}, the oldest version, can't be deleted because it has a label associated with it.`);
+        throw new AwsError(
+          "ParameterMaxVersionLimitExceeded",
+          `You attempted to create a new version of ${name} by calling the PutParameter API with the overwrite flag. Version ${existing.versions[0]?.version}, the oldest version, can't be deleted because it has a label associated with it.`,
+        );
       }
       existing.versions.shift();
     }
@@ -172,7 +198,11 @@ export class ParameterStore {
   getParameters(input: unknown, ctx: RequestContext): unknown {
     const p = new Params(input, ctx);
     const names = p.list<string>("Names", { required: true });
-    if (names.length < 1 || names.length > 10) throw new AwsError("ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10");
+    if (names.length < 1 || names.length > 10)
+      throw new AwsError(
+        "ValidationException",
+        "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10",
+      );
     const decrypt = p.bool("WithDecryption", false) ?? false;
     const found: unknown[] = [];
     const invalid: string[] = [];
@@ -181,7 +211,8 @@ export class ParameterStore {
         const { stored, version, selector } = this.lookup(n);
         found.push(this.render(stored, version, decrypt, selector));
       } catch (err) {
-        if (err instanceof AwsError && (err.code === "ParameterNotFound" || err.code === "ParameterVersionNotFound")) invalid.push(n);
+        if (err instanceof AwsError && (err.code === "ParameterNotFound" || err.code === "ParameterVersionNotFound"))
+          invalid.push(n);
         else throw err;
       }
     }
@@ -191,7 +222,11 @@ export class ParameterStore {
   getParametersByPath(input: unknown, ctx: RequestContext): unknown {
     const p = new Params(input, ctx);
     const path = p.str("Path", { required: true, max: 2048 });
-    if (!path.startsWith("/") || !NAME_CHARS.test(path)) throw new AwsError("ValidationException", `The parameter path ${path} is not valid: a path must begin with a forward slash and use only letters, numbers, and . - _ /`);
+    if (!path.startsWith("/") || !NAME_CHARS.test(path))
+      throw new AwsError(
+        "ValidationException",
+        `The parameter path ${path} is not valid: a path must begin with a forward slash and use only letters, numbers, and . - _ /`,
+      );
     const recursive = p.bool("Recursive", false) ?? false;
     const decrypt = p.bool("WithDecryption", false) ?? false;
     const maxResults = p.int("MaxResults", { min: 1, max: 10 }) ?? 10;
@@ -214,7 +249,11 @@ export class ParameterStore {
   deleteParameters(input: unknown, ctx: RequestContext): unknown {
     const p = new Params(input, ctx);
     const names = p.list<string>("Names", { required: true });
-    if (names.length < 1 || names.length > 10) throw new AwsError("ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10");
+    if (names.length < 1 || names.length > 10)
+      throw new AwsError(
+        "ValidationException",
+        "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length less than or equal to 10",
+      );
     const deleted: string[] = [];
     const invalid: string[] = [];
     for (const n of names) {
@@ -340,9 +379,14 @@ export class ParameterStore {
   private taggable(p: Params): Stored {
     const type = p.str("ResourceType", { required: true });
     const id = p.str("ResourceId", { required: true });
-    if (type !== "Parameter") throw new AwsError("InvalidResourceType", `Resource type ${type} is not supported by the simulated cloud (only Parameter).`);
+    if (type !== "Parameter")
+      throw new AwsError(
+        "InvalidResourceType",
+        `Resource type ${type} is not supported by the simulated cloud (only Parameter).`,
+      );
     const stored = this.params.get(id);
-    if (!stored || stored.public) throw new AwsError("InvalidResourceId", `The resource ID ${id} is not valid. Verify the ID and try again.`);
+    if (!stored || stored.public)
+      throw new AwsError("InvalidResourceId", `The resource ID ${id} is not valid. Verify the ID and try again.`);
     return stored;
   }
 
@@ -370,7 +414,8 @@ export class ParameterStore {
       selector = name.slice(colon);
       name = name.slice(0, colon);
     }
-    if (/\s/.test(name.trim()) || name.length === 0) throw new AwsError("ValidationException", `Parameter name ${raw} is not valid.`);
+    if (/\s/.test(name.trim()) || name.length === 0)
+      throw new AwsError("ValidationException", `Parameter name ${raw} is not valid.`);
     let stored = this.params.get(name);
     // An ARN carries "parameter/name" for a name without a leading slash.
     if (!stored && arn && name.startsWith("/")) stored = this.params.get(name.slice(1));
@@ -378,8 +423,14 @@ export class ParameterStore {
     let version = stored.versions.at(-1)!;
     if (selector) {
       const sel = selector.slice(1);
-      const found = /^\d+$/.test(sel) ? stored.versions.find((v) => v.version === Number(sel)) : stored.versions.find((v) => v.labels.includes(sel));
-      if (!found) throw new AwsError("ParameterVersionNotFound", `Systems Manager could not find version ${sel} of ${name}. Verify the version and try again.`);
+      const found = /^\d+$/.test(sel)
+        ? stored.versions.find((v) => v.version === Number(sel))
+        : stored.versions.find((v) => v.labels.includes(sel));
+      if (!found)
+        throw new AwsError(
+          "ParameterVersionNotFound",
+          `Systems Manager could not find version ${sel} of ${name}. Verify the version and try again.`,
+        );
       version = found;
     }
     return { stored, version, selector };
@@ -413,11 +464,18 @@ export class ParameterStore {
 
   private tier(requested: string | undefined, value: string, prev: Tier | undefined): Tier {
     if (requested !== undefined && !["Standard", "Advanced", "Intelligent-Tiering"].includes(requested)) {
-      throw new AwsError("ValidationException", `1 validation error detected: Value '${requested}' at 'tier' failed to satisfy constraint: Member must satisfy enum value set: [Advanced, Intelligent-Tiering, Standard]`);
+      throw new AwsError(
+        "ValidationException",
+        `1 validation error detected: Value '${requested}' at 'tier' failed to satisfy constraint: Member must satisfy enum value set: [Advanced, Intelligent-Tiering, Standard]`,
+      );
     }
     let tier: Tier = requested === "Advanced" ? "Advanced" : requested === "Standard" ? "Standard" : (prev ?? "Standard");
     if (requested === "Intelligent-Tiering") tier = value.length > 4096 ? "Advanced" : (prev ?? "Standard");
-    if (prev === "Advanced" && requested === "Standard") throw new AwsError("ValidationException", "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.");
+    if (prev === "Advanced" && requested === "Standard")
+      throw new AwsError(
+        "ValidationException",
+        "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.",
+      );
     const limit = tier === "Advanced" ? 8192 : 4096;
     if (value.length > limit) {
       throw new AwsError(
@@ -442,11 +500,19 @@ function resolveName(raw: string): string {
 
 /** PutParameter name rules (AWS): characters, fully qualified hierarchies, reserved prefixes, 15 levels. */
 function validateName(name: string, forWrite: boolean): void {
-  if (name.length > 2048) throw new AwsError("ValidationException", "1 validation error detected: Value at 'name' failed to satisfy constraint: Member must have length less than or equal to 2048");
+  if (name.length > 2048)
+    throw new AwsError(
+      "ValidationException",
+      "1 validation error detected: Value at 'name' failed to satisfy constraint: Member must have length less than or equal to 2048",
+    );
   if (!NAME_CHARS.test(name)) {
-    throw new AwsError("ValidationException", 'Parameter name: can\'t be prefixed with "aws" or "ssm" (case-insensitive). It must use only letters, numbers, or the following symbols: . (period), - (hyphen), _ (underscore). Special characters are not allowed. All sub-paths, if specified, must use the forward slash symbol "/".');
+    throw new AwsError(
+      "ValidationException",
+      'Parameter name: can\'t be prefixed with "aws" or "ssm" (case-insensitive). It must use only letters, numbers, or the following symbols: . (period), - (hyphen), _ (underscore). Special characters are not allowed. All sub-paths, if specified, must use the forward slash symbol "/".',
+    );
   }
-  if (name.includes("/") && !name.startsWith("/")) throw new AwsError("ValidationException", "Parameter name must be a fully qualified name.");
+  if (name.includes("/") && !name.startsWith("/"))
+    throw new AwsError("ValidationException", "Parameter name must be a fully qualified name.");
   if (forWrite && /^\/?(aws|ssm)/i.test(name)) {
     throw new AwsError("ValidationException", `No access to reserved parameter name: ${name}.`);
   }
@@ -465,13 +531,19 @@ function readParameterFilters(p: Params, allowed: string[]): StoredPredicate[] {
     const values = f?.Values ?? [];
     const test = (actual: string | undefined) =>
       actual !== undefined &&
-      values.some((v) => (option === "BeginsWith" ? actual.startsWith(v) : option === "Contains" ? actual.includes(v) : actual === v));
+      values.some((v) =>
+        option === "BeginsWith" ? actual.startsWith(v) : option === "Contains" ? actual.includes(v) : actual === v,
+      );
     const latest = (s: Stored) => s.versions.at(-1)!;
     if (key.startsWith("tag:")) {
       const tag = key.slice(4);
       return (s) => (values.length === 0 ? s.tags.has(tag) : test(s.tags.get(tag)));
     }
-    if (!allowed.includes(key)) throw new AwsError("InvalidFilterKey", `The following filter key is not valid: ${key}. Valid filter keys include: [${allowed.join(", ")}, tag:<key>].`);
+    if (!allowed.includes(key))
+      throw new AwsError(
+        "InvalidFilterKey",
+        `The following filter key is not valid: ${key}. Valid filter keys include: [${allowed.join(", ")}, tag:<key>].`,
+      );
     switch (key) {
       case "Name":
         return (s) => test(s.name) || test(s.name.replace(/^\//, ""));

@@ -32,7 +32,15 @@ import type { Agents } from "./agents.ts";
 import { INSTANCE_ID, instanceAttrs, isoDuration, paginate, seededUuid } from "./common.ts";
 import { KILLED_EXIT_CODE, runShellScript, type ShellRun } from "./shell.ts";
 
-export type InvocationStatus = "Pending" | "InProgress" | "Delayed" | "Success" | "Cancelled" | "TimedOut" | "Failed" | "Cancelling";
+export type InvocationStatus =
+  | "Pending"
+  | "InProgress"
+  | "Delayed"
+  | "Success"
+  | "Cancelled"
+  | "TimedOut"
+  | "Failed"
+  | "Cancelling";
 export type CommandStatus = "Pending" | "InProgress" | "Success" | "Cancelled" | "Failed" | "TimedOut" | "Cancelling";
 
 const TERMINAL = new Set<InvocationStatus>(["Success", "Cancelled", "TimedOut", "Failed"]);
@@ -117,22 +125,37 @@ export class RunCommand {
     const documentName = p.str("DocumentName", { required: true });
     const docName = documentName.replace(/^arn:aws:ssm:[^:]*:[^:]*:document\//, "");
     if (docName !== DOCUMENT) {
-      throw new AwsError("InvalidDocument", `Document ${documentName} does not exist in your account or is not supported by the simulated cloud (only ${DOCUMENT}).`);
+      throw new AwsError(
+        "InvalidDocument",
+        `Document ${documentName} does not exist in your account or is not supported by the simulated cloud (only ${DOCUMENT}).`,
+      );
     }
     const documentVersion = p.str("DocumentVersion") ?? "$DEFAULT";
-    if (!/^(\$DEFAULT|\$LATEST|1)$/.test(documentVersion)) throw new AwsError("InvalidDocumentVersion", `Document version ${documentVersion} is not valid for ${DOCUMENT}.`);
+    if (!/^(\$DEFAULT|\$LATEST|1)$/.test(documentVersion))
+      throw new AwsError("InvalidDocumentVersion", `Document version ${documentVersion} is not valid for ${DOCUMENT}.`);
     const parameters = readDocumentParameters(p.raw.Parameters);
     const executionTimeout = Number(parameters.executionTimeout?.[0] ?? "3600");
     const comment = p.str("Comment", { max: 100 }) ?? "";
-    const timeoutSeconds = p.int("TimeoutSeconds", { min: 30, max: 2_592_000 }) ?? this.cloud.setting("ssm.defaultTimeoutSeconds", 3600);
+    const timeoutSeconds =
+      p.int("TimeoutSeconds", { min: 30, max: 2_592_000 }) ?? this.cloud.setting("ssm.defaultTimeoutSeconds", 3600);
     const maxConcurrency = p.str("MaxConcurrency", { pattern: MAX_CONCURRENCY, max: 7 }) ?? "50";
     const maxErrors = p.str("MaxErrors", { pattern: MAX_ERRORS, max: 7 }) ?? "0";
     const instanceIds = p.list<string>("InstanceIds");
     const targets = p.list<Target>("Targets");
-    if (instanceIds.length > 0 && targets.length > 0) throw new AwsError("ValidationException", "InstanceIds and Targets cannot both be specified.");
-    if (instanceIds.length === 0 && targets.length === 0) throw new AwsError("ValidationException", "One of InstanceIds or Targets must be specified.");
-    if (instanceIds.length > 50) throw new AwsError("ValidationException", "1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50");
-    if (targets.length > 5) throw new AwsError("ValidationException", "1 validation error detected: Value at 'targets' failed to satisfy constraint: Member must have length less than or equal to 5");
+    if (instanceIds.length > 0 && targets.length > 0)
+      throw new AwsError("ValidationException", "InstanceIds and Targets cannot both be specified.");
+    if (instanceIds.length === 0 && targets.length === 0)
+      throw new AwsError("ValidationException", "One of InstanceIds or Targets must be specified.");
+    if (instanceIds.length > 50)
+      throw new AwsError(
+        "ValidationException",
+        "1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50",
+      );
+    if (targets.length > 5)
+      throw new AwsError(
+        "ValidationException",
+        "1 validation error detected: Value at 'targets' failed to satisfy constraint: Member must have length less than or equal to 5",
+      );
 
     const resolved = instanceIds.length > 0 ? this.checkInstanceIds(instanceIds) : this.resolveTargets(targets);
     const now = this.cloud.clock.now();
@@ -156,7 +179,9 @@ export class RunCommand {
       script: (parameters.commands ?? []).join("\n"),
       maxConcurrency,
       maxErrors,
-      concurrencyLimit: maxConcurrency.endsWith("%") ? Math.max(1, Math.ceil((n * Number(maxConcurrency.slice(0, -1))) / 100)) : Number(maxConcurrency),
+      concurrencyLimit: maxConcurrency.endsWith("%")
+        ? Math.max(1, Math.ceil((n * Number(maxConcurrency.slice(0, -1))) / 100))
+        : Number(maxConcurrency),
       errorLimit: maxErrors.endsWith("%") ? Math.floor((n * Number(maxErrors.slice(0, -1))) / 100) : Number(maxErrors),
       outputS3BucketName: p.str("OutputS3BucketName") ?? "",
       outputS3KeyPrefix: p.str("OutputS3KeyPrefix") ?? "",
@@ -211,7 +236,8 @@ export class RunCommand {
     const pluginName = p.str("PluginName");
     if (commandId.length !== 36) throw lengthError("commandId", commandId, 36);
     if (!INSTANCE_ID.test(instanceId)) throw new AwsError("InvalidInstanceId", "");
-    if (pluginName !== undefined && pluginName !== PLUGIN) throw new AwsError("InvalidPluginName", `The plugin name ${pluginName} is not valid for this document.`);
+    if (pluginName !== undefined && pluginName !== PLUGIN)
+      throw new AwsError("InvalidPluginName", `The plugin name ${pluginName} is not valid for this document.`);
     const inv = this.commands.get(commandId)?.invocations.find((i) => i.instanceId === instanceId);
     // Invocations appear shortly after SendCommand; until then (and for unknown pairs) AWS answers
     // InvocationDoesNotExist, which the official waiter retries on.
@@ -355,9 +381,14 @@ export class RunCommand {
       seen.add(id);
       const inst = this.agents.instance(id);
       const ping = this.agents.pingStatus(id);
-      if (!INSTANCE_ID.test(id) || !inst || inst.state !== "running" || !ping || (rejectOffline && ping !== "Online")) bad.push(id);
+      if (!INSTANCE_ID.test(id) || !inst || inst.state !== "running" || !ping || (rejectOffline && ping !== "Online"))
+        bad.push(id);
     }
-    if (bad.length > 0) throw new AwsError("InvalidInstanceId", `Instances [[${bad.join(", ")}]] not in a valid state for account ${this.cloud.accountId}`);
+    if (bad.length > 0)
+      throw new AwsError(
+        "InvalidInstanceId",
+        `Instances [[${bad.join(", ")}]] not in a valid state for account ${this.cloud.accountId}`,
+      );
     return ids;
   }
 
@@ -380,8 +411,13 @@ export class RunCommand {
           const v = this.agents.instance(id)?.tags.get(key);
           return v !== undefined && values.includes(v);
         });
-      } else if (t.Key.startsWith("resource-groups:")) matched = []; // no resource groups in the simulated cloud
-      else throw new AwsError("ValidationException", `Target key ${t.Key} is not supported. Use InstanceIds, tag:<key>, tag-key or resource-groups:Name.`);
+      } else if (t.Key.startsWith("resource-groups:"))
+        matched = []; // no resource groups in the simulated cloud
+      else
+        throw new AwsError(
+          "ValidationException",
+          `Target key ${t.Key} is not supported. Use InstanceIds, tag:<key>, tag-key or resource-groups:Name.`,
+        );
       ids = ids === undefined ? [...new Set(matched)] : ids.filter((id) => matched.includes(id));
     }
     return ids ?? [];
@@ -403,7 +439,7 @@ export class RunCommand {
 
   private deliver(inv: Invocation): void {
     const inst = this.agents.instance(inv.instanceId);
-    if (!inst || inst.state !== "running" || !this.agents.isRegistered(inv.instanceId)) {
+    if (inst?.state !== "running" || !this.agents.isRegistered(inv.instanceId)) {
       this.finish(inv, "Failed", "Undeliverable", -1);
       return;
     }
@@ -435,7 +471,11 @@ export class RunCommand {
       if (delay >= timeoutMs) this.after(inv, timeoutMs, timedOut);
       else
         this.after(inv, delay, () =>
-          this.complete(inv, { exitCode: Number(fault.exitCode ?? 1), stdout: "", stderr: String(fault.message ?? "command failed (injected fault)") }),
+          this.complete(inv, {
+            exitCode: Number(fault.exitCode ?? 1),
+            stdout: "",
+            stderr: String(fault.message ?? "command failed (injected fault)"),
+          }),
         );
     } else if (fault?.mode === "slow") {
       const delay = Number(fault.delayMs ?? 0);
@@ -454,7 +494,14 @@ export class RunCommand {
       return;
     }
     const rootDir = inst.rootDir;
-    const orchestration = path.join(rootDir, "var/lib/amazon/ssm", inv.instanceId, "document/orchestration", cmd.id, "awsrunShellScript/0.awsrunShellScript");
+    const orchestration = path.join(
+      rootDir,
+      "var/lib/amazon/ssm",
+      inv.instanceId,
+      "document/orchestration",
+      cmd.id,
+      "awsrunShellScript/0.awsrunShellScript",
+    );
     // workingDirectory is a path on the instance, so it lives under the sandbox root. Without one the
     // real agent starts in its orchestration directory; here scripts start at the sandbox root, the
     // instance's "/", so relative paths such as opt/sample-app resolve inside the sandbox.
@@ -550,7 +597,8 @@ export class RunCommand {
     if (!cmd.halted && errors > cmd.errorLimit) {
       // MaxErrors exceeded: running invocations finish, the rest are never sent.
       cmd.halted = true;
-      for (const inv of cmd.invocations) if (!inv.dispatched && !TERMINAL.has(inv.status)) this.finish(inv, "Cancelled", "Terminated", -1, false);
+      for (const inv of cmd.invocations)
+        if (!inv.dispatched && !TERMINAL.has(inv.status)) this.finish(inv, "Cancelled", "Terminated", -1, false);
     }
     this.dispatchMore(cmd);
     this.updateCommandStatus(cmd);
@@ -710,15 +758,20 @@ export class RunCommand {
  * `executionTimeout` (1–172800 s, default 3600). Anything else is `InvalidParameters`.
  */
 function readDocumentParameters(raw: unknown): Record<string, string[]> {
-  if (raw === undefined || raw === null) throw new AwsError("InvalidParameters", "document AWS-RunShellScript requires parameter commands");
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new AwsError("InvalidParameters", "Parameters must be a map of string lists");
+  if (raw === undefined || raw === null)
+    throw new AwsError("InvalidParameters", "document AWS-RunShellScript requires parameter commands");
+  if (typeof raw !== "object" || Array.isArray(raw))
+    throw new AwsError("InvalidParameters", "Parameters must be a map of string lists");
   const out: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (!["commands", "workingDirectory", "executionTimeout"].includes(k)) throw new AwsError("InvalidParameters", `document AWS-RunShellScript does not support parameter ${k}`);
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw new AwsError("InvalidParameters", `parameter ${k} must be a list of strings`);
+    if (!["commands", "workingDirectory", "executionTimeout"].includes(k))
+      throw new AwsError("InvalidParameters", `document AWS-RunShellScript does not support parameter ${k}`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string"))
+      throw new AwsError("InvalidParameters", `parameter ${k} must be a list of strings`);
     out[k] = v as string[];
   }
-  if (!out.commands || out.commands.length === 0) throw new AwsError("InvalidParameters", "document AWS-RunShellScript requires parameter commands");
+  if (!out.commands || out.commands.length === 0)
+    throw new AwsError("InvalidParameters", "document AWS-RunShellScript requires parameter commands");
   for (const k of ["workingDirectory", "executionTimeout"]) {
     if (out[k] && out[k].length > 1) throw new AwsError("InvalidParameters", `parameter ${k} takes a single value`);
   }
@@ -755,7 +808,8 @@ function readCommandFilters(p: Params, level: "command" | "invocation"): Command
         // ListCommandInvocations applies it per invocation (filtersMatchInvocation).
         return level === "command" ? (c) => c.status === value : () => true;
       case "ExecutionStage":
-        if (value !== "Executing" && value !== "Complete") throw new AwsError("InvalidFilterValue", `${value} is not a valid ExecutionStage`);
+        if (value !== "Executing" && value !== "Complete")
+          throw new AwsError("InvalidFilterValue", `${value} is not a valid ExecutionStage`);
         return (c) => (value === "Complete") === c.invocations.every((i) => TERMINAL.has(i.status));
       case "DocumentName":
         return (c) => c.documentName === value;
