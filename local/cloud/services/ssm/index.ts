@@ -3,6 +3,14 @@
  * `AWS-RunShellScript` executed for real with bash in each instance's sandbox, and Parameter Store
  * including the public AL2023 AMI parameters. awsJson 1.1, `X-Amz-Target: AmazonSSM.<Op>`.
  *
+ * Actions: DescribeInstanceInformation; SendCommand (AWS-RunShellScript only), GetCommandInvocation,
+ * ListCommands, ListCommandInvocations, CancelCommand; PutParameter, GetParameter, GetParameters,
+ * GetParametersByPath, DeleteParameter, DeleteParameters, DescribeParameters, GetParameterHistory,
+ * AddTagsToResource / RemoveTagsFromResource / ListTagsForResource (parameters). Not simulated:
+ * other documents, S3/CloudWatch output upload (accepted, ignored), SNS notifications of commands,
+ * parameter labels and policies, the exponential ramp-up of MaxConcurrency (the limit applies
+ * from the first dispatch).
+ *
  * Settings (all through `cloud.setting`):
  * - `ssm.agentOnlineMs` (60000) and `ssm.agentOnlineJitter` (0.5): agent registration after `running`;
  * - `ssm.pingIntervalMs` (300000): agent ping interval behind LastPingDateTime;
