@@ -169,14 +169,26 @@ describe("EC2: default VPC", () => {
   });
 
   it.each([
-    [new DescribeSubnetsCommand({ SubnetIds: ["subnet-0123456789abcdef0"] }), "InvalidSubnetID.NotFound"],
-    [new DescribeVpcsCommand({ VpcIds: ["vpc-0123456789abcdef0"] }), "InvalidVpcID.NotFound"],
-    [new DescribeSecurityGroupsCommand({ GroupIds: ["sg-0123456789abcdef0"] }), "InvalidGroup.NotFound"],
-    [new DescribeSubnetsCommand({ Filters: [{ Name: "no-such-filter", Values: ["x"] }] }), "InvalidParameterValue"],
-  ])("%o fails with %s", async (command, name) => {
+    [
+      "DescribeSubnets of an unknown subnet",
+      "InvalidSubnetID.NotFound",
+      new DescribeSubnetsCommand({ SubnetIds: ["subnet-0123456789abcdef0"] }),
+    ],
+    ["DescribeVpcs of an unknown VPC", "InvalidVpcID.NotFound", new DescribeVpcsCommand({ VpcIds: ["vpc-0123456789abcdef0"] })],
+    [
+      "DescribeSecurityGroups of an unknown group",
+      "InvalidGroup.NotFound",
+      new DescribeSecurityGroupsCommand({ GroupIds: ["sg-0123456789abcdef0"] }),
+    ],
+    [
+      "DescribeSubnets with an unknown filter",
+      "InvalidParameterValue",
+      new DescribeSubnetsCommand({ Filters: [{ Name: "no-such-filter", Values: ["x"] }] }),
+    ],
+  ] as const)("%s fails with %s", async (_what, name, command) => {
     const env = await setup();
-    // biome-ignore lint/suspicious/noExplicitAny: a table of different commands
-    await expect(env.ec2.send(command as any)).rejects.toMatchObject({ name });
+    // The commands differ in type; `send` is overloaded per command.
+    await expect(env.ec2.send(command as DescribeSubnetsCommand)).rejects.toMatchObject({ name });
   });
 });
 
@@ -503,6 +515,27 @@ describe("EC2: instances", () => {
     });
     const byToken = await env.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "client-token", Values: [token] }] }));
     expect(byToken.Reservations?.[0]?.Instances).toHaveLength(2);
+  });
+
+  it("can lag behind RunInstances and CreateImage like AWS's eventual consistency (opt-in)", async () => {
+    const env = await setup({ settings: { "ec2.describeDelayMs": 2_000, "ec2.imageDescribeDelayMs": 3_000 } });
+    const [id] = await launch(env);
+    await expect(describe1(env, id!)).rejects.toMatchObject({ name: "InvalidInstanceID.NotFound" });
+    await expect(
+      env.ec2.send(new CreateTagsCommand({ Resources: [id!], Tags: [{ Key: "a", Value: "b" }] })),
+    ).rejects.toMatchObject({
+      name: "InvalidInstanceID.NotFound",
+    });
+    expect((await env.ec2.send(new DescribeInstancesCommand({}))).Reservations).toEqual([]);
+    await env.cloud.clock.sleep(2_000);
+    expect((await describe1(env, id!)).InstanceId).toBe(id);
+    await running(env, id!);
+    const { ImageId } = await env.ec2.send(new CreateImageCommand({ InstanceId: id!, Name: "lagging", NoReboot: true }));
+    await expect(env.ec2.send(new DescribeImagesCommand({ ImageIds: [ImageId!] }))).rejects.toMatchObject({
+      name: "InvalidAMIID.NotFound",
+    });
+    await env.cloud.clock.sleep(3_000);
+    expect((await env.ec2.send(new DescribeImagesCommand({ ImageIds: [ImageId!] }))).Images?.[0]?.State).toBe("pending");
   });
 
   it("absorbs throttling with the SDK's retries", async () => {

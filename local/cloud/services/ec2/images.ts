@@ -65,6 +65,8 @@ export interface Image extends Sequenced {
   imageLocation: string;
   tags: Map<string, string>;
   lastLaunchedTime?: Date;
+  /** Before this clock time DescribeImages does not show the image yet (eventual consistency). */
+  visibleAt?: number;
 }
 
 /** What CreateImage needs to know about its source instance. */
@@ -364,6 +366,8 @@ export class ImageStore {
         sourceInstanceId: instanceId,
         imageLocation: `${this.ctx.accountId}/${name}`,
         tags: tagsFor(specs, "image"),
+        // Right after CreateImage, DescribeImages may not know the id yet (opt-in lag).
+        visibleAt: now.getTime() + this.ctx.cloud.setting("ec2.imageDescribeDelayMs", 0),
         seq: this.ctx.seq(),
       };
       this.images.set(imageId, image);
@@ -380,11 +384,13 @@ export class ImageStore {
       dryRun(p);
       for (const id of ids)
         if (!wellFormedId(id, "ami")) throw new AwsError("InvalidAMIID.Malformed", `Invalid id: "${id}" (expecting "ami-...")`);
-      const missing = ids.filter((id) => !this.image(id));
+      const now = this.ctx.cloud.clock.now();
+      const shown = (i: Image | undefined): i is Image => i !== undefined && (i.visibleAt ?? 0) <= now;
+      const missing = ids.filter((id) => !shown(this.image(id)));
       if (missing.length) throw this.notFound(missing);
       let listed = ids.length
         ? ids.map((id) => this.image(id)!)
-        : [...this.images.values()].filter((i) => i.state !== "deregistered");
+        : [...this.images.values()].filter((i) => i.state !== "deregistered" && shown(i));
       listed = listed.filter((i) => i.isPublic || i.ownerId === this.ctx.accountId);
       if (owners.length) {
         listed = listed.filter((i) =>

@@ -65,6 +65,8 @@ export class Instance implements SimInstance, Sequenced {
   /** A boot in flight (app starting); bumped to invalidate it on stop/terminate. */
   bootGeneration = 0;
   volumeTags = new Map<string, string>();
+  /** Before this clock time the API does not show the instance yet (eventual consistency). */
+  visibleAt = 0;
 
   constructor(
     readonly seq: number,
@@ -128,9 +130,20 @@ export class InstanceStore {
     return [...this.all.values()];
   }
 
+  /** What the API shows: instances past their `ec2.describeDelayMs` visibility lag. */
+  private visible(): Instance[] {
+    const now = this.ctx.cloud.clock.now();
+    return this.list().filter((i) => i.visibleAt <= now);
+  }
+
+  private isVisible(id: string): boolean {
+    const i = this.all.get(id);
+    return i !== undefined && i.visibleAt <= this.ctx.cloud.clock.now();
+  }
+
   taggable(id: string): Map<string, string> | undefined {
-    if (id.startsWith("vol-")) return this.list().find((i) => i.rootVolumeId === id)?.volumeTags;
-    return this.instance(id)?.tags;
+    if (id.startsWith("vol-")) return this.visible().find((i) => i.rootVolumeId === id)?.volumeTags;
+    return this.isVisible(id) ? this.instance(id)?.tags : undefined;
   }
 
   // ── launching ────────────────────────────────────────────────────────────────────────────────
@@ -244,6 +257,8 @@ export class InstanceStore {
         },
       );
       inst.volumeTags = new Map(Object.entries(volumeTags));
+      // AWS documents a short window in which a new id is unknown to Describe/CreateTags (opt-in).
+      inst.visibleAt = now.getTime() + this.ctx.cloud.setting("ec2.describeDelayMs", 0);
       this.all.set(id, inst);
       reservation.instances.push(inst);
       this.announce(inst);
@@ -412,7 +427,7 @@ export class InstanceStore {
   /** Ids that must all exist (InvalidInstanceID.Malformed / .NotFound naming every missing one). */
   private existing(ids: string[]): Instance[] {
     for (const id of ids) if (!wellFormedId(id, "i")) throw new AwsError("InvalidInstanceID.Malformed", `Invalid id: "${id}"`);
-    const missing = ids.filter((id) => !this.all.has(id));
+    const missing = ids.filter((id) => !this.isVisible(id));
     if (missing.length === 1) throw new AwsError("InvalidInstanceID.NotFound", `The instance ID '${missing[0]}' does not exist`);
     if (missing.length > 1)
       throw new AwsError("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
@@ -550,7 +565,7 @@ export class InstanceStore {
           "The parameter instancesSet cannot be used with the parameter maxResults",
         );
       }
-      const listed = ids.length ? this.existing(ids) : this.list();
+      const listed = ids.length ? this.existing(ids) : this.visible();
       const table: FilterTable<Instance> = {
         "instance-id": (i) => i.id,
         "instance-state-name": (i) => i.state,
@@ -599,7 +614,7 @@ export class InstanceStore {
       const ids = p.list<string>("InstanceId");
       const all = p.bool("IncludeAllInstances", false);
       dryRun(p);
-      let listed = ids.length ? this.existing(ids) : this.list();
+      let listed = ids.length ? this.existing(ids) : this.visible();
       // By default only running instances have a status.
       if (!all) listed = listed.filter((i) => i.state === "running");
       const table: FilterTable<Instance> = {
