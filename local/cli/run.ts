@@ -22,7 +22,9 @@ function waitForSignal(): Promise<void> {
 }
 
 async function bootStack(opts: { clock?: string; port?: number; seed: boolean; service?: string; out: Out }): Promise<{ stack: Stack; seeded?: SeedResult }> {
-  const stack = await Stack.start({ clock: opts.clock ?? "scaled:60", port: opts.port ?? 0 });
+  // In scaled time a health check's timeout is a few real milliseconds: probe the app in process
+  // (same handler, same service-in state) so a busy machine does not flap targets.
+  const stack = await Stack.start({ clock: opts.clock ?? "scaled:60", port: opts.port ?? 0, settings: { "elbv2.realHealthChecks": false } });
   const service = opts.service ?? Object.keys(loadConfig().services)[0]!;
   let seeded: SeedResult | undefined;
   if (opts.seed) {
@@ -90,7 +92,7 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
     return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
   };
   // Live traffic through the ALB for the whole deployment: every failure is counted.
-  const load = { ok: 0, failed: 0, byCommit: new Map<string, number>() };
+  const load = { ok: 0, failed: 0, byCommit: new Map<string, number>(), failures: [] as string[] };
   let loading = true;
   const url = seeded!.loadBalancerUrl;
   const loadLoop = (async () => {
@@ -98,26 +100,36 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
         const text = await res.text();
-        if (res.status >= 500) load.failed++;
+        if (res.status >= 500) {
+          load.failed++;
+          if (load.failures.length < 5) load.failures.push(`[${elapsed()}] ${res.status} ${text.slice(0, 120)}`);
+        }
         else {
           load.ok++;
           const c = (JSON.parse(text) as { commit?: string }).commit?.slice(0, 12) ?? "?";
           load.byCommit.set(c, (load.byCommit.get(c) ?? 0) + 1);
         }
-      } catch {
+      } catch (err) {
         load.failed++;
+        if (load.failures.length < 5) load.failures.push(`[${elapsed()}] ${(err as Error).message}`);
       }
       await new Promise((res) => setTimeout(res, 100));
     }
   })();
   let seenEvents = 0;
+  let lastStep = "";
   let lastTraffic = "";
   let lastFleet = "";
   const poll = async () => {
     const h = await t.clients.sfn.send(new GetExecutionHistoryCommand({ executionArn: arn, maxResults: 1000 }));
     const events = (h.events ?? []) as HistoryEvent[];
     for (const e of events.slice(seenEvents)) {
-      if (e.type?.endsWith("StateEntered") && e.stateEnteredEventDetails?.name) out(`[${elapsed()}] ${e.stateEnteredEventDetails.name}`);
+      const name = e.stateEnteredEventDetails?.name;
+      // Show each step once per run of polls: Choice and Wait states of the polling loops are noise here.
+      if (e.type === "TaskStateEntered" && name && name !== lastStep) {
+        out(`[${elapsed()}] ${name}`);
+        lastStep = name;
+      }
       if (e.type === "TaskFailed" || e.type === "LambdaFunctionFailed") out(`[${elapsed()}]   ✗ ${e.taskFailedEventDetails?.error ?? ""} ${(e.taskFailedEventDetails?.cause ?? "").slice(0, 300)}`);
     }
     seenEvents = events.length;
@@ -141,6 +153,7 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
   out(`deployment ${final} after ${elapsed()} simulated (${((Date.now() - wallStart) / 1000).toFixed(1)} s wall, clock ${clock.kind})`);
   out(`  live commit ${s.liveCommit?.slice(0, 12) ?? "?"} · traffic ${s.weights.map((w) => `${w.name} ${w.weight}%`).join(" | ")}`);
   out(`  requests through the ALB during the deployment: ${load.ok} ok, ${load.failed} failed · ${[...load.byCommit].map(([c, n]) => `${c}: ${n}`).join(", ")}`);
+  for (const f of load.failures) out(`    failed request ${f}`);
   if (final !== "SUCCEEDED") out(`  see why: npx kiln logs ${arn} · retry: npx kiln redrive ${arn} · undo: npx kiln abort ${arn}`);
   const ok = final === "SUCCEEDED" && s.liveCommit === commit;
   if (opts.once) {
