@@ -1,6 +1,11 @@
 /**
  * Simulated Amazon SNS (awsQuery, Version 2010-03-31): topics, subscriptions and Publish.
  *
+ * Actions: CreateTopic, DeleteTopic, ListTopics, Get/SetTopicAttributes, Subscribe, Unsubscribe,
+ * ListSubscriptions, ListSubscriptionsByTopic, GetSubscriptionAttributes, Publish, TagResource,
+ * ListTagsForResource. Not simulated: PublishBatch, FIFO ordering/deduplication, SMS and mobile
+ * push, data protection policies, message signatures that verify.
+ *
  * Every published message is kept for inspection (`messages()`, `GET /_kiln/sns/messages`), with
  * what happened to each subscription:
  * - `http`/`https` endpoints on loopback (127.0.0.1, localhost, ::1) are POSTed the real SNS
