@@ -2,11 +2,28 @@
  * Simulated EC2 (EC2 query protocol, API version 2016-11-15): the default VPC, instances that boot
  * and run the sample app, AMIs baked from their filesystems, snapshots, launch templates and tags.
  *
+ * Actions: DescribeAvailabilityZones, DescribeVpcs, DescribeSubnets, DescribeSecurityGroups;
+ * RunInstances (ImageId or LaunchTemplate, ClientToken idempotency, TagSpecification instance and
+ * volume), DescribeInstances, DescribeInstanceStatus, StopInstances, StartInstances,
+ * TerminateInstances; CreateImage, DescribeImages, DeregisterImage (DeleteAssociatedSnapshots),
+ * DescribeSnapshots, DeleteSnapshot; CreateLaunchTemplate, CreateLaunchTemplateVersion,
+ * DescribeLaunchTemplates, DescribeLaunchTemplateVersions, ModifyLaunchTemplate,
+ * DeleteLaunchTemplateVersions, DeleteLaunchTemplate; CreateTags, DeleteTags. DryRun answers
+ * DryRunOperation. Not simulated: creating VPCs/subnets/groups, volumes as resources of their own
+ * (a root volume id per instance is taggable), CopyImage/RegisterImage, `resolve:ssm:` image ids
+ * in launch templates, instance attributes, termination protection, request token buckets (use
+ * `api` faults for throttling).
+ *
  * Other services reach it in process through `Ec2Api` (`cloud.backend<Ec2Backend>("ec2")`).
- * Durations come from `cloud.setting("ec2.<name>")`: bootMs (20 s ±50 %), stopMs, terminateMs
- * (30 s), terminatedVisibleMs (1 h), imageMs (5 min ±20 %), imageRebootMs (60 s unless NoReboot),
- * baseImageAgeMs; `ec2.keepSandboxes` keeps terminated instances' directories; `app.realServers`
- * (default true) gives each running instance a real loopback HTTP server.
+ * Settings (all through `cloud.setting`):
+ * - `ec2.bootMs` (20000, ±`ec2.bootMsJitter` 0.5), `ec2.stopMs` (30000), `ec2.terminateMs` (30000),
+ *   `ec2.terminatedVisibleMs` (3600000);
+ * - `ec2.imageMs` (300000, ±`ec2.imageMsJitter` 0.2), `ec2.imageRebootMs` (60000, skipped with
+ *   NoReboot), `ec2.baseImageAgeMs` (7 days: age of the seeded AL2023 images);
+ * - `ec2.describeDelayMs`, `ec2.imageDescribeDelayMs` (0): eventual-consistency lag of new ids;
+ * - `ec2.keepSandboxes` (false): keep instance directories after termination and shutdown;
+ * - `app.realServers` (true): give each running instance a real loopback HTTP server.
+ * Faults: `boot` (mode slow | fail, delayMs), `ami` (the image fails).
  */
 import type { Cloud } from "../../cloud.ts";
 import type { Ec2Api, LaunchRequest, SimInstance } from "../../contracts.ts";
