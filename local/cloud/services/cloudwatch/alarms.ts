@@ -83,7 +83,14 @@ export function alarmPeriod(a: MetricAlarm): number {
 }
 
 /** Value of one query (and what it depends on) over the period starting at `start`. */
-export function queryValue(store: MetricStore, queries: MetricDataQuery[], id: string, start: number, period: number, seen = new Set<string>()): number | undefined {
+export function queryValue(
+  store: MetricStore,
+  queries: MetricDataQuery[],
+  id: string,
+  start: number,
+  period: number,
+  seen = new Set<string>(),
+): number | undefined {
   const q = queries.find((x) => x.Id === id);
   if (!q || seen.has(id)) return undefined;
   if (q.MetricStat) {

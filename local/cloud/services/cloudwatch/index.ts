@@ -15,9 +15,21 @@ import type { CloudWatchApi } from "../../contracts.ts";
 import { AwsError } from "../../protocol/errors.ts";
 import { Params } from "../../protocol/params.ts";
 import type { Action, RequestContext, ServiceDefinition } from "../../protocol/types.ts";
-import { type AlarmState, COMPARISONS, type Comparison, type MetricAlarm, type MetricDataQuery, TREAT_MISSING, type TreatMissing, alarmPeriod, awsTime, evaluate, queryValue } from "./alarms.ts";
+import {
+  type AlarmState,
+  alarmPeriod,
+  awsTime,
+  COMPARISONS,
+  type Comparison,
+  evaluate,
+  type MetricAlarm,
+  type MetricDataQuery,
+  queryValue,
+  TREAT_MISSING,
+  type TreatMissing,
+} from "./alarms.ts";
 import { parseExpression } from "./math.ts";
-import { type Dimension, MetricStore, SIMPLE_STATS, isPercentile, isStatistic, sortDims, statistic } from "./store.ts";
+import { type Dimension, isPercentile, isStatistic, MetricStore, SIMPLE_STATS, sortDims, statistic } from "./store.ts";
 
 export const CLOUDWATCH_XMLNS = "http://monitoring.amazonaws.com/doc/2010-08-01/";
 
@@ -56,11 +68,30 @@ export class CloudWatchBackend implements CloudWatchApi {
 
   constructor(private readonly cloud: Cloud) {
     const actions = wrapErrors(this.actions());
-    this.definition = { signingName: "monitoring", protocol: "json", jsonVersion: "1.0", targetPrefix: "GraniteServiceVersion20100801", actions };
-    this.queryDefinition = { signingName: "monitoring", protocol: "query", version: "2010-08-01", xmlns: CLOUDWATCH_XMLNS, actions };
+    this.definition = {
+      signingName: "monitoring",
+      protocol: "json",
+      jsonVersion: "1.0",
+      targetPrefix: "GraniteServiceVersion20100801",
+      actions,
+    };
+    this.queryDefinition = {
+      signingName: "monitoring",
+      protocol: "query",
+      version: "2010-08-01",
+      xmlns: CLOUDWATCH_XMLNS,
+      actions,
+    };
   }
 
-  putDatapoint(p: { namespace: string; metricName: string; dimensions: Record<string, string>; value: number; unit?: string; timestamp?: number }): void {
+  putDatapoint(p: {
+    namespace: string;
+    metricName: string;
+    dimensions: Record<string, string>;
+    value: number;
+    unit?: string;
+    timestamp?: number;
+  }): void {
     const dims = Object.entries(p.dimensions).map(([Name, Value]) => ({ Name, Value }));
     this.store.put(p.namespace, p.metricName, dims, p.timestamp ?? this.cloud.clock.now(), { value: p.value }, p.unit);
   }
@@ -76,7 +107,12 @@ export class CloudWatchBackend implements CloudWatchApi {
 
   snapshot(): unknown {
     return {
-      alarms: [...this.alarms.values()].map(({ alarm: a }) => ({ name: a.AlarmName, state: a.StateValue, reason: a.StateReason, since: a.StateUpdatedTimestamp.toISOString() })),
+      alarms: [...this.alarms.values()].map(({ alarm: a }) => ({
+        name: a.AlarmName,
+        state: a.StateValue,
+        reason: a.StateReason,
+        since: a.StateUpdatedTimestamp.toISOString(),
+      })),
       metrics: this.store.all().length,
     };
   }
@@ -117,7 +153,12 @@ export class CloudWatchBackend implements CloudWatchApi {
 
   private transition(r: AlarmRecord, state: AlarmState, reason: string, reasonData?: string): void {
     const a = r.alarm;
-    const prev = { value: a.StateValue, reason: a.StateReason, reasonData: a.StateReasonData, timestamp: a.StateUpdatedTimestamp };
+    const prev = {
+      value: a.StateValue,
+      reason: a.StateReason,
+      reasonData: a.StateReasonData,
+      timestamp: a.StateUpdatedTimestamp,
+    };
     if (prev.value === state) return;
     const at = this.cloud.clock.date();
     a.StateValue = state;
@@ -144,7 +185,12 @@ export class CloudWatchBackend implements CloudWatchApi {
       detail: {
         alarmName: a.AlarmName,
         state: { value: state, reason, ...(reasonData ? { reasonData } : {}), timestamp: awsTime(at.getTime()) },
-        previousState: { value: prev.value, reason: prev.reason, ...(prev.reasonData ? { reasonData: prev.reasonData } : {}), timestamp: awsTime(prev.timestamp.getTime()) },
+        previousState: {
+          value: prev.value,
+          reason: prev.reason,
+          ...(prev.reasonData ? { reasonData: prev.reasonData } : {}),
+          timestamp: awsTime(prev.timestamp.getTime()),
+        },
         configuration: eventConfiguration(a),
       },
     });
@@ -156,7 +202,14 @@ export class CloudWatchBackend implements CloudWatchApi {
     const targets = a.StateValue === "ALARM" ? a.AlarmActions : a.StateValue === "OK" ? a.OKActions : a.InsufficientDataActions;
     for (const target of targets) {
       const summary = `Successfully executed action ${target}`;
-      this.history.push({ AlarmName: a.AlarmName, AlarmType: "MetricAlarm", Timestamp: at, HistoryItemType: "Action", HistorySummary: summary, HistoryData: JSON.stringify({ actionState: "Succeeded", notificationResource: target }) });
+      this.history.push({
+        AlarmName: a.AlarmName,
+        AlarmType: "MetricAlarm",
+        Timestamp: at,
+        HistoryItemType: "Action",
+        HistorySummary: summary,
+        HistoryData: JSON.stringify({ actionState: "Succeeded", notificationResource: target }),
+      });
       if (!target.startsWith("arn:aws:sns:") || !this.cloud.router.service("sns")) continue;
       const message = JSON.stringify({
         AlarmName: a.AlarmName,
@@ -168,10 +221,24 @@ export class CloudWatchBackend implements CloudWatchApi {
         Region: this.cloud.region,
         AlarmArn: a.AlarmArn,
         OldStateValue: old,
-        Trigger: { MetricName: a.MetricName, Namespace: a.Namespace, Statistic: a.Statistic?.toUpperCase(), Period: a.Period, EvaluationPeriods: a.EvaluationPeriods, ComparisonOperator: a.ComparisonOperator, Threshold: a.Threshold, TreatMissingData: a.TreatMissingData, Dimensions: a.Dimensions.map((d) => ({ name: d.Name, value: d.Value })) },
+        Trigger: {
+          MetricName: a.MetricName,
+          Namespace: a.Namespace,
+          Statistic: a.Statistic?.toUpperCase(),
+          Period: a.Period,
+          EvaluationPeriods: a.EvaluationPeriods,
+          ComparisonOperator: a.ComparisonOperator,
+          Threshold: a.Threshold,
+          TreatMissingData: a.TreatMissingData,
+          Dimensions: a.Dimensions.map((d) => ({ name: d.Name, value: d.Value })),
+        },
       });
       this.cloud.router
-        .invoke("sns", "Publish", { TopicArn: target, Subject: `${a.StateValue}: "${a.AlarmName}" in ${this.cloud.region}`.slice(0, 100), Message: message })
+        .invoke("sns", "Publish", {
+          TopicArn: target,
+          Subject: `${a.StateValue}: "${a.AlarmName}" in ${this.cloud.region}`.slice(0, 100),
+          Message: message,
+        })
         .catch(() => undefined);
     }
   }
@@ -216,11 +283,18 @@ export class CloudWatchBackend implements CloudWatchApi {
       const values = d.list("Values").map(Number);
       const counts = d.list("Counts").map(Number);
       const sv = d.obj("StatisticValues");
-      if (values.length && counts.length && values.length !== counts.length) throw err.invalid(`The parameters ${field}.Values and ${field}.Counts must be of the same size.`);
-      if ([value, ...values].some((v) => v !== undefined && !Number.isFinite(v))) throw err.invalid(`The value for parameter ${field}.Value is invalid.`);
+      if (values.length && counts.length && values.length !== counts.length)
+        throw err.invalid(`The parameters ${field}.Values and ${field}.Counts must be of the same size.`);
+      if ([value, ...values].some((v) => v !== undefined && !Number.isFinite(v)))
+        throw err.invalid(`The value for parameter ${field}.Value is invalid.`);
       if (value === undefined && values.length === 0 && !sv) throw err.missing(`${field}.Value`);
       const set = sv
-        ? { count: sv.num("SampleCount", { required: true })!, sum: sv.num("Sum", { required: true })!, min: sv.num("Minimum", { required: true })!, max: sv.num("Maximum", { required: true })! }
+        ? {
+            count: sv.num("SampleCount", { required: true })!,
+            sum: sv.num("Sum", { required: true })!,
+            min: sv.num("Minimum", { required: true })!,
+            max: sv.num("Maximum", { required: true })!,
+          }
         : undefined;
       this.store.put(ns, name, dims, at, { value, values, counts, set }, d.str("Unit"));
     });
@@ -228,7 +302,9 @@ export class CloudWatchBackend implements CloudWatchApi {
   }
 
   private getMetricData(p: Params): unknown {
-    const queries = p.list("MetricDataQueries", { required: true }).map((q, i) => metricDataQuery(q, `MetricDataQueries.member.${i + 1}`));
+    const queries = p
+      .list("MetricDataQueries", { required: true })
+      .map((q, i) => metricDataQuery(q, `MetricDataQueries.member.${i + 1}`));
     if (queries.length > 500) throw err.invalid("The collection MetricDataQueries must not have a size greater than 500.");
     const start = toMs(p.raw.StartTime, "StartTime", true);
     const end = toMs(p.raw.EndTime, "EndTime", true);
@@ -269,14 +345,26 @@ export class CloudWatchBackend implements CloudWatchApi {
     const stats = p.list<string>("Statistics");
     const ext = p.list<string>("ExtendedStatistics");
     if (!stats.length && !ext.length) throw err.combination("Must specify either Statistics or ExtendedStatistics");
-    for (const s of stats) if (!(SIMPLE_STATS as readonly string[]).includes(s)) throw err.invalid(`The parameter Statistics contains an invalid value: ${s}`);
-    for (const s of ext) if (!isPercentile(s)) throw err.invalid(`The parameter ExtendedStatistics contains an invalid value: ${s}`);
+    for (const s of stats)
+      if (!(SIMPLE_STATS as readonly string[]).includes(s))
+        throw err.invalid(`The parameter Statistics contains an invalid value: ${s}`);
+    for (const s of ext)
+      if (!isPercentile(s)) throw err.invalid(`The parameter ExtendedStatistics contains an invalid value: ${s}`);
     if (end <= start) throw err.invalid("The parameter StartTime must be less than the parameter EndTime.");
     const n = Math.ceil((end - start) / (period * 1000));
-    if (n > 1440) throw err.combination(`You have requested up to ${n} datapoints, which exceeds the limit of 1440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.`);
+    if (n > 1440)
+      throw err.combination(
+        `You have requested up to ${n} datapoints, which exceeds the limit of 1440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.`,
+      );
     const unit = p.str("Unit");
     const series = this.store.series(this.store.get(ns, name, dims), start, end, period, unit);
-    const full: Record<string, "SampleCount" | "Average" | "Sum" | "Minimum" | "Maximum"> = { SampleCount: "SampleCount", Average: "Average", Sum: "Sum", Minimum: "Minimum", Maximum: "Maximum" };
+    const full: Record<string, "SampleCount" | "Average" | "Sum" | "Minimum" | "Maximum"> = {
+      SampleCount: "SampleCount",
+      Average: "Average",
+      Sum: "Sum",
+      Minimum: "Minimum",
+      Maximum: "Maximum",
+    };
     return {
       Label: name,
       Datapoints: series.map(({ start: t, agg }) => {
@@ -292,14 +380,18 @@ export class CloudWatchBackend implements CloudWatchApi {
   private listMetrics(p: Params): unknown {
     const ns = p.str("Namespace");
     const name = p.str("MetricName");
-    const filters = p.list("Dimensions").map((d) => ({ Name: String(d.Name ?? ""), Value: d.Value === undefined ? undefined : String(d.Value) }));
+    const filters = p
+      .list("Dimensions")
+      .map((d) => ({ Name: String(d.Name ?? ""), Value: d.Value === undefined ? undefined : String(d.Value) }));
     const recently = p.str("RecentlyActive");
     if (recently && recently !== "PT3H") throw err.invalid(`The value ${recently} for parameter RecentlyActive is invalid.`);
     const cutoff = this.now() - 3 * 3600_000;
     const all = this.store
       .all()
       .filter((m) => (!ns || m.namespace === ns) && (!name || m.name === name))
-      .filter((m) => filters.every((f) => m.dimensions.some((d) => d.Name === f.Name && (f.Value === undefined || d.Value === f.Value))))
+      .filter((m) =>
+        filters.every((f) => m.dimensions.some((d) => d.Name === f.Name && (f.Value === undefined || d.Value === f.Value))),
+      )
       .filter((m) => !recently || m.lastPut >= cutoff)
       .map((m) => ({ Namespace: m.namespace, MetricName: m.name, Dimensions: m.dimensions }));
     return paginate(all, p.str("NextToken"), 500, "Metrics");
@@ -323,24 +415,31 @@ export class CloudWatchBackend implements CloudWatchApi {
     const threshold = p.num("Threshold");
     if (threshold === undefined && !p.has("ThresholdMetricId")) throw err.missing("Threshold");
     const treat = p.str("TreatMissingData");
-    if (treat !== undefined && !(TREAT_MISSING as readonly string[]).includes(treat)) throw err.invalid(`The value ${treat} for parameter TreatMissingData is invalid.`);
+    if (treat !== undefined && !(TREAT_MISSING as readonly string[]).includes(treat))
+      throw err.invalid(`The value ${treat} for parameter TreatMissingData is invalid.`);
     const period = p.int("Period");
     if (metrics.length) {
       if (metricName || namespace || statistic || extended || p.list("Dimensions").length || period !== undefined) {
-        throw err.combination("The parameters MetricName, Namespace, Statistic, ExtendedStatistic, Dimensions and Period cannot be used with Metrics.");
+        throw err.combination(
+          "The parameters MetricName, Namespace, Statistic, ExtendedStatistic, Dimensions and Period cannot be used with Metrics.",
+        );
       }
       const returned = metrics.filter((m) => m.ReturnData !== false);
       if (returned.length !== 1) throw err.invalid("Exactly one element of the metrics list should return data.");
       for (const m of metrics) {
-        if (m.Expression) for (const id of parseExpression(m.Expression).ids) if (!metrics.some((x) => x.Id === id)) throw err.invalid(`Unknown metric id ${id} in expression ${m.Expression}.`);
+        if (m.Expression)
+          for (const id of parseExpression(m.Expression).ids)
+            if (!metrics.some((x) => x.Id === id)) throw err.invalid(`Unknown metric id ${id} in expression ${m.Expression}.`);
       }
     } else {
       if (!metricName) throw err.missing("MetricName");
       if (!namespace) throw err.missing("Namespace");
       if (!statistic && !extended) throw err.combination("Exactly one of Statistic or ExtendedStatistic must be specified.");
       if (statistic && extended) throw err.combination("Exactly one of Statistic or ExtendedStatistic must be specified.");
-      if (statistic && !(SIMPLE_STATS as readonly string[]).includes(statistic)) throw err.invalid(`The value ${statistic} for parameter Statistic is invalid.`);
-      if (extended && !isPercentile(extended)) throw err.invalid(`The value ${extended} for parameter ExtendedStatistic is invalid.`);
+      if (statistic && !(SIMPLE_STATS as readonly string[]).includes(statistic))
+        throw err.invalid(`The value ${statistic} for parameter Statistic is invalid.`);
+      if (extended && !isPercentile(extended))
+        throw err.invalid(`The value ${extended} for parameter ExtendedStatistic is invalid.`);
       if (period === undefined) throw err.missing("Period");
       checkPeriod(period, "Period");
     }
@@ -397,7 +496,8 @@ export class CloudWatchBackend implements CloudWatchApi {
     if (names.length && prefix) throw err.combination("AlarmNames and AlarmNamePrefix cannot be specified together.");
     if (names.length > 100) throw err.invalid("The collection AlarmNames must not have a size greater than 100.");
     const state = p.str("StateValue");
-    if (state && !["OK", "ALARM", "INSUFFICIENT_DATA"].includes(state)) throw err.invalid(`The value ${state} for parameter StateValue is invalid.`);
+    if (state && !["OK", "ALARM", "INSUFFICIENT_DATA"].includes(state))
+      throw err.invalid(`The value ${state} for parameter StateValue is invalid.`);
     const actionPrefix = p.str("ActionPrefix");
     const types = p.list<string>("AlarmTypes");
     const max = p.int("MaxRecords", { min: 1, max: 100 }) ?? 50;
@@ -405,7 +505,11 @@ export class CloudWatchBackend implements CloudWatchApi {
       .map((r) => r.alarm)
       .filter((a) => (!names.length || names.includes(a.AlarmName)) && (!prefix || a.AlarmName.startsWith(prefix)))
       .filter((a) => !state || a.StateValue === state)
-      .filter((a) => !actionPrefix || [...a.AlarmActions, ...a.OKActions, ...a.InsufficientDataActions].some((x) => x.startsWith(actionPrefix)))
+      .filter(
+        (a) =>
+          !actionPrefix ||
+          [...a.AlarmActions, ...a.OKActions, ...a.InsufficientDataActions].some((x) => x.startsWith(actionPrefix)),
+      )
       .sort((a, b) => (a.AlarmName < b.AlarmName ? -1 : 1));
     // Without AlarmTypes only metric alarms are returned; composite alarms are not simulated.
     const wanted = !types.length || types.includes("MetricAlarm") ? metricAlarms : [];
@@ -418,7 +522,8 @@ export class CloudWatchBackend implements CloudWatchApi {
     if (names.length > 100) throw err.invalid("The collection AlarmNames must not have a size greater than 100.");
     // Either all are deleted or none (AWS: "no alarms are deleted" on any error).
     const missing = names.filter((n) => !this.alarms.has(n));
-    if (missing.length) throw err.notFound(`${missing.length === 1 ? "1 alarm" : `${missing.length} alarms`} not found: ${missing.join(", ")}`);
+    if (missing.length)
+      throw err.notFound(`${missing.length === 1 ? "1 alarm" : `${missing.length} alarms`} not found: ${missing.join(", ")}`);
     for (const n of names) {
       this.cloud.clock.clearTimeout(this.alarms.get(n)?.timer);
       this.alarms.delete(n);
@@ -431,7 +536,8 @@ export class CloudWatchBackend implements CloudWatchApi {
     const state = p.str("StateValue", { required: true });
     const reason = p.str("StateReason", { required: true, max: 1023 });
     const data = p.str("StateReasonData");
-    if (!["OK", "ALARM", "INSUFFICIENT_DATA"].includes(state)) throw err.invalid(`The value ${state} for parameter StateValue is invalid.`);
+    if (!["OK", "ALARM", "INSUFFICIENT_DATA"].includes(state))
+      throw err.invalid(`The value ${state} for parameter StateValue is invalid.`);
     if (data !== undefined) {
       try {
         JSON.parse(data);
@@ -528,7 +634,8 @@ function checkPeriod(period: number, name: string): void {
 function dimensions(raw: unknown[]): Dimension[] {
   return raw.map((d, i) => {
     const x = d as { Name?: unknown; Value?: unknown };
-    if (typeof x?.Name !== "string" || x.Value === undefined) throw err.invalid(`The parameter Dimensions.member.${i + 1} needs a Name and a Value.`);
+    if (typeof x?.Name !== "string" || x.Value === undefined)
+      throw err.invalid(`The parameter Dimensions.member.${i + 1} needs a Name and a Value.`);
     return { Name: x.Name, Value: String(x.Value) };
   });
 }
@@ -537,7 +644,8 @@ function metricDataQuery(raw: unknown, field: string): MetricDataQuery {
   const q = new Params(raw, "json");
   const id = q.str("Id");
   if (!id) throw err.missing(`${field}.Id`);
-  if (!/^[a-z][a-zA-Z0-9_]*$/.test(id)) throw err.invalid(`The value ${id} for parameter ${field}.Id is invalid: it must start with a lowercase letter.`);
+  if (!/^[a-z][a-zA-Z0-9_]*$/.test(id))
+    throw err.invalid(`The value ${id} for parameter ${field}.Id is invalid: it must start with a lowercase letter.`);
   const expr = q.str("Expression");
   const ms = q.obj("MetricStat");
   if (!!expr === !!ms) throw err.invalid(`Exactly one of Expression and MetricStat must be set in ${field}.`);
@@ -552,7 +660,11 @@ function metricDataQuery(raw: unknown, field: string): MetricDataQuery {
     if (period === undefined) throw err.missing(`${field}.MetricStat.Period`);
     checkPeriod(period, `${field}.MetricStat.Period`);
     metricStat = {
-      Metric: { Namespace: metric.str("Namespace") ?? "", MetricName: metric.str("MetricName") ?? "", Dimensions: sortDims(dimensions(metric.list("Dimensions"))) },
+      Metric: {
+        Namespace: metric.str("Namespace") ?? "",
+        MetricName: metric.str("MetricName") ?? "",
+        Dimensions: sortDims(dimensions(metric.list("Dimensions"))),
+      },
       Period: period,
       Stat: stat,
       Unit: ms.str("Unit"),
@@ -604,14 +716,32 @@ function eventConfiguration(a: MetricAlarm): Record<string, unknown> {
         id: m.Id,
         ...(m.Expression ? { expression: m.Expression } : {}),
         ...(m.MetricStat
-          ? { metricStat: { metric: { namespace: m.MetricStat.Metric.Namespace, name: m.MetricStat.Metric.MetricName, dimensions: Object.fromEntries(m.MetricStat.Metric.Dimensions.map((d) => [d.Name, d.Value])) }, period: m.MetricStat.Period, stat: m.MetricStat.Stat } }
+          ? {
+              metricStat: {
+                metric: {
+                  namespace: m.MetricStat.Metric.Namespace,
+                  name: m.MetricStat.Metric.MetricName,
+                  dimensions: Object.fromEntries(m.MetricStat.Metric.Dimensions.map((d) => [d.Name, d.Value])),
+                },
+                period: m.MetricStat.Period,
+                stat: m.MetricStat.Stat,
+              },
+            }
           : {}),
         returnData: m.ReturnData !== false,
       }))
     : [
         {
           id: "m1",
-          metricStat: { metric: { namespace: a.Namespace, name: a.MetricName, dimensions: Object.fromEntries(a.Dimensions.map((d) => [d.Name, d.Value])) }, period: a.Period, stat: a.Statistic ?? a.ExtendedStatistic },
+          metricStat: {
+            metric: {
+              namespace: a.Namespace,
+              name: a.MetricName,
+              dimensions: Object.fromEntries(a.Dimensions.map((d) => [d.Name, d.Value])),
+            },
+            period: a.Period,
+            stat: a.Statistic ?? a.ExtendedStatistic,
+          },
           returnData: true,
         },
       ];

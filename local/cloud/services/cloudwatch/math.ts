@@ -80,8 +80,10 @@ export function parseExpression(src: string): Expression {
   const walk = (n: Node) => {
     if (n.k === "id") ids.add(n.id);
     else if (n.k === "neg") walk(n.x);
-    else if (n.k === "bin") (walk(n.a), walk(n.b));
-    else if (n.k === "fn") n.args.forEach(walk);
+    else if (n.k === "bin") {
+      walk(n.a);
+      walk(n.b);
+    } else if (n.k === "fn") n.args.forEach(walk);
   };
   walk(root);
   return { ids: [...ids], evaluate: (values) => evalNode(root, values) };

@@ -106,7 +106,12 @@ export class MetricStore {
     name: string,
     dims: Dimension[],
     at: number,
-    sample: { value?: number; values?: number[]; counts?: number[]; set?: { count: number; sum: number; min: number; max: number } },
+    sample: {
+      value?: number;
+      values?: number[];
+      counts?: number[];
+      set?: { count: number; sum: number; min: number; max: number };
+    },
     unit?: string,
   ): void {
     const key = metricKey(namespace, name, dims);
@@ -137,7 +142,7 @@ export class MetricStore {
       b.max = Math.max(b.max, sample.set.max);
     }
     if (sample.value !== undefined) add(sample.value);
-    (sample.values ?? []).forEach((v, i) => add(v, Math.max(1, Math.round(sample.counts?.[i] ?? 1))));
+    for (const [i, v] of (sample.values ?? []).entries()) add(v, Math.max(1, Math.round(sample.counts?.[i] ?? 1)));
   }
 
   get(namespace: string, name: string, dims: Dimension[]): Metric | undefined {
@@ -152,7 +157,13 @@ export class MetricStore {
    * Aggregates per period: for each period start in [start, end) aligned to `periodSec` (CloudWatch
    * aligns periods to the epoch), the merged aggregate, or nothing for periods without data.
    */
-  series(metric: Metric | undefined, startMs: number, endMs: number, periodSec: number, unit?: string): { start: number; agg: Agg }[] {
+  series(
+    metric: Metric | undefined,
+    startMs: number,
+    endMs: number,
+    periodSec: number,
+    unit?: string,
+  ): { start: number; agg: Agg }[] {
     if (!metric) return [];
     const p = periodSec * 1000;
     const first = Math.floor(startMs / p) * p;
@@ -163,12 +174,13 @@ export class MetricStore {
       if (unit && agg.unit && agg.unit !== unit) continue;
       const slot = Math.floor(t / p) * p;
       let g = groups.get(slot);
-      if (!g) groups.set(slot, (g = []));
+      if (!g) {
+        g = [];
+        groups.set(slot, g);
+      }
       g.push(agg);
     }
-    return [...groups.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([start, aggs]) => ({ start, agg: merge(aggs)! }));
+    return [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([start, aggs]) => ({ start, agg: merge(aggs)! }));
   }
 
   /** One statistic over exactly [start, start + periodSec) — alarm evaluation. */

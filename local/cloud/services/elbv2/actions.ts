@@ -7,6 +7,8 @@ import { Params } from "../../protocol/params.ts";
 import type { Action, RequestContext } from "../../protocol/types.ts";
 import type { ElbBackend } from "./backend.ts";
 import {
+  describeReason,
+  elbError,
   type ForwardAction,
   type HealthCheck,
   type Listener,
@@ -18,8 +20,6 @@ import {
   TARGET_GROUP_ATTRIBUTE_RULES,
   type Tag,
   type TargetGroup,
-  describeReason,
-  elbError,
 } from "./model.ts";
 
 const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$/;
@@ -87,14 +87,18 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
 
   /** AWS echoes a single-group forward as both `TargetGroupArn` and a one-entry `ForwardConfig` (reference §4.4). */
   const renderAction = (a: ListenerAction) => {
-    if (a.Type !== "forward") return { Type: a.Type, Order: a.Order, FixedResponseConfig: a.FixedResponseConfig, RedirectConfig: a.RedirectConfig };
+    if (a.Type !== "forward")
+      return { Type: a.Type, Order: a.Order, FixedResponseConfig: a.FixedResponseConfig, RedirectConfig: a.RedirectConfig };
     return {
       Type: "forward",
       TargetGroupArn: a.single,
       Order: a.Order,
       ForwardConfig: {
         TargetGroups: a.TargetGroups.map((t) => ({ TargetGroupArn: t.TargetGroupArn, Weight: t.Weight })),
-        TargetGroupStickinessConfig: { Enabled: a.Stickiness.Enabled, DurationSeconds: a.Stickiness.Enabled ? a.Stickiness.DurationSeconds : undefined },
+        TargetGroupStickinessConfig: {
+          Enabled: a.Stickiness.Enabled,
+          DurationSeconds: a.Stickiness.Enabled ? a.Stickiness.DurationSeconds : undefined,
+        },
       },
     };
   };
@@ -107,7 +111,11 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     DefaultActions: l.defaultRule.actions.map(renderAction),
   });
 
-  const configKey = { "path-pattern": "PathPatternConfig", "host-header": "HostHeaderConfig", "http-request-method": "HttpRequestMethodConfig" } as const;
+  const configKey = {
+    "path-pattern": "PathPatternConfig",
+    "host-header": "HostHeaderConfig",
+    "http-request-method": "HttpRequestMethodConfig",
+  } as const;
   const renderRule = (r: Rule) => ({
     RuleArn: r.arn,
     Priority: String(r.priority),
@@ -194,14 +202,17 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
           return { TargetGroupArn: tgArn, Weight: weight };
         });
         if (single && tuples.length && !(tuples.length === 1 && tuples[0]!.TargetGroupArn === single)) {
-          throw elbError.validation("You cannot specify both a target group ARN and a forward config with different target groups");
+          throw elbError.validation(
+            "You cannot specify both a target group ARN and a forward config with different target groups",
+          );
         }
         const groups = tuples.length ? tuples : single ? [{ TargetGroupArn: single, Weight: 1 }] : [];
         if (groups.length === 0) throw elbError.validation("A target group ARN must be specified for a forward action");
         if (groups.length > 5) throw elbError.tooManyTgs();
         const seen = new Set<string>();
         for (const g of groups) {
-          if (seen.has(g.TargetGroupArn)) throw elbError.validation(`Target group '${g.TargetGroupArn}' is specified more than once`);
+          if (seen.has(g.TargetGroupArn))
+            throw elbError.validation(`Target group '${g.TargetGroupArn}' is specified more than once`);
           seen.add(g.TargetGroupArn);
           const tg = getTg(g.TargetGroupArn);
           const other = b.lbOfTargetGroup(tg.arn);
@@ -227,14 +238,31 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       if (type === "fixed-response") {
         const c = a.obj("FixedResponseConfig");
         const code = c?.str("StatusCode");
-        if (!c || !code || !/^[2-5]\d\d$/.test(code)) throw elbError.validation("A fixed-response action needs a StatusCode between 200 and 599");
-        return { Type: "fixed-response", Order: order, FixedResponseConfig: { StatusCode: code, ContentType: c.str("ContentType"), MessageBody: c.str("MessageBody") } };
+        if (!c || !code || !/^[2-5]\d\d$/.test(code))
+          throw elbError.validation("A fixed-response action needs a StatusCode between 200 and 599");
+        return {
+          Type: "fixed-response",
+          Order: order,
+          FixedResponseConfig: { StatusCode: code, ContentType: c.str("ContentType"), MessageBody: c.str("MessageBody") },
+        };
       }
       if (type === "redirect") {
         const c = a.obj("RedirectConfig");
         const code = c?.str("StatusCode");
-        if (!c || (code !== "HTTP_301" && code !== "HTTP_302")) throw elbError.validation("A redirect action needs a StatusCode of HTTP_301 or HTTP_302");
-        return { Type: "redirect", Order: order, RedirectConfig: { StatusCode: code, Protocol: c.str("Protocol"), Host: c.str("Host"), Port: c.str("Port"), Path: c.str("Path"), Query: c.str("Query") } };
+        if (!c || (code !== "HTTP_301" && code !== "HTTP_302"))
+          throw elbError.validation("A redirect action needs a StatusCode of HTTP_301 or HTTP_302");
+        return {
+          Type: "redirect",
+          Order: order,
+          RedirectConfig: {
+            StatusCode: code,
+            Protocol: c.str("Protocol"),
+            Host: c.str("Host"),
+            Port: c.str("Port"),
+            Path: c.str("Path"),
+            Query: c.str("Query"),
+          },
+        };
       }
       // authenticate-oidc / authenticate-cognito need HTTPS listeners, which are not simulated.
       throw elbError.invalidAction(`The action type '${type}' is not supported by the simulated load balancer`);
@@ -249,7 +277,9 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const c = new Params(x, "query");
       const field = c.str("Field");
       if (field !== "path-pattern" && field !== "host-header" && field !== "http-request-method") {
-        throw elbError.validation(`Condition field '${field ?? ""}' is not supported by the simulated load balancer (path-pattern, host-header, http-request-method)`);
+        throw elbError.validation(
+          `Condition field '${field ?? ""}' is not supported by the simulated load balancer (path-pattern, host-header, http-request-method)`,
+        );
       }
       const cfg = c.obj(configKey[field]);
       const values = [...c.list<string>("Values"), ...(cfg?.list<string>("Values") ?? [])].map(String);
@@ -270,9 +300,12 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       unhealthyThreshold: p.int("UnhealthyThresholdCount") ?? base.unhealthyThreshold,
       matcher: p.obj("Matcher")?.str("HttpCode") ?? base.matcher,
     };
-    if (hc.protocol !== "HTTP" && hc.protocol !== "HTTPS") throw elbError.validation(`Health check protocol '${hc.protocol}' is not supported for application load balancers`);
-    if (hc.port !== "traffic-port" && !(Number(hc.port) >= 1 && Number(hc.port) <= 65535)) throw elbError.validation(`Health check port '${hc.port}' must be 'traffic-port' or between 1 and 65535`);
-    if (!hc.path.startsWith("/") || hc.path.length > 1024) throw elbError.validation("Health check path must begin with a '/' character and be at most 1024 characters");
+    if (hc.protocol !== "HTTP" && hc.protocol !== "HTTPS")
+      throw elbError.validation(`Health check protocol '${hc.protocol}' is not supported for application load balancers`);
+    if (hc.port !== "traffic-port" && !(Number(hc.port) >= 1 && Number(hc.port) <= 65535))
+      throw elbError.validation(`Health check port '${hc.port}' must be 'traffic-port' or between 1 and 65535`);
+    if (!hc.path.startsWith("/") || hc.path.length > 1024)
+      throw elbError.validation("Health check path must begin with a '/' character and be at most 1024 characters");
     const range = (v: number, lo: number, hi: number, name: string) => {
       if (!(v >= lo && v <= hi)) throw elbError.validation(`${name} must be between ${lo} and ${hi}`);
     };
@@ -280,7 +313,8 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     range(hc.timeoutSeconds, 2, 120, "Health check timeout");
     range(hc.healthyThreshold, 2, 10, "Healthy threshold count");
     range(hc.unhealthyThreshold, 2, 10, "Unhealthy threshold count");
-    if (hc.timeoutSeconds >= hc.intervalSeconds) throw elbError.validation("Health check timeout must be smaller than the interval");
+    if (hc.timeoutSeconds >= hc.intervalSeconds)
+      throw elbError.validation("Health check timeout must be smaller than the interval");
     const codes = hc.matcher.split(",").flatMap((part) => part.split("-"));
     if (!/^\d{3}(?:-\d{3})?(?:,\d{3}(?:-\d{3})?)*$/.test(hc.matcher) || codes.some((c) => Number(c) < 200 || Number(c) > 499)) {
       throw elbError.validation(`Health check matcher HTTP code '${hc.matcher}' must be within '200-499'`);
@@ -288,7 +322,17 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     return hc;
   };
 
-  const DEFAULT_HC: HealthCheck = { protocol: "HTTP", port: "traffic-port", path: "/", enabled: true, intervalSeconds: 30, timeoutSeconds: 5, healthyThreshold: 5, unhealthyThreshold: 2, matcher: "200" };
+  const DEFAULT_HC: HealthCheck = {
+    protocol: "HTTP",
+    port: "traffic-port",
+    path: "/",
+    enabled: true,
+    intervalSeconds: 30,
+    timeoutSeconds: 5,
+    healthyThreshold: 5,
+    unhealthyThreshold: 2,
+    matcher: "200",
+  };
 
   // ---- actions ----
 
@@ -296,11 +340,15 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     CreateLoadBalancer: (input, ctx) => {
       const p = P(input, ctx);
       const name = p.str("Name", { required: true });
-      if (!NAME.test(name) || name.startsWith("internal-")) throw elbError.validation(`The load balancer name '${name}' must have at most 32 alphanumeric characters or hyphens, must not begin or end with a hyphen, and must not begin with 'internal-'`);
+      if (!NAME.test(name) || name.startsWith("internal-"))
+        throw elbError.validation(
+          `The load balancer name '${name}' must have at most 32 alphanumeric characters or hyphens, must not begin or end with a hyphen, and must not begin with 'internal-'`,
+        );
       const type = p.str("Type") ?? "application";
       if (type !== "application") throw elbError.validation(`Load balancer type '${type}' is not simulated (application only)`);
       const scheme = (p.str("Scheme") ?? "internet-facing") as LoadBalancer["scheme"];
-      if (scheme !== "internet-facing" && scheme !== "internal") throw elbError.validation(`Scheme '${scheme}' must be internet-facing or internal`);
+      if (scheme !== "internet-facing" && scheme !== "internal")
+        throw elbError.validation(`Scheme '${scheme}' must be internet-facing or internal`);
       const ec2Subnets = b.ec2()?.subnets() ?? [];
       let subnetIds = [...p.list<string>("Subnets"), ...p.list("SubnetMappings").map((m) => String(m?.SubnetId ?? ""))];
       // Convenience: no subnets means every subnet of the default VPC (AWS would refuse).
@@ -310,12 +358,14 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
         if (!s && ec2Subnets.length) throw new AwsError("SubnetNotFound", `The subnet ID '${id}' is not valid`);
         return { subnetId: id, az: s?.az ?? `${cloud.region}a`, vpcId: s?.vpcId ?? "vpc-00000000" };
       });
-      if (ec2Subnets.length && new Set(subnets.map((s) => s.az)).size < 2) throw elbError.validation("At least two subnets in two different Availability Zones must be specified");
+      if (ec2Subnets.length && new Set(subnets.map((s) => s.az)).size < 2)
+        throw elbError.validation("At least two subnets in two different Availability Zones must be specified");
       const securityGroups = p.list<string>("SecurityGroups");
       const ipAddressType = p.str("IpAddressType") ?? "ipv4";
       const existing = [...b.lbs.values()].find((l) => l.name === name);
       if (existing) {
-        const same = existing.scheme === scheme && existing.subnets.map((s) => s.subnetId).join() === subnets.map((s) => s.subnetId).join();
+        const same =
+          existing.scheme === scheme && existing.subnets.map((s) => s.subnetId).join() === subnets.map((s) => s.subnetId).join();
         if (!same) throw elbError.duplicateLb();
         return { LoadBalancers: [renderLb(existing)] };
       }
@@ -337,9 +387,12 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       };
       b.lbs.set(lb.arn, lb);
       b.lbAttributes.set(lb.arn, new Map(Object.entries(LB_ATTRIBUTE_DEFAULTS)));
-      lb.timer = cloud.clock.setTimeout(() => {
-        if (b.lbs.get(lb.arn) === lb) lb.state = "active";
-      }, cloud.setting("elbv2.provisionMs", 30_000));
+      lb.timer = cloud.clock.setTimeout(
+        () => {
+          if (b.lbs.get(lb.arn) === lb) lb.state = "active";
+        },
+        cloud.setting("elbv2.provisionMs", 30_000),
+      );
       return { LoadBalancers: [renderLb(lb)] };
     },
 
@@ -362,7 +415,10 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const lb = b.lbs.get(P(input, ctx).str("LoadBalancerArn", { required: true }));
       // Deleting a load balancer that is already gone succeeds (AWS docs).
       if (!lb) return {};
-      if (b.lbAttributes.get(lb.arn)?.get("deletion_protection.enabled") === "true") throw elbError.operationNotPermitted(`Load balancer '${lb.arn}' cannot be deleted because deletion protection is enabled`);
+      if (b.lbAttributes.get(lb.arn)?.get("deletion_protection.enabled") === "true")
+        throw elbError.operationNotPermitted(
+          `Load balancer '${lb.arn}' cannot be deleted because deletion protection is enabled`,
+        );
       for (const l of b.listenersOf(lb.arn)) await removeListener(l);
       cloud.clock.clearTimeout(lb.timer);
       b.lbs.delete(lb.arn);
@@ -384,8 +440,10 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
         const key = String(a?.Key ?? "");
         const value = String(a?.Value ?? "");
         if (!(key in LB_ATTRIBUTE_DEFAULTS)) throw elbError.validation(`Load balancer attribute key '${key}' is not recognized`);
-        if (key === "idle_timeout.timeout_seconds" && !(Number(value) >= 1 && Number(value) <= 4000)) throw elbError.validation("Idle timeout must be between 1 and 4000 seconds");
-        if (key.endsWith(".enabled") && value !== "true" && value !== "false") throw elbError.validation(`Load balancer attribute '${key}' must be true or false`);
+        if (key === "idle_timeout.timeout_seconds" && !(Number(value) >= 1 && Number(value) <= 4000))
+          throw elbError.validation("Idle timeout must be between 1 and 4000 seconds");
+        if (key.endsWith(".enabled") && value !== "true" && value !== "false")
+          throw elbError.validation(`Load balancer attribute '${key}' must be true or false`);
         attrs.set(key, value);
       }
       return { Attributes: [...attrs.entries()].map(([Key, Value]) => ({ Key, Value })) };
@@ -394,11 +452,16 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     CreateTargetGroup: (input, ctx) => {
       const p = P(input, ctx);
       const name = p.str("Name", { required: true });
-      if (!NAME.test(name)) throw elbError.validation(`Target group name '${name}' can only contain characters that are alphanumeric characters or hyphens(-), must be at most 32 characters, and must not begin or end with a hyphen`);
+      if (!NAME.test(name))
+        throw elbError.validation(
+          `Target group name '${name}' can only contain characters that are alphanumeric characters or hyphens(-), must be at most 32 characters, and must not begin or end with a hyphen`,
+        );
       const targetType = p.str("TargetType") ?? "instance";
-      if (targetType !== "instance") throw elbError.validation(`Target type '${targetType}' is not simulated (instance targets only)`);
+      if (targetType !== "instance")
+        throw elbError.validation(`Target type '${targetType}' is not simulated (instance targets only)`);
       const protocol = p.str("Protocol") ?? "HTTP";
-      if (protocol !== "HTTP" && protocol !== "HTTPS") throw elbError.validation(`Protocol '${protocol}' is not supported by application load balancers`);
+      if (protocol !== "HTTP" && protocol !== "HTTPS")
+        throw elbError.validation(`Protocol '${protocol}' is not supported by application load balancers`);
       const port = p.int("Port");
       if (port === undefined) throw elbError.validation("A port must be specified");
       if (port < 1 || port > 65535) throw elbError.validation("Port must be between 1 and 65535");
@@ -411,7 +474,11 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const existing = [...b.tgs.values()].find((t) => t.name === name);
       if (existing) {
         // Idempotent with identical settings (reference §8.7), else DuplicateTargetGroupName.
-        const same = existing.protocol === protocol && existing.port === port && existing.vpcId === vpcId && JSON.stringify(existing.healthCheck) === JSON.stringify(hc);
+        const same =
+          existing.protocol === protocol &&
+          existing.port === port &&
+          existing.vpcId === vpcId &&
+          JSON.stringify(existing.healthCheck) === JSON.stringify(hc);
         if (!same) throw elbError.duplicateTg();
         return { TargetGroups: [renderTg(existing)] };
       }
@@ -441,7 +508,10 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const lbArn = p.str("LoadBalancerArn");
       const arns = p.list<string>("TargetGroupArns");
       const names = p.list<string>("Names");
-      if ([lbArn, arns.length, names.length].filter(Boolean).length > 1) throw elbError.validation("Target group names, target group ARNs, and a load balancer ARN cannot be specified at the same time");
+      if ([lbArn, arns.length, names.length].filter(Boolean).length > 1)
+        throw elbError.validation(
+          "Target group names, target group ARNs, and a load balancer ARN cannot be specified at the same time",
+        );
       let tgs = [...b.tgs.values()];
       if (lbArn) {
         getLb(lbArn);
@@ -480,21 +550,32 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     ModifyTargetGroupAttributes: (input, ctx) => {
       const p = P(input, ctx);
       const tg = getTg(p.str("TargetGroupArn", { required: true }));
-      const updates = p.list("Attributes", { required: true }).map((a) => ({ key: String(a?.Key ?? ""), value: String(a?.Value ?? "") }));
+      const updates = p
+        .list("Attributes", { required: true })
+        .map((a) => ({ key: String(a?.Key ?? ""), value: String(a?.Value ?? "") }));
       for (const { key, value } of updates) {
-        if (!(key in TARGET_GROUP_ATTRIBUTE_DEFAULTS)) throw elbError.validation(`Target group attribute key '${key}' is not recognized`);
+        if (!(key in TARGET_GROUP_ATTRIBUTE_DEFAULTS))
+          throw elbError.validation(`Target group attribute key '${key}' is not recognized`);
         const rule = TARGET_GROUP_ATTRIBUTE_RULES[key];
-        if (Array.isArray(rule) && typeof rule[0] === "string" && !(rule as string[]).includes(value)) throw elbError.validation(`Target group attribute '${key}' must be one of ${(rule as string[]).join(", ")}`);
+        if (Array.isArray(rule) && typeof rule[0] === "string" && !(rule as string[]).includes(value))
+          throw elbError.validation(`Target group attribute '${key}' must be one of ${(rule as string[]).join(", ")}`);
         if (Array.isArray(rule) && typeof rule[0] === "number") {
           const [lo, hi] = rule as [number, number];
-          if (!/^\d+$/.test(value) || Number(value) < lo || Number(value) > hi) throw elbError.validation(`Target group attribute '${key}' must be an integer between ${lo} and ${hi}`);
+          if (!/^\d+$/.test(value) || Number(value) < lo || Number(value) > hi)
+            throw elbError.validation(`Target group attribute '${key}' must be an integer between ${lo} and ${hi}`);
         }
-        if (key === "slow_start.duration_seconds" && !(value === "0" || (/^\d+$/.test(value) && Number(value) >= 30 && Number(value) <= 900))) {
+        if (
+          key === "slow_start.duration_seconds" &&
+          !(value === "0" || (/^\d+$/.test(value) && Number(value) >= 30 && Number(value) <= 900))
+        ) {
           throw elbError.validation("Slow start duration must be 0 or between 30 and 900 seconds");
         }
       }
       for (const { key, value } of updates) tg.attributes.set(key, value);
-      if (b.attribute(tg, "slow_start.duration_seconds") !== "0" && b.attribute(tg, "load_balancing.algorithm.type") === "least_outstanding_requests") {
+      if (
+        b.attribute(tg, "slow_start.duration_seconds") !== "0" &&
+        b.attribute(tg, "load_balancing.algorithm.type") === "least_outstanding_requests"
+      ) {
         throw elbError.validation("Slow start cannot be combined with the least outstanding requests algorithm");
       }
       return { Attributes: Object.keys(TARGET_GROUP_ATTRIBUTE_DEFAULTS).map((Key) => ({ Key, Value: b.attribute(tg, Key) })) };
@@ -503,7 +584,9 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     RegisterTargets: (input, ctx) => {
       const p = P(input, ctx);
       const tg = getTg(p.str("TargetGroupArn", { required: true }));
-      const targets = p.list("Targets", { required: true }).map((t) => ({ id: String(t?.Id ?? ""), port: t?.Port === undefined ? tg.port : Number(t.Port) }));
+      const targets = p
+        .list("Targets", { required: true })
+        .map((t) => ({ id: String(t?.Id ?? ""), port: t?.Port === undefined ? tg.port : Number(t.Port) }));
       const ec2 = b.ec2();
       const notRunning: string[] = [];
       for (const t of targets) {
@@ -514,9 +597,13 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
         if (!inst || inst.state === "terminated") throw elbError.invalidTarget();
         if (inst.state !== "running") notRunning.push(t.id);
       }
-      if (notRunning.length) throw elbError.invalidTarget(`The following targets are not in a running state and cannot be registered: '${notRunning.join("', '")}'`);
+      if (notRunning.length)
+        throw elbError.invalidTarget(
+          `The following targets are not in a running state and cannot be registered: '${notRunning.join("', '")}'`,
+        );
       const fresh = targets.filter((t) => !tg.targets.has(t.id) || tg.targets.get(t.id)?.drain).length;
-      if ([...tg.targets.values()].filter((t) => !t.drain).length + fresh > cloud.setting("elbv2.maxTargetsPerGroup", 1000)) throw elbError.tooManyTargets();
+      if ([...tg.targets.values()].filter((t) => !t.drain).length + fresh > cloud.setting("elbv2.maxTargetsPerGroup", 1000))
+        throw elbError.tooManyTargets();
       for (const t of targets) b.register(tg, t.id, t.port);
       return {};
     },
@@ -532,7 +619,9 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     DescribeTargetHealth: (input, ctx) => {
       const p = P(input, ctx);
       const tg = getTg(p.str("TargetGroupArn", { required: true }));
-      const asked = p.list("Targets").map((t) => ({ id: String(t?.Id ?? ""), port: t?.Port === undefined ? undefined : Number(t.Port) }));
+      const asked = p
+        .list("Targets")
+        .map((t) => ({ id: String(t?.Id ?? ""), port: t?.Port === undefined ? undefined : Number(t.Port) }));
       const list = asked.length ? asked : [...tg.targets.values()].map((t) => ({ id: t.id, port: t.port }));
       const ec2 = b.ec2();
       return {
@@ -541,9 +630,21 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
           const hcPort = tg.healthCheck.port === "traffic-port" ? String(t?.port ?? port ?? tg.port) : tg.healthCheck.port;
           if (!t) {
             if (ec2 && !ec2.instance(id)) throw elbError.invalidTarget();
-            return { Target: { Id: id, Port: port ?? tg.port }, HealthCheckPort: hcPort, TargetHealth: { State: "unused", Reason: "Target.NotRegistered", Description: describeReason("Target.NotRegistered") } };
+            return {
+              Target: { Id: id, Port: port ?? tg.port },
+              HealthCheckPort: hcPort,
+              TargetHealth: {
+                State: "unused",
+                Reason: "Target.NotRegistered",
+                Description: describeReason("Target.NotRegistered"),
+              },
+            };
           }
-          return { Target: { Id: t.id, Port: t.port }, HealthCheckPort: hcPort, TargetHealth: { State: t.state, Reason: t.reason, Description: t.description } };
+          return {
+            Target: { Id: t.id, Port: t.port },
+            HealthCheckPort: hcPort,
+            TargetHealth: { State: t.state, Reason: t.reason, Description: t.description },
+          };
         }),
       };
     },
@@ -558,10 +659,12 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const actions = readActions(p.list("DefaultActions", { required: true }), "DefaultActions", lb.arn);
       const existing = b.listenersOf(lb.arn).find((l) => l.port === port);
       if (existing) {
-        if (JSON.stringify(existing.defaultRule.actions) === JSON.stringify(actions)) return { Listeners: [renderListener(existing)] };
+        if (JSON.stringify(existing.defaultRule.actions) === JSON.stringify(actions))
+          return { Listeners: [renderListener(existing)] };
         throw elbError.duplicateListener();
       }
-      if (b.listenersOf(lb.arn).length >= 50) throw new AwsError("TooManyListeners", "You've reached the limit on the number of listeners per load balancer");
+      if (b.listenersOf(lb.arn).length >= 50)
+        throw new AwsError("TooManyListeners", "You've reached the limit on the number of listeners per load balancer");
       const id = cloud.hex(16);
       const lArn = arn(`listener/app/${lb.name}/${lb.id}/${id}`);
       const l: Listener = {
@@ -569,7 +672,14 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
         lbArn: lb.arn,
         port,
         protocol: "HTTP",
-        defaultRule: { arn: arn(`listener-rule/app/${lb.name}/${lb.id}/${id}/${cloud.hex(16)}`), listenerArn: lArn, priority: "default", conditions: [], actions, tags: [] },
+        defaultRule: {
+          arn: arn(`listener-rule/app/${lb.name}/${lb.id}/${id}/${cloud.hex(16)}`),
+          listenerArn: lArn,
+          priority: "default",
+          conditions: [],
+          actions,
+          tags: [],
+        },
         rules: [],
         tags: readTags(p),
       };
@@ -585,8 +695,10 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const lbArn = p.str("LoadBalancerArn");
       const arns = p.list<string>("ListenerArns");
       if (!lbArn && !arns.length) throw elbError.validation("You must specify either listener ARNs or a load balancer ARN");
-      if (lbArn && arns.length) throw elbError.validation("Listener ARNs and a load balancer ARN cannot be specified at the same time");
-      const ls = lbArn ? (getLb(lbArn), b.listenersOf(lbArn)) : arns.map(getListener);
+      if (lbArn && arns.length)
+        throw elbError.validation("Listener ARNs and a load balancer ARN cannot be specified at the same time");
+      if (lbArn) getLb(lbArn);
+      const ls = lbArn ? b.listenersOf(lbArn) : arns.map(getListener);
       return page(ls.map(renderListener), p, "Listeners");
     },
 
@@ -595,7 +707,8 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const l = getListener(p.str("ListenerArn", { required: true }));
       const port = p.int("Port");
       const protocol = p.str("Protocol");
-      if (protocol !== undefined && protocol !== "HTTP") throw elbError.validation(`Listener protocol '${protocol}' is not simulated (HTTP only)`);
+      if (protocol !== undefined && protocol !== "HTTP")
+        throw elbError.validation(`Listener protocol '${protocol}' is not simulated (HTTP only)`);
       if (port !== undefined) {
         if (port < 1 || port > 65535) throw elbError.validation("Port must be between 1 and 65535");
         if (b.listenersOf(l.lbArn).some((x) => x !== l && x.port === port)) throw elbError.duplicateListener();
@@ -625,9 +738,17 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const actions = readActions(p.list("Actions", { required: true }), "Actions", l.lbArn);
       if (l.rules.some((r) => r.priority === priority)) throw elbError.priorityInUse(priority);
       const lb = getLb(l.lbArn);
-      if ([...b.listenersOf(lb.arn)].reduce((n, x) => n + x.rules.length, 0) >= 100) throw new AwsError("TooManyRules", "You've reached the limit on the number of rules per load balancer");
+      if ([...b.listenersOf(lb.arn)].reduce((n, x) => n + x.rules.length, 0) >= 100)
+        throw new AwsError("TooManyRules", "You've reached the limit on the number of rules per load balancer");
       const lid = l.arn.split("/").pop();
-      const r: Rule = { arn: arn(`listener-rule/app/${lb.name}/${lb.id}/${lid}/${cloud.hex(16)}`), listenerArn: l.arn, priority, conditions, actions, tags: readTags(p) };
+      const r: Rule = {
+        arn: arn(`listener-rule/app/${lb.name}/${lb.id}/${lid}/${cloud.hex(16)}`),
+        listenerArn: l.arn,
+        priority,
+        conditions,
+        actions,
+        tags: readTags(p),
+      };
       l.rules.push(r);
       b.rules.set(r.arn, r);
       b.refreshUse();
@@ -653,7 +774,8 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
       const r = getRule(p.str("RuleArn", { required: true }));
       const l = getListener(r.listenerArn);
       const conditions = p.has("Conditions") ? readConditions(p.list("Conditions")) : undefined;
-      if (conditions && r.priority === "default") throw elbError.operationNotPermitted("Conditions cannot be added to a default rule");
+      if (conditions && r.priority === "default")
+        throw elbError.operationNotPermitted("Conditions cannot be added to a default rule");
       // Changing the default rule's actions is allowed here (what ModifyListener DefaultActions does; reference §4.4 UNSURE).
       const actions = p.has("Actions") ? readActions(p.list("Actions"), "Actions", l.lbArn) : undefined;
       if (conditions) r.conditions = conditions;
@@ -664,10 +786,13 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
 
     SetRulePriorities: (input, ctx) => {
       const p = P(input, ctx);
-      const pairs = p.list("RulePriorities", { required: true }).map((x) => ({ rule: getRule(String(x?.RuleArn ?? "")), priority: Number(x?.Priority) }));
+      const pairs = p
+        .list("RulePriorities", { required: true })
+        .map((x) => ({ rule: getRule(String(x?.RuleArn ?? "")), priority: Number(x?.Priority) }));
       for (const { rule, priority } of pairs) {
         if (rule.priority === "default") throw elbError.operationNotPermitted("The default rule's priority cannot be changed");
-        if (!(Number.isInteger(priority) && priority >= 1 && priority <= 50000)) throw elbError.validation("Priority must be between 1 and 50000");
+        if (!(Number.isInteger(priority) && priority >= 1 && priority <= 50000))
+          throw elbError.validation("Priority must be between 1 and 50000");
         const l = getListener(rule.listenerArn);
         const moving = new Set(pairs.map((x) => x.rule));
         if (l.rules.some((o) => !moving.has(o) && o.priority === priority)) throw elbError.priorityInUse(priority);
@@ -708,7 +833,8 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     RemoveTags: (input, ctx) => {
       const p = P(input, ctx);
       const keys = new Set(p.list<string>("TagKeys", { required: true }));
-      for (const r of p.list<string>("ResourceArns", { required: true }).map(tagged)) r.tags = r.tags.filter((t) => !keys.has(t.Key));
+      for (const r of p.list<string>("ResourceArns", { required: true }).map(tagged))
+        r.tags = r.tags.filter((t) => !keys.has(t.Key));
       return {};
     },
 
@@ -726,4 +852,3 @@ export function elbActions(b: ElbBackend): Record<string, Action> {
     b.listeners.delete(l.arn);
   }
 }
-

@@ -22,8 +22,19 @@
 import type { Cloud } from "../../cloud.ts";
 import type { CloudWatchApi, Ec2Api, ElbApi, InstanceStateEvent, SimInstance, TargetHealthState } from "../../contracts.ts";
 import type { ServiceDefinition } from "../../protocol/types.ts";
-import { probe, type CheckResult } from "./health.ts";
-import { type ForwardAction, type ListenerAction, type Listener, type LoadBalancer, type Rule, type Target, type TargetGroup, TARGET_GROUP_ATTRIBUTE_DEFAULTS, describeReason, elbError } from "./model.ts";
+import { type CheckResult, probe } from "./health.ts";
+import {
+  describeReason,
+  elbError,
+  type ForwardAction,
+  type Listener,
+  type ListenerAction,
+  type LoadBalancer,
+  type Rule,
+  TARGET_GROUP_ATTRIBUTE_DEFAULTS,
+  type Target,
+  type TargetGroup,
+} from "./model.ts";
 
 export const ELBV2_VERSION = "2015-12-01";
 export const ELBV2_XMLNS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
@@ -157,7 +168,16 @@ export class ElbBackend implements ElbApi {
       tg.targets.delete(id);
     }
     const instance = this.ec2()?.instance(id);
-    const t: Target = { id, port, az: instance?.az ?? `${this.cloud.region}a`, state: "initial", registeredAt: this.cloud.clock.now(), passes: 0, failures: 0, inFlight: 0 };
+    const t: Target = {
+      id,
+      port,
+      az: instance?.az ?? `${this.cloud.region}a`,
+      state: "initial",
+      registeredAt: this.cloud.clock.now(),
+      passes: 0,
+      failures: 0,
+      inFlight: 0,
+    };
     tg.targets.set(id, t);
     this.startChecking(tg, t);
   }
@@ -181,7 +201,10 @@ export class ElbBackend implements ElbApi {
     } else {
       this.setState(t, "initial", "Elb.RegistrationInProgress");
     }
-    const first = this.cloud.jitter(this.cloud.setting("elbv2.firstCheckMs", 10_000), this.cloud.setting("elbv2.firstCheckJitter", 0));
+    const first = this.cloud.jitter(
+      this.cloud.setting("elbv2.firstCheckMs", 10_000),
+      this.cloud.setting("elbv2.firstCheckJitter", 0),
+    );
     t.checkTimer = this.cloud.clock.setTimeout(() => this.tick(tg, t, gen), first);
   }
 
@@ -212,7 +235,8 @@ export class ElbBackend implements ElbApi {
       this.cloud.faults.active("health-flap", { instanceId: t.id, targetGroup: tg.arn });
     if (flap) {
       const period = Number(flap.periodMs ?? 0);
-      const failing = period > 0 ? Math.floor(this.cloud.clock.now() / period) % 2 === 1 : (t.flap = !t.flap);
+      if (period <= 0) t.flap = !t.flap;
+      const failing = period > 0 ? Math.floor(this.cloud.clock.now() / period) % 2 === 1 : t.flap;
       if (failing) return { ok: false, reason: "Target.ResponseCodeMismatch", code: 502 };
     }
     // Without EC2 in the cloud (unit setups) every target counts as answering.
@@ -328,18 +352,31 @@ export class ElbBackend implements ElbApi {
   /** Chooses what a listener does with a request: rules by priority, then the default rule. */
   route(l: Listener, req: { path: string; host?: string; method?: string }): Routing {
     const lb = this.lbs.get(l.lbArn);
-    if (!lb || lb.state !== "active") return { kind: "error", status: 503, body: "503 Service Temporarily Unavailable" };
-    const rule = [...l.rules].sort((a, b) => (a.priority as number) - (b.priority as number)).find((r) => ruleMatches(r, req)) ?? l.defaultRule;
+    if (lb?.state !== "active") return { kind: "error", status: 503, body: "503 Service Temporarily Unavailable" };
+    const rule =
+      [...l.rules].sort((a, b) => (a.priority as number) - (b.priority as number)).find((r) => ruleMatches(r, req)) ??
+      l.defaultRule;
     const action = [...rule.actions].sort((a, b) => (a.Order ?? 0) - (b.Order ?? 0))[0];
     if (!action) return { kind: "error", status: 503, body: "503 Service Temporarily Unavailable" };
     if (action.Type === "fixed-response") {
       const c = action.FixedResponseConfig!;
-      return { kind: "fixed", status: Number(c.StatusCode), body: c.MessageBody ?? "", contentType: c.ContentType ?? "text/plain" };
+      return {
+        kind: "fixed",
+        status: Number(c.StatusCode),
+        body: c.MessageBody ?? "",
+        contentType: c.ContentType ?? "text/plain",
+      };
     }
     if (action.Type === "redirect") {
       const c = action.RedirectConfig!;
       const location = `${(c.Protocol ?? "#{protocol}").replace("#{protocol}", "http").toLowerCase()}://${(c.Host ?? "#{host}").replace("#{host}", req.host ?? "localhost")}${(c.Path ?? "/#{path}").replace("/#{path}", req.path.split("?")[0] ?? "/")}`;
-      return { kind: "fixed", status: c.StatusCode === "HTTP_301" ? 301 : 302, body: "", contentType: "text/html", headers: { location } };
+      return {
+        kind: "fixed",
+        status: c.StatusCode === "HTTP_301" ? 301 : 302,
+        body: "",
+        contentType: "text/html",
+        headers: { location },
+      };
     }
     return this.forward(action as ForwardAction);
   }
@@ -427,7 +464,11 @@ export class ElbBackend implements ElbApi {
 
   /** A target answered: RequestCount, HTTPCode_Target_nXX_Count and TargetResponseTime. */
   targetAnswered(lb: LoadBalancer, tg: TargetGroup, status: number, latencyMs: number): void {
-    const dimSets: Record<string, string>[] = [{ LoadBalancer: this.lbDimension(lb) }, { LoadBalancer: this.lbDimension(lb), TargetGroup: this.tgDimension(tg) }, { TargetGroup: this.tgDimension(tg) }];
+    const dimSets: Record<string, string>[] = [
+      { LoadBalancer: this.lbDimension(lb) },
+      { LoadBalancer: this.lbDimension(lb), TargetGroup: this.tgDimension(tg) },
+      { TargetGroup: this.tgDimension(tg) },
+    ];
     const klass = Math.floor(status / 100);
     for (const d of dimSets) {
       this.put("RequestCount", d, 1, "Count");
@@ -450,19 +491,22 @@ export class ElbBackend implements ElbApi {
     if (this.hostCountTimer || ![...this.tgs.values()].some((tg) => this.inUse(tg))) return;
     const period = this.cloud.setting("elbv2.hostCountPeriodMs", 60_000);
     const now = this.cloud.clock.now();
-    this.hostCountTimer = this.cloud.clock.setTimeout(() => {
-      this.hostCountTimer = undefined;
-      for (const tg of this.tgs.values()) {
-        const lbArn = this.lbOfTargetGroup(tg.arn);
-        const lb = lbArn ? this.lbs.get(lbArn) : undefined;
-        if (!lb) continue;
-        const targets = [...tg.targets.values()];
-        const d = { LoadBalancer: this.lbDimension(lb), TargetGroup: this.tgDimension(tg) };
-        this.put("HealthyHostCount", d, targets.filter((t) => t.state === "healthy").length, "Count");
-        this.put("UnHealthyHostCount", d, targets.filter((t) => t.state === "unhealthy").length, "Count");
-      }
-      this.scheduleHostCounts();
-    }, period - (now % period));
+    this.hostCountTimer = this.cloud.clock.setTimeout(
+      () => {
+        this.hostCountTimer = undefined;
+        for (const tg of this.tgs.values()) {
+          const lbArn = this.lbOfTargetGroup(tg.arn);
+          const lb = lbArn ? this.lbs.get(lbArn) : undefined;
+          if (!lb) continue;
+          const targets = [...tg.targets.values()];
+          const d = { LoadBalancer: this.lbDimension(lb), TargetGroup: this.tgDimension(tg) };
+          this.put("HealthyHostCount", d, targets.filter((t) => t.state === "healthy").length, "Count");
+          this.put("UnHealthyHostCount", d, targets.filter((t) => t.state === "unhealthy").length, "Count");
+        }
+        this.scheduleHostCounts();
+      },
+      period - (now % period),
+    );
   }
 
   // ---- lifecycle ----
@@ -487,7 +531,11 @@ export class ElbBackend implements ElbApi {
           port: l.port,
           url: l.url,
           defaultActions: l.defaultRule.actions.map(summarizeAction(this)),
-          rules: l.rules.map((r) => ({ priority: r.priority, conditions: r.conditions, actions: r.actions.map(summarizeAction(this)) })),
+          rules: l.rules.map((r) => ({
+            priority: r.priority,
+            conditions: r.conditions,
+            actions: r.actions.map(summarizeAction(this)),
+          })),
         })),
       })),
       targetGroups: [...this.tgs.values()].map((tg) => ({
@@ -495,7 +543,14 @@ export class ElbBackend implements ElbApi {
         name: tg.name,
         loadBalancer: this.lbOfTargetGroup(tg.arn),
         deregistrationDelaySeconds: Number(this.attribute(tg, "deregistration_delay.timeout_seconds")),
-        targets: [...tg.targets.values()].map((t) => ({ id: t.id, port: t.port, state: t.state, reason: t.reason, inFlight: t.inFlight, ...(t.drain ? { drainingUntil: new Date(t.drain.until).toISOString() } : {}) })),
+        targets: [...tg.targets.values()].map((t) => ({
+          id: t.id,
+          port: t.port,
+          state: t.state,
+          reason: t.reason,
+          inFlight: t.inFlight,
+          ...(t.drain ? { drainingUntil: new Date(t.drain.until).toISOString() } : {}),
+        })),
       })),
     };
   }
@@ -504,13 +559,26 @@ export class ElbBackend implements ElbApi {
 function summarizeAction(b: ElbBackend): (a: ListenerAction) => unknown {
   return (a) =>
     a.Type === "forward"
-      ? { type: "forward", targetGroups: a.TargetGroups.map((g) => ({ name: b.tgs.get(g.TargetGroupArn)?.name, arn: g.TargetGroupArn, weight: g.Weight })) }
+      ? {
+          type: "forward",
+          targetGroups: a.TargetGroups.map((g) => ({
+            name: b.tgs.get(g.TargetGroupArn)?.name,
+            arn: g.TargetGroupArn,
+            weight: g.Weight,
+          })),
+        }
       : { type: a.Type };
 }
 
 /** ALB wildcard match: `*` any run of characters, `?` exactly one. */
 export function wildcard(pattern: string, value: string, caseInsensitive = false): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, caseInsensitive ? "i" : "");
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+    caseInsensitive ? "i" : "",
+  );
   return re.test(value);
 }
 

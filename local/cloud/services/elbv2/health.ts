@@ -25,7 +25,12 @@ export function matches(matcher: string, status: number): boolean {
 }
 
 /** Runs one check against an instance's app. An instance that is not running times out (nothing answers). */
-export async function probe(clock: Clock, hc: HealthCheck, instance: SimInstance | undefined, real: boolean): Promise<CheckResult> {
+export async function probe(
+  clock: Clock,
+  hc: HealthCheck,
+  instance: SimInstance | undefined,
+  real: boolean,
+): Promise<CheckResult> {
   const timeoutMs = hc.timeoutSeconds * 1000;
   const app = instance?.state === "running" ? instance.app : undefined;
   if (!app) {
@@ -60,11 +65,20 @@ function realProbe(clock: Clock, hc: HealthCheck, port: number, timeoutMs: numbe
       clock.clearTimeout(timer);
       resolve(r);
     };
-    const req = http.get({ host: "127.0.0.1", port, path: hc.path, agent: false, headers: { "user-agent": "ELB-HealthChecker/2.0", connection: "close" } }, (res) => {
-      res.resume();
-      res.on("end", () => finish(judge(hc, res.statusCode ?? 0)));
-      res.on("error", () => finish({ ok: false, reason: "Target.FailedHealthChecks" }));
-    });
+    const req = http.get(
+      {
+        host: "127.0.0.1",
+        port,
+        path: hc.path,
+        agent: false,
+        headers: { "user-agent": "ELB-HealthChecker/2.0", connection: "close" },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => finish(judge(hc, res.statusCode ?? 0)));
+        res.on("error", () => finish({ ok: false, reason: "Target.FailedHealthChecks" }));
+      },
+    );
     // The timeout runs on the cloud clock, so a scaled clock shortens it like every other duration.
     const timer = clock.setTimeout(() => {
       req.destroy();

@@ -19,7 +19,7 @@ import { elbActions } from "./actions.ts";
 import { ELBV2_VERSION, ELBV2_XMLNS, ElbBackend } from "./backend.ts";
 import { attachServers } from "./listener.ts";
 
-export { ElbBackend, type AlbResponse } from "./backend.ts";
+export { type AlbResponse, ElbBackend } from "./backend.ts";
 
 /** Extra in-process helpers on top of the `ElbApi` contract. */
 export class Elbv2 extends ElbBackend {
@@ -34,7 +34,13 @@ export class Elbv2 extends ElbBackend {
 /** Registers the simulated ELBv2 on the cloud and returns its backend. */
 export function registerElbv2(cloud: Cloud): Elbv2 {
   const backend = new Elbv2(cloud);
-  backend.definition = { signingName: "elasticloadbalancing", protocol: "query", version: ELBV2_VERSION, xmlns: ELBV2_XMLNS, actions: elbActions(backend) };
+  backend.definition = {
+    signingName: "elasticloadbalancing",
+    protocol: "query",
+    version: ELBV2_VERSION,
+    xmlns: ELBV2_XMLNS,
+    actions: elbActions(backend),
+  };
   attachServers(backend);
   cloud.register("elasticloadbalancing", backend);
   return backend;

@@ -20,7 +20,13 @@ export function attachServers(backend: ElbBackend): void {
       const lb = backend.lbs.get(l.lbArn);
       res.on("close", () => resolve());
       const send = (status: number, body: string, headers: Record<string, string> = {}) => {
-        if (!res.headersSent) res.writeHead(status, { "content-type": "text/html", server: "awselb/2.0", "content-length": Buffer.byteLength(body), ...headers });
+        if (!res.headersSent)
+          res.writeHead(status, {
+            "content-type": "text/html",
+            server: "awselb/2.0",
+            "content-length": Buffer.byteLength(body),
+            ...headers,
+          });
         res.end(body);
       };
       if (!lb) return send(503, "503 Service Temporarily Unavailable");
@@ -51,14 +57,37 @@ export function attachServers(backend: ElbBackend): void {
         cloud.clock.clearTimeout(idle);
       };
       const started = cloud.clock.now();
-      const headers = { ...req.headers, "x-forwarded-for": req.socket.remoteAddress ?? "127.0.0.1", "x-forwarded-proto": "http", "x-forwarded-port": String(l.port), "x-amzn-trace-id": `Root=1-${Math.floor(started / 1000).toString(16)}-${cloud.hex(24)}`, connection: "close" };
-      const upstream = http.request({ host: "127.0.0.1", port: app.port, method: req.method, path, headers, agent: false }, (up) => {
-        backend.targetAnswered(lb, tg, up.statusCode ?? 0, cloud.clock.now() - started);
-        res.writeHead(up.statusCode ?? 502, { ...up.headers, server: "awselb/2.0" });
-        up.pipe(res);
-        up.on("end", done);
-        up.on("error", done);
-      });
+      const headers = {
+        ...req.headers,
+        "x-forwarded-for": req.socket.remoteAddress ?? "127.0.0.1",
+        "x-forwarded-proto": "http",
+        "x-forwarded-port": String(l.port),
+        "x-amzn-trace-id": `Root=1-${Math.floor(started / 1000).toString(16)}-${cloud.hex(24)}`,
+        connection: "close",
+      };
+      const upstream = http.request(
+        { host: "127.0.0.1", port: app.port, method: req.method, path, headers, agent: false },
+        (up) => {
+          backend.targetAnswered(lb, tg, up.statusCode ?? 0, cloud.clock.now() - started);
+          // Hop-by-hop headers of the upstream connection are not the client's (the ALB keeps its own connection).
+          const { connection: _c, "keep-alive": _k, "transfer-encoding": _t, ...passed } = up.headers;
+          // Buffered, then written with the headers in one go: streaming small bodies behind separately
+          // flushed headers costs a delayed-ACK round trip per request on keep-alive connections.
+          const chunks: Buffer[] = [];
+          up.on("data", (c: Buffer) => chunks.push(c));
+          up.on("end", () => {
+            const body = Buffer.concat(chunks);
+            res.writeHead(up.statusCode ?? 502, { ...passed, "content-length": String(body.length), server: "awselb/2.0" });
+            res.end(body);
+            done();
+          });
+          up.on("error", () => {
+            if (!res.headersSent) send(502, "502 Bad Gateway");
+            else res.destroy();
+            done();
+          });
+        },
+      );
       // The ALB closes a connection idle longer than idle_timeout.timeout_seconds (default 60) with a 504.
       const idleMs = Number(backend.lbAttributes.get(lb.arn)?.get("idle_timeout.timeout_seconds") ?? "60") * 1000;
       const idle = cloud.clock.setTimeout(() => {
@@ -82,7 +111,7 @@ export function attachServers(backend: ElbBackend): void {
   backend.servers = {
     async open(l) {
       if (servers.has(l.arn) || !cloud.setting("elbv2.listen", true)) return;
-      const srv = http.createServer((req, res) => {
+      const srv = http.createServer({ noDelay: true, keepAlive: true }, (req, res) => {
         void cloud.clock.hold(handle(l, req, res));
       });
       servers.set(l.arn, srv);

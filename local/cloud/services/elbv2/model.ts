@@ -186,17 +186,26 @@ export const elbError = {
   listenerNotFound: () => new AwsError("ListenerNotFound", "One or more listeners not found"),
   ruleNotFound: () => new AwsError("RuleNotFound", "One or more rules not found"),
   validation: (msg: string) => new AwsError("ValidationError", msg),
-  invalidTarget: (msg = "The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type.") => new AwsError("InvalidTarget", msg),
-  duplicateTg: () => new AwsError("DuplicateTargetGroupName", "A target group with the same name exists, but with different settings"),
-  duplicateLb: () => new AwsError("DuplicateLoadBalancerName", "A load balancer with the same name exists, but with different settings"),
+  invalidTarget: (
+    msg = "The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type.",
+  ) => new AwsError("InvalidTarget", msg),
+  duplicateTg: () =>
+    new AwsError("DuplicateTargetGroupName", "A target group with the same name exists, but with different settings"),
+  duplicateLb: () =>
+    new AwsError("DuplicateLoadBalancerName", "A load balancer with the same name exists, but with different settings"),
   duplicateListener: () => new AwsError("DuplicateListener", "A listener already exists on this port for this load balancer"),
-  association: (tg: string) => new AwsError("TargetGroupAssociationLimit", `The following target groups cannot be associated with more than one load balancer: ${tg}`),
+  association: (tg: string) =>
+    new AwsError(
+      "TargetGroupAssociationLimit",
+      `The following target groups cannot be associated with more than one load balancer: ${tg}`,
+    ),
   tooManyTgs: () => new AwsError("TooManyTargetGroups", "You can specify up to 5 target groups in a forward action"),
   inUse: (tg: string) => new AwsError("ResourceInUse", `Target group '${tg}' is currently in use by a listener or a rule`),
   priorityInUse: (p: number) => new AwsError("PriorityInUse", `Priority '${p}' is currently in use`),
   operationNotPermitted: (msg: string) => new AwsError("OperationNotPermitted", msg),
   invalidAction: (msg: string) => new AwsError("InvalidLoadBalancerAction", msg),
-  tooManyTags: () => new AwsError("TooManyTags", "You have reached the limit on the number of tags that can be assigned to a resource"),
+  tooManyTags: () =>
+    new AwsError("TooManyTags", "You have reached the limit on the number of tags that can be assigned to a resource"),
   tooManyTargets: () => new AwsError("TooManyTargets", "You've reached the limit on the number of targets per target group"),
   duplicateTagKeys: (k: string) => new AwsError("DuplicateTagKeys", `Tag key '${k}' specified more than once`),
 };
