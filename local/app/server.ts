@@ -91,7 +91,8 @@ function readLine(path: string): string | undefined {
  * apart from the synchronous reads, so health checks in virtual time can call it directly.
  */
 export function answer(path: string, opts: Pick<StartAppOptions, "instance" | "rootDir" | "faults">): AppResponse {
-  const url = new URL(path, "http://app.local");
+  // A request target is a path; prefixing keeps `//host/x` from being read as another host.
+  const url = new URL(`http://app.local${path.startsWith("/") ? path : `/${path}`}`);
   const state = readState(opts.rootDir);
   const json = (status: number, body: unknown, latencyMs = 0): AppResponse => ({ status, body: JSON.stringify(body), latencyMs });
   if (url.pathname === "/health") {

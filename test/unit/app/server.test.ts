@@ -29,6 +29,7 @@ describe("sample app server", () => {
     [true, true, "/health", 200, '"status":"ok"'],
     [true, true, "/health?deep=1", 200, '"inService":true'],
     [true, true, "/nope", 404, "not found"],
+    [true, true, "//evil.example/health", 404, "not found"],
   ])("installed=%s inService=%s GET %s → %i", (installed, inService, path, status, fragment) => {
     if (installed) {
       put(root, APP_PATHS.commit, "abcdef1\n");
