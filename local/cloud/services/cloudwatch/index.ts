@@ -4,6 +4,11 @@
  * DeleteAlarms, SetAlarmState, DescribeAlarmHistory, Enable/DisableAlarmActions), and the
  * in-process `putDatapoint` the ALB feeds.
  *
+ * Not simulated: composite alarms, anomaly-detection alarms (ThresholdMetricId is accepted, not
+ * evaluated), dashboards, metric streams, insight rules; metric math covers arithmetic, FILL, ABS,
+ * MAX/MIN/SUM/AVG only. Alarms evaluate at each period boundary (`monitoring.evaluationDelayMs`,
+ * default 0, shifts the tick); SNS alarm actions publish through the simulated SNS when present.
+ *
  * Wire: the current JS SDK speaks awsJson 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.<Op>`,
  * awsQueryCompatible); older clients (AWS CLI v1, boto3 before 2024) speak awsQuery with
  * `Version=2010-08-01`. Both definitions share the actions. Errors carry the awsQuery codes

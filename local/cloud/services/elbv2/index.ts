@@ -9,6 +9,19 @@
  *   world snapshot as `elasticloadbalancing.loadBalancers[].listeners[].url` and from
  *   `listenerUrl()`; `DNSName` keeps the AWS form, it is not resolvable).
  *
+ * Covered actions: CreateLoadBalancer, DescribeLoadBalancers, DeleteLoadBalancer,
+ * Describe/ModifyLoadBalancerAttributes, Create/Describe/Modify/DeleteTargetGroup,
+ * Describe/ModifyTargetGroupAttributes, RegisterTargets, DeregisterTargets, DescribeTargetHealth,
+ * Create/Describe/Modify/DeleteListener, Create/Describe/Modify/DeleteRule, SetRulePriorities,
+ * AddTags, RemoveTags, DescribeTags. Not simulated: network/gateway load balancers, HTTPS
+ * listeners and certificates, ip/lambda/alb targets, authenticate actions, rule conditions other
+ * than path-pattern/host-header/http-request-method, slow start and stickiness (accepted as
+ * attributes and stickiness config, not applied to routing), trust stores.
+ *
+ * Routing choices: within the chosen group, healthy targets by `load_balancing.algorithm.type`
+ * (round robin by default); with none healthy, fail-open to the unhealthy ones (AWS doc); targets
+ * that are initial, unused or draining never get new requests; 503 when nothing is left.
+ *
  * Settings (`cloud.setting`): `elbv2.provisionMs` (30000), `elbv2.firstCheckMs` (10000),
  * `elbv2.firstCheckJitter` (0), `elbv2.initialHealthyChecks` (1), `elbv2.realHealthChecks`
  * (true unless the clock is virtual), `elbv2.listen` (true), `elbv2.hostCountPeriodMs` (60000),
