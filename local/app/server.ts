@@ -4,7 +4,8 @@
  *
  * - `opt/sample-app/COMMIT`, `opt/sample-app/SERVICE`: what `install` put there;
  * - `var/lib/sample-app/in-service`: present between `service-in` and `service-out`;
- * - `run/sample-app.port`: the loopback port of the real HTTP server (written here).
+ * - `run/sample-app.port`: the loopback port of the real HTTP server (written here; `0` when the
+ *   simulator runs the app without a socket, `app.realServers` off).
  *
  * Routes:
  * - `GET /`: 200 `{commit, instance, service}` when installed, 503 "not installed" otherwise.
@@ -141,9 +142,10 @@ export async function startApp(opts: StartAppOptions): Promise<AppHandle> {
       }),
     );
     port = (srv.address() as AddressInfo).port;
-    mkdirSync(join(rootDir, "run"), { recursive: true });
-    writeFileSync(join(rootDir, APP_PATHS.port), `${port}\n`);
   }
+  // Port 0 tells `sample-app smoke-test` that this app answers in process only (no socket).
+  mkdirSync(join(rootDir, "run"), { recursive: true });
+  writeFileSync(join(rootDir, APP_PATHS.port), `${port}\n`);
   let stopped = false;
   return {
     port,

@@ -121,6 +121,19 @@ describe("sample-app CLI", () => {
     expect(existsSync(join(root, APP_PATHS.port))).toBe(false);
   });
 
+  it("smoke-test checks the installation when the simulator runs the app without a socket", async () => {
+    const app = await startApp({ instance: "i-test", rootDir: root, clock: new RealClock(), realServer: false });
+    try {
+      expect((await cliAsync(root, "smoke-test")).code).toBe(1);
+      cli(root, "install", { KILN_COMMIT: "abcdef1" });
+      const r = await cliAsync(root, "smoke-test");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('"socket":false');
+    } finally {
+      await app.stop();
+    }
+  });
+
   it.each([
     ["nothing is installed", true],
     ["no server is listening", false],

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -90,7 +90,7 @@ describe("sample app server", () => {
   it("runs without a socket when real servers are off", async () => {
     const app = await startApp({ instance: "i-1", rootDir: root, clock: new VirtualClock(), realServer: false });
     expect(app.port).toBe(0);
-    expect(existsSync(join(root, APP_PATHS.port))).toBe(false);
+    expect(readFileSync(join(root, APP_PATHS.port), "utf8")).toBe("0\n");
     expect((await app.request("/health")).status).toBe(503);
     await app.stop();
   });
