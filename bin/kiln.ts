@@ -64,6 +64,8 @@ const OPTIONS = {
   service: { type: "string" },
 } as const;
 
+const REMOTE_COMMANDS = new Set(["deploy", "push", "status", "history", "logs", "approve", "reject", "abort", "redrive", "rollback", "rotate"]);
+
 export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
@@ -91,6 +93,10 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
         return await runUp({ port, clock: v.clock, seed: !v["no-seed"], out });
       case "cloud":
         return await runCloud({ port: port ?? 4566, clock: v.clock ?? "real", scenario: v.scenario, out });
+    }
+    if (!REMOTE_COMMANDS.has(command)) {
+      console.error(`kiln: unknown command "${command}"\n\n${USAGE}`);
+      return EXIT.usage;
     }
     const target: Target = v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget();
     switch (command) {

@@ -15,7 +15,8 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { StackInfo } from "../stack.ts";
 import { PROJECT_ROOT } from "../serverless.ts";
 
-export const STATE_DIR = path.join(PROJECT_ROOT, ".kiln");
+/** Where `kiln up` records the running stack (`KILN_STATE_DIR` overrides it, e.g. in tests). */
+export const STATE_DIR = process.env.KILN_STATE_DIR ? path.resolve(process.env.KILN_STATE_DIR) : path.join(PROJECT_ROOT, ".kiln");
 export const STACK_FILE = path.join(STATE_DIR, "stack.json");
 
 export interface LocalStackRecord extends StackInfo {
