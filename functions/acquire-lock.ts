@@ -12,7 +12,9 @@ import { acquireLock, startDepsFromEnv } from "../lib/lock/index.ts";
 import { clock } from "../lib/runtime.ts";
 
 const clients = awsClients();
-const ExecutionArn = z.string().regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN");
+const ExecutionArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN");
 
 export const Input = z.object({
   service: z.string().min(1).max(64),

@@ -12,7 +12,14 @@ import { loadConfig } from "../lib/config/index.ts";
 import { optionalEnv, requireEnv } from "../lib/env.ts";
 import { classify, InvalidInputError } from "../lib/errors.ts";
 import { jsonLog } from "../lib/lock/types.ts";
-import { type Fetch, handleStatusChange, PAGERDUTY_EVENTS_URL, type PagerResult, type PagerRoute, StatusChangeEvent } from "../lib/pager/index.ts";
+import {
+  type Fetch,
+  handleStatusChange,
+  PAGERDUTY_EVENTS_URL,
+  type PagerResult,
+  type PagerRoute,
+  StatusChangeEvent,
+} from "../lib/pager/index.ts";
 import { clock } from "../lib/runtime.ts";
 import { routingFromConfig, SecureParameterCache } from "../lib/webhook/index.ts";
 
@@ -38,7 +45,8 @@ function routeFor(service: string, input: { branch?: string }, executionArn: str
 
 export const handler = middy<unknown, PagerResult>().handler(async (event) => {
   const parsed = StatusChangeEvent.safeParse(event);
-  if (!parsed.success) throw new InvalidInputError(`Pager: not a Step Functions status change event — ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new InvalidInputError(`Pager: not a Step Functions status change event — ${parsed.error.issues[0]?.message}`);
   const consoleBase = process.env.KILN_CONSOLE_URL;
   try {
     return await handleStatusChange(parsed.data, {
@@ -52,7 +60,9 @@ export const handler = middy<unknown, PagerResult>().handler(async (event) => {
       secret: (param) => secrets.get(param),
       routeFor,
       pagerDutyUrl: optionalEnv("KILN_PAGERDUTY_URL", PAGERDUTY_EVENTS_URL),
-      ...(consoleBase ? { consoleUrl: (arn: string) => `${consoleBase.replace(/\/$/, "")}/executions/${encodeURIComponent(arn)}` } : {}),
+      ...(consoleBase
+        ? { consoleUrl: (arn: string) => `${consoleBase.replace(/\/$/, "")}/executions/${encodeURIComponent(arn)}` }
+        : {}),
       log: jsonLog,
     });
   } catch (err) {

@@ -13,5 +13,11 @@ import { clock } from "../lib/runtime.ts";
 const clients = awsClients();
 
 export const handler = stepHandler("Rotate", z.strictObject({ service: z.string().min(1).max(64) }), (input) =>
-  rotate(input, { ...startDepsFromEnv(clients, clock()), ec2: clients.ec2, autoscaling: clients.autoscaling, ssm: clients.ssm, service: serviceConfig(loadConfig(), input.service) }),
+  rotate(input, {
+    ...startDepsFromEnv(clients, clock()),
+    ec2: clients.ec2,
+    autoscaling: clients.autoscaling,
+    ssm: clients.ssm,
+    service: serviceConfig(loadConfig(), input.service),
+  }),
 );

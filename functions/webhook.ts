@@ -11,7 +11,13 @@ import { optionalEnv, requireEnv } from "../lib/env.ts";
 import { startDepsFromEnv, startOrQueue } from "../lib/lock/index.ts";
 import { jsonLog } from "../lib/lock/types.ts";
 import { clock } from "../lib/runtime.ts";
-import { DEFAULT_MAX_BODY_BYTES, handleWebhook, routingFromConfig, SecureParameterCache, type ServiceRouting } from "../lib/webhook/index.ts";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  handleWebhook,
+  routingFromConfig,
+  SecureParameterCache,
+  type ServiceRouting,
+} from "../lib/webhook/index.ts";
 
 const clients = awsClients();
 const secrets = new SecureParameterCache(clients.ssm, clock());
@@ -23,13 +29,21 @@ const routing: ServiceRouting = {
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>().handler((event) =>
   handleWebhook(
-    { method: event.requestContext?.http?.method, headers: event.headers ?? {}, body: event.body ?? null, isBase64Encoded: event.isBase64Encoded },
+    {
+      method: event.requestContext?.http?.method,
+      headers: event.headers ?? {},
+      body: event.body ?? null,
+      isBase64Encoded: event.isBase64Encoded,
+    },
     {
       secrets: async (o) => {
         const param = requireEnv("KILN_WEBHOOK_SECRET_PARAM");
         // A forced refresh at most every 30 s, so bad signatures cannot hammer SSM.
         const value = await secrets.get(param, o?.refresh ? { maxAgeMs: 30_000 } : {});
-        return value.split("\n").map((s) => s.trim()).filter(Boolean);
+        return value
+          .split("\n")
+          .map((s) => s.trim())
+          .filter(Boolean);
       },
       routing,
       start: (req) => startOrQueue(req, startDepsFromEnv(clients, clock())),

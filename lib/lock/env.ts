@@ -15,7 +15,9 @@ import { jsonLog } from "./types.ts";
 export function startDepsFromEnv(clients: Pick<AwsClients, "dynamodb" | "sfn">, clock: Clock): StartDeps {
   const leaseSeconds = Number(optionalEnv("KILN_LOCK_LEASE_SECONDS", String(DEFAULT_LEASE_MS / 1000)));
   if (!Number.isFinite(leaseSeconds) || leaseSeconds < 60) {
-    throw new ConfigInvalidError(`KILN_LOCK_LEASE_SECONDS must be a number of seconds >= 60, got ${process.env.KILN_LOCK_LEASE_SECONDS}`);
+    throw new ConfigInvalidError(
+      `KILN_LOCK_LEASE_SECONDS must be a number of seconds >= 60, got ${process.env.KILN_LOCK_LEASE_SECONDS}`,
+    );
   }
   const abort = process.env.KILN_ABORT_STATE_MACHINE_ARN;
   return {

@@ -8,8 +8,8 @@ import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client
 import type { Clock } from "../clock.ts";
 import { InvalidInputError, LockLostError } from "../errors.ts";
 import { executionName } from "../names.ts";
-import * as rules from "./rules.ts";
 import type { AbortSpec, Claim, HolderStatus, StartSpec } from "./rules.ts";
+import * as rules from "./rules.ts";
 import { type DocumentSender, LockStore } from "./store.ts";
 import { type DeployInput, type LockItem, type Log, silentLog } from "./types.ts";
 
@@ -29,7 +29,6 @@ export interface LockDeps {
 
 /** The Step Functions surface used (an `SFNClient`, or a fake in tests). */
 export interface SfnSender {
-  // biome-ignore lint/suspicious/noExplicitAny: the SFN client's overloaded send
   send(command: any): Promise<any>;
 }
 
@@ -123,8 +122,19 @@ export async function acquireLock(input: AcquireInput, deps: LockDeps): Promise<
     const d = rules.acquire(item, { ...input, ...(name ? { name } : {}) }, t);
     return d.ok ? { write: d.item, result: d } : { result: d };
   });
-  if (!result.ok) return { acquired: false, holder: result.holder, reason: result.reason, ...(result.leaseExpiresAt !== undefined ? { leaseExpiresAt: result.leaseExpiresAt } : {}) };
-  (deps.log ?? silentLog).info("lock acquired", { service: input.service, executionArn: input.executionArn, reacquired: result.reacquired, tookOverFrom: result.tookOverFrom });
+  if (!result.ok)
+    return {
+      acquired: false,
+      holder: result.holder,
+      reason: result.reason,
+      ...(result.leaseExpiresAt !== undefined ? { leaseExpiresAt: result.leaseExpiresAt } : {}),
+    };
+  (deps.log ?? silentLog).info("lock acquired", {
+    service: input.service,
+    executionArn: input.executionArn,
+    reacquired: result.reacquired,
+    tookOverFrom: result.tookOverFrom,
+  });
   return {
     acquired: true,
     reacquired: result.reacquired,
@@ -134,7 +144,10 @@ export async function acquireLock(input: AcquireInput, deps: LockDeps): Promise<
 }
 
 /** Renews the holder's lease; throws `kiln.LockLost` when this execution no longer holds the lock. */
-export async function heartbeat(input: { service: string; executionArn: string }, deps: LockDeps): Promise<{ leaseExpiresAt: number }> {
+export async function heartbeat(
+  input: { service: string; executionArn: string },
+  deps: LockDeps,
+): Promise<{ leaseExpiresAt: number }> {
   const t = timing(deps);
   const d = await store(deps).mutate<rules.HeartbeatDecision>(input.service, (item) => {
     const r = rules.heartbeat(item, input.executionArn, t);
@@ -174,11 +187,18 @@ export interface ReleaseResult {
  * the caller must start (`releaseAndStartNext` does both). Releasing twice is harmless; a retry
  * after the hand-off returns the same `next` so its start can be re-issued.
  */
-export async function releaseLock(input: ReleaseInput, deps: LockDeps & { deployStateMachineArn: string }): Promise<ReleaseResult> {
+export async function releaseLock(
+  input: ReleaseInput,
+  deps: LockDeps & { deployStateMachineArn: string },
+): Promise<ReleaseResult> {
   const t = timing(deps);
   const arns = [input.executionArn, ...(input.abortedExecutionArn ? [input.abortedExecutionArn] : [])];
   const d = await store(deps).mutate<rules.ReleaseDecision>(input.service, (item) => {
-    const r = rules.release(item, arns, { ...t, deployStateMachineArn: deps.deployStateMachineArn, arnFor: (n) => executionArnFor(deps.deployStateMachineArn, n) });
+    const r = rules.release(item, arns, {
+      ...t,
+      deployStateMachineArn: deps.deployStateMachineArn,
+      arnFor: (n) => executionArnFor(deps.deployStateMachineArn, n),
+    });
     return r.kind === "released" || r.kind === "handoff" ? { write: r.item, result: r } : { result: r };
   });
   switch (d.kind) {
@@ -223,7 +243,12 @@ export async function releaseAndStartNext(
 ): Promise<ReleaseResult & { started: StartNextResult[] }> {
   const r = await releaseLock(input, deps);
   const started = r.next ? await startNext(input.service, r.next, deps) : [];
-  (deps.log ?? silentLog).info("lock released", { service: input.service, executionArn: input.executionArn, released: r.released, started });
+  (deps.log ?? silentLog).info("lock released", {
+    service: input.service,
+    executionArn: input.executionArn,
+    released: r.released,
+    started,
+  });
   return { ...r, started };
 }
 
@@ -231,14 +256,22 @@ export async function releaseAndStartNext(
  * StartExecution that treats the name as the idempotency key: a running execution of that name is
  * the same deployment (`running`); a closed one already ran (`already-ran`).
  */
-async function startExecution(spec: StartSpec & { executionArn: string }, deps: StartDeps): Promise<{ executionArn: string; status: StartNextResult["status"] }> {
+async function startExecution(
+  spec: StartSpec & { executionArn: string },
+  deps: StartDeps,
+): Promise<{ executionArn: string; status: StartNextResult["status"] }> {
   try {
-    const r = await deps.sfn.send(new StartExecutionCommand({ stateMachineArn: spec.stateMachineArn, name: spec.name, input: spec.input }));
+    const r = await deps.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: spec.stateMachineArn, name: spec.name, input: spec.input }),
+    );
     return { executionArn: r.executionArn ?? spec.executionArn, status: "started" };
   } catch (err) {
     if ((err as Error).name !== "ExecutionAlreadyExists") throw err;
     const status = await executionStatus(deps.sfn, spec.executionArn);
-    return { executionArn: spec.executionArn, status: status === "RUNNING" || status === "PENDING_REDRIVE" ? "running" : "already-ran" };
+    return {
+      executionArn: spec.executionArn,
+      status: status === "RUNNING" || status === "PENDING_REDRIVE" ? "running" : "already-ran",
+    };
   }
 }
 
@@ -302,14 +335,22 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
   const statuses = new Map<string, HolderStatus>();
   const statusOf = async (arn: string) => {
     let s = statuses.get(arn);
-    if (!s) statuses.set(arn, (s = await executionStatus(deps.sfn, arn)));
+    if (!s) {
+      s = await executionStatus(deps.sfn, arn);
+      statuses.set(arn, s);
+    }
     return s;
   };
   const abort = abortFor(deps, service, `superseded by ${trigger} of ${commit}`);
   const decision = await store(deps).mutate<rules.AdmitDecision>(service, async (item) => {
     const holderStatus = item?.holder && item.holder !== claim.executionArn ? await statusOf(item.holder) : undefined;
     const t = timing(deps);
-    const d = rules.admit(item, claim, { ...t, ifBusy: req.ifBusy ?? "queue", ...(holderStatus ? { holderStatus } : {}), ...(abort ? { abortFor: abort } : {}) });
+    const d = rules.admit(item, claim, {
+      ...t,
+      ifBusy: req.ifBusy ?? "queue",
+      ...(holderStatus ? { holderStatus } : {}),
+      ...(abort ? { abortFor: abort } : {}),
+    });
     return { ...("item" in d && d.item ? { write: d.item } : {}), result: d };
   });
 
@@ -321,7 +362,10 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
     case "start": {
       let s: Awaited<ReturnType<typeof startExecution>>;
       try {
-        s = await startExecution({ stateMachineArn: claim.stateMachineArn, name, input: JSON.stringify(claim.input), executionArn: claim.executionArn }, deps);
+        s = await startExecution(
+          { stateMachineArn: claim.stateMachineArn, name, input: JSON.stringify(claim.input), executionArn: claim.executionArn },
+          deps,
+        );
       } catch (err) {
         // Nothing started: give the claim back (to the queue, if something queued meanwhile).
         await releaseAndStartNext({ service, executionArn: claim.executionArn }, deps).catch((e) =>
@@ -339,13 +383,18 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
         executionArn: s.executionArn,
         name,
         duplicate: s.status !== "started",
-        ...(s.status !== "started" ? { status: s.status === "running" ? "RUNNING" : (await statusOf(s.executionArn)) } : {}),
+        ...(s.status !== "started" ? { status: s.status === "running" ? "RUNNING" : await statusOf(s.executionArn) } : {}),
         ...(decision.tookOverFrom ? { tookOverFrom: decision.tookOverFrom } : {}),
       };
     }
     case "supersede": {
       const s = await startExecution(decision.abort, deps);
-      log.warn("failed deployment superseded: abort started", { service, failed: decision.failed, abort: s.executionArn, queued: commit });
+      log.warn("failed deployment superseded: abort started", {
+        service,
+        failed: decision.failed,
+        abort: s.executionArn,
+        queued: commit,
+      });
       return {
         action: "queued",
         position: 1,
@@ -359,7 +408,13 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
     }
     case "queued": {
       if (decision.restart) await startExecution({ ...decision.restart, executionArn: decision.holder }, deps);
-      log.info("deployment queued", { service, commit, holder: decision.holder, replaced: decision.replaced, blockedBy: decision.blockedBy });
+      log.info("deployment queued", {
+        service,
+        commit,
+        holder: decision.holder,
+        replaced: decision.replaced,
+        blockedBy: decision.blockedBy,
+      });
       return {
         action: "queued",
         position: 1,
@@ -383,11 +438,17 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
  * an older queued commit; an older one than queued or deploying is ignored). When the lock is free
  * there is nothing to wait for and the request is refused with the reason — use `startOrQueue`.
  */
-export async function enqueue(req: DeployRequest, deps: LockDeps & { deployStateMachineArn: string }): Promise<StartOrQueueResult> {
+export async function enqueue(
+  req: DeployRequest,
+  deps: LockDeps & { deployStateMachineArn: string },
+): Promise<StartOrQueueResult> {
   const { service, commit, trigger } = req.input;
   const name = executionName(service, commit, trigger, req.nonce);
   const claim: Claim = {
-    service, commit, trigger, name,
+    service,
+    commit,
+    trigger,
+    name,
     executionArn: executionArnFor(deps.deployStateMachineArn, name),
     stateMachineArn: deps.deployStateMachineArn,
     input: req.input,
@@ -403,7 +464,12 @@ export async function enqueue(req: DeployRequest, deps: LockDeps & { deployState
   if (d.kind === "duplicate") return { action: "started", executionArn: d.executionArn, name, duplicate: true };
   if (d.kind === "queued") {
     return {
-      action: "queued", position: 1, holder: d.holder, name, unchanged: d.unchanged, reason: d.reason,
+      action: "queued",
+      position: 1,
+      holder: d.holder,
+      name,
+      unchanged: d.unchanged,
+      reason: d.reason,
       ...(d.replaced ? { replaced: d.replaced } : {}),
     };
   }
@@ -425,7 +491,12 @@ export async function supersede(service: string, deps: StartDeps, by?: string): 
   if (!abort) return { action: "nothing", reason: "no abort state machine is configured (KILN_ABORT_STATE_MACHINE_ARN)" };
   const d = await store(deps).mutate<rules.SupersedeDecision>(service, async (item) => {
     const holderStatus = item?.holder ? await executionStatus(deps.sfn, item.holder) : undefined;
-    const r = rules.supersede(item, { ...timing(deps), abortFor: abort, ...(holderStatus ? { holderStatus } : {}), ...(by ? { by } : {}) });
+    const r = rules.supersede(item, {
+      ...timing(deps),
+      abortFor: abort,
+      ...(holderStatus ? { holderStatus } : {}),
+      ...(by ? { by } : {}),
+    });
     return { ...(r.kind === "supersede" ? { write: r.item } : {}), result: r };
   });
   if (d.kind === "nothing") return { action: "nothing", reason: d.reason };

@@ -96,15 +96,31 @@ function holderFields(c: { executionArn: string; name: string; commit: string; t
 
 function withoutHolder(item: LockItem): LockItem {
   const {
-    holder: _h, holderName: _n, holderCommit: _c, holderTrigger: _t, holderPushedAt: _p, holderState: _s,
-    holderStart: _st, leaseExpiresAt: _l, acquiredAt: _a, heartbeatAt: _hb, ...rest
+    holder: _h,
+    holderName: _n,
+    holderCommit: _c,
+    holderTrigger: _t,
+    holderPushedAt: _p,
+    holderState: _s,
+    holderStart: _st,
+    leaseExpiresAt: _l,
+    acquiredAt: _a,
+    heartbeatAt: _hb,
+    ...rest
   } = item;
   return rest;
 }
 
 function queuedFrom(c: Claim, now: number, previous?: QueuedDeploy): QueuedDeploy {
   const replaced = previous ? [...(previous.replaced ?? []), previous.commit].slice(-10) : undefined;
-  return { commit: c.commit, name: c.name, input: c.input, pushedAt: c.pushedAt, queuedAt: now, ...(replaced ? { replaced } : {}) };
+  return {
+    commit: c.commit,
+    name: c.name,
+    input: c.input,
+    pushedAt: c.pushedAt,
+    queuedAt: now,
+    ...(replaced ? { replaced } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,7 +179,10 @@ export type HeartbeatDecision = { ok: true; item: LockItem } | { ok: false; hold
 
 export function heartbeat(item: LockItem | undefined, executionArn: string, t: Timing): HeartbeatDecision {
   if (!item || item.holder !== executionArn) return { ok: false, ...(item?.holder ? { holder: item.holder } : {}) };
-  return { ok: true, item: { ...item, holderState: "running", leaseExpiresAt: t.now + t.leaseMs, heartbeatAt: t.now, updatedAt: t.now } };
+  return {
+    ok: true,
+    item: { ...item, holderState: "running", leaseExpiresAt: t.now + t.leaseMs, heartbeatAt: t.now, updatedAt: t.now },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,7 +209,13 @@ export function release(
 ): ReleaseDecision {
   const mine = new Set(executionArns);
   if (!item?.holder || !mine.has(item.holder)) {
-    if (item?.holder && item.previousHolder && mine.has(item.previousHolder) && item.holderState === "starting" && item.holderStart) {
+    if (
+      item?.holder &&
+      item.previousHolder &&
+      mine.has(item.previousHolder) &&
+      item.holderState === "starting" &&
+      item.holderStart
+    ) {
       return {
         kind: "handoff-pending",
         next: { ...item.holderStart, executionArn: item.holder, commit: item.holderCommit ?? "" },
@@ -203,7 +228,10 @@ export function release(
     };
   }
   let lastFailed: FailedDeploy | undefined = item.lastFailed;
-  if (lastFailed?.unresolved && (mine.has(lastFailed.executionArn) || (lastFailed.abortExecutionArn && mine.has(lastFailed.abortExecutionArn)))) {
+  if (
+    lastFailed?.unresolved &&
+    (mine.has(lastFailed.executionArn) || (lastFailed.abortExecutionArn && mine.has(lastFailed.abortExecutionArn)))
+  ) {
     // executionArns[0] is the releasing execution: the failed one itself (redriven to success) or its abort.
     const by = executionArns[0] ?? item.holder;
     lastFailed = {
@@ -298,7 +326,9 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
   const failedDeploy = base.lastFailed?.executionArn ?? holder;
   // …and that abort failed too (DescribeExecution, or the pager's note on the lock item).
   const abortFailed =
-    abortingFailed && (isFailedStatus(o.holderStatus) || (o.holderStatus === undefined && base.lastFailed?.resolution?.startsWith("abort ") === true));
+    abortingFailed &&
+    (isFailedStatus(o.holderStatus) ||
+      (o.holderStatus === undefined && base.lastFailed?.resolution?.startsWith("abort ") === true));
   const failed = !abortingFailed && holderFailed(base, o.holderStatus);
   if (o.ifBusy === "skip") {
     const reason = abortFailed
@@ -312,14 +342,27 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
   }
 
   // Latest wins: never queue something older than what is deploying or already queued.
-  if (base.holderTrigger === "push" && base.holderPushedAt !== undefined && c.pushedAt < base.holderPushedAt && c.trigger === "push") {
+  if (
+    base.holderTrigger === "push" &&
+    base.holderPushedAt !== undefined &&
+    c.pushedAt < base.holderPushedAt &&
+    c.trigger === "push"
+  ) {
     return { kind: "stale", holder, reason: `commit ${c.commit} was pushed before ${base.holderCommit}, which is deploying` };
   }
   const q = base.queued;
   const restart =
-    abortingFailed && o.holderStatus === "MISSING" && base.holderState === "starting" && base.holderStart ? base.holderStart : undefined;
+    abortingFailed && o.holderStatus === "MISSING" && base.holderState === "starting" && base.holderStart
+      ? base.holderStart
+      : undefined;
   if (q && q.commit === c.commit) {
-    return { kind: "queued", holder, unchanged: true, reason: `commit ${c.commit} is already queued behind ${holder}`, ...(restart ? { restart } : {}) };
+    return {
+      kind: "queued",
+      holder,
+      unchanged: true,
+      reason: `commit ${c.commit} is already queued behind ${holder}`,
+      ...(restart ? { restart } : {}),
+    };
   }
   if (q && q.pushedAt > c.pushedAt) {
     return { kind: "stale", holder, reason: `a newer commit ${q.commit} is already queued` };
@@ -388,9 +431,14 @@ export function markFailed(item: LockItem | undefined, executionArn: string, sta
   if (!item || item.holder !== executionArn) return undefined;
   if (item.lastFailed?.abortExecutionArn === executionArn) {
     // The abort of a failed deployment failed: keep the original failure, note the abort's outcome.
-    return { ...item, lastFailed: { ...item.lastFailed, unresolved: true, resolution: `abort ${executionArn} ${status}` }, updatedAt: now };
+    return {
+      ...item,
+      lastFailed: { ...item.lastFailed, unresolved: true, resolution: `abort ${executionArn} ${status}` },
+      updatedAt: now,
+    };
   }
-  if (item.lastFailed?.executionArn === executionArn && item.lastFailed.unresolved && item.lastFailed.status === status) return undefined;
+  if (item.lastFailed?.executionArn === executionArn && item.lastFailed.unresolved && item.lastFailed.status === status)
+    return undefined;
   return { ...item, lastFailed: { executionArn, status, unresolved: true, failedAt: now }, updatedAt: now };
 }
 
@@ -398,7 +446,11 @@ export function markFailed(item: LockItem | undefined, executionArn: string, sta
 export function markResolved(item: LockItem | undefined, executionArn: string, now: number): LockItem | undefined {
   const f = item?.lastFailed;
   if (!item || !f?.unresolved || (f.executionArn !== executionArn && f.abortExecutionArn !== executionArn)) return undefined;
-  return { ...item, lastFailed: { ...f, unresolved: false, resolvedAt: now, resolution: `${executionArn} SUCCEEDED` }, updatedAt: now };
+  return {
+    ...item,
+    lastFailed: { ...f, unresolved: false, resolvedAt: now, resolution: `${executionArn} SUCCEEDED` },
+    updatedAt: now,
+  };
 }
 
 export type SupersedeDecision =

@@ -4,7 +4,6 @@ import type { LockItem } from "./types.ts";
 
 /** The DocumentClient surface the lock uses (a `DynamoDBDocumentClient`, or a fake in tests). */
 export interface DocumentSender {
-  // biome-ignore lint/suspicious/noExplicitAny: the DocumentClient's overloaded send
   send(command: any): Promise<any>;
 }
 
@@ -40,7 +39,11 @@ export class VersionedStore<T extends { service: string; version: number }> {
           Item: item,
           ...(expected === undefined
             ? { ConditionExpression: "attribute_not_exists(#s)", ExpressionAttributeNames: { "#s": "service" } }
-            : { ConditionExpression: "#v = :v", ExpressionAttributeNames: { "#v": "version" }, ExpressionAttributeValues: { ":v": expected } }),
+            : {
+                ConditionExpression: "#v = :v",
+                ExpressionAttributeNames: { "#v": "version" },
+                ExpressionAttributeValues: { ":v": expected },
+              }),
         }),
       );
       return true;

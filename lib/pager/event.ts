@@ -12,7 +12,9 @@ export const StatusChangeEvent = z.object({
   time: z.string().optional(),
   region: z.string().optional(),
   detail: z.object({
-    executionArn: z.string().regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN"),
+    executionArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN"),
     stateMachineArn: z.string().optional(),
     name: z.string().optional(),
     status: z.enum(["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]),

@@ -1,7 +1,10 @@
 import type { Clock } from "../clock.ts";
 
 /** The fetch surface used; tests inject one that captures the calls. */
-export type Fetch = (url: string, init: { method: string; headers: Record<string, string>; body: string }) => Promise<{
+export type Fetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string },
+) => Promise<{
   status: number;
   headers: { get(name: string): string | null };
   text(): Promise<string>;
@@ -48,7 +51,11 @@ export async function postJson(
   for (let attempt = 1; attempt <= policy.attempts; attempt++) {
     let retryAfterMs: number | undefined;
     try {
-      const res = await deps.fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const res = await deps.fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       const text = await res.text().catch(() => "");
       if (res.status >= 200 && res.status < 300) return { status: res.status, body: text, attempts: attempt };
       last = `HTTP ${res.status} ${text.slice(0, 200)}`;

@@ -5,8 +5,9 @@
  * (after a redrive) or of a later deployment of the same service resolves the page.
  * See docs/on-call.md.
  */
-import { PublishCommand } from "@aws-sdk/client-sns";
+
 import { DescribeExecutionCommand, GetExecutionHistoryCommand } from "@aws-sdk/client-sfn";
+import { PublishCommand } from "@aws-sdk/client-sns";
 import type { Clock } from "../clock.ts";
 import { ThrottledError } from "../errors.ts";
 import { type LockDeps, recordFailure, recordSuccess, type SfnSender } from "../lock/lock.ts";
@@ -32,7 +33,6 @@ export interface PagerRoute {
 }
 
 export interface SnsSender {
-  // biome-ignore lint/suspicious/noExplicitAny: the SNS client's overloaded send
   send(command: any): Promise<any>;
 }
 
@@ -137,7 +137,10 @@ export function awsConsoleUrl(executionArn: string): string {
  * innermost one is found first). Also the first task-level error/cause seen, for executions whose
  * own error is generic (`States.TaskFailed`).
  */
-export async function failedStep(sfn: SfnSender, executionArn: string): Promise<{ state?: string; error?: string; cause?: string }> {
+export async function failedStep(
+  sfn: SfnSender,
+  executionArn: string,
+): Promise<{ state?: string; error?: string; cause?: string }> {
   const exited = new Map<string, number>();
   let state: string | undefined;
   let error: string | undefined;
@@ -145,7 +148,15 @@ export async function failedStep(sfn: SfnSender, executionArn: string): Promise<
   let nextToken: string | undefined;
   // Five pages of 200 reach far enough back for the failure; histories can hold 25,000 events.
   for (let page = 0; page < 5; page++) {
-    const r = await sfn.send(new GetExecutionHistoryCommand({ executionArn, reverseOrder: true, maxResults: 200, includeExecutionData: false, nextToken }));
+    const r = await sfn.send(
+      new GetExecutionHistoryCommand({
+        executionArn,
+        reverseOrder: true,
+        maxResults: 200,
+        includeExecutionData: false,
+        nextToken,
+      }),
+    );
     for (const e of (r.events ?? []) as Record<string, unknown>[]) {
       const type = String(e.type ?? "");
       for (const [k, v] of Object.entries(e)) {
@@ -237,7 +248,8 @@ export function pagerDutyResolve(routingKey: string, executionArn: string) {
 /** The page as text (Slack mrkdwn / SNS), with the same facts as the PagerDuty event. */
 export function pageText(f: PageFacts, resolvedBy?: string): string {
   if (resolvedBy) {
-    const how = resolvedBy === f.executionArn ? "the execution succeeded (redriven)" : `a later deployment succeeded: ${resolvedBy}`;
+    const how =
+      resolvedBy === f.executionArn ? "the execution succeeded (redriven)" : `a later deployment succeeded: ${resolvedBy}`;
     return [`:white_check_mark: *Resolved* ${summary(f)}`, `Resolved because ${how}.`, `Execution: ${f.executionArn}`].join("\n");
   }
   return [
@@ -252,7 +264,12 @@ export function pageText(f: PageFacts, resolvedBy?: string): string {
   ].join("\n");
 }
 
-async function factsFor(e: StatusChangeEvent, input: ExecutionInput, deps: PagerDeps, route: PagerRoute | undefined): Promise<PageFacts> {
+async function factsFor(
+  e: StatusChangeEvent,
+  input: ExecutionInput,
+  deps: PagerDeps,
+  route: PagerRoute | undefined,
+): Promise<PageFacts> {
   const d = e.detail;
   const [, , , region = "", , , sm = "", name = ""] = d.executionArn.split(":");
   let error = d.error ?? undefined;
@@ -303,7 +320,8 @@ export async function handleStatusChange(event: StatusChangeEvent, deps: PagerDe
   const d = event.detail;
   const log = deps.log ?? silentLog;
   const failed = d.status === "FAILED" || d.status === "TIMED_OUT" || d.status === "ABORTED";
-  if (!failed && d.status !== "SUCCEEDED") return { action: "ignored", executionArn: d.executionArn, reason: `status ${d.status} neither pages nor resolves` };
+  if (!failed && d.status !== "SUCCEEDED")
+    return { action: "ignored", executionArn: d.executionArn, reason: `status ${d.status} neither pages nor resolves` };
 
   let input = parseInput(d.input);
   if (!input) {
@@ -312,7 +330,8 @@ export async function handleStatusChange(event: StatusChangeEvent, deps: PagerDe
     input = parseInput(r.input) ?? {};
   }
   const service = typeof input.service === "string" && input.service ? input.service : undefined;
-  if (!service) return { action: "ignored", executionArn: d.executionArn, reason: "not a kiln execution (no service in its input)" };
+  if (!service)
+    return { action: "ignored", executionArn: d.executionArn, reason: "not a kiln execution (no service in its input)" };
 
   const store = new VersionedStore<PageRecord>(deps.ddb, deps.table);
   const lockDeps: LockDeps = { ddb: deps.ddb, table: deps.table, clock: deps.clock };
@@ -356,7 +375,8 @@ async function trigger(
     const r: PageRecord = rec ?? { service: recordKey(service), version: 0, incidents: {}, updatedAt: now() };
     const inc = r.incidents[d.executionArn];
     const done = channels.every((c) => inc?.sent[`${key}:${c}`] !== undefined);
-    if (inc && done && inc.claims[key] !== undefined) return { result: { go: false, reason: "already paged for this failure", sent: inc.sent } };
+    if (inc && done && inc.claims[key] !== undefined)
+      return { result: { go: false, reason: "already paged for this failure", sent: inc.sent } };
     const claimedAt = inc?.claims[key];
     if (claimedAt !== undefined && now() - claimedAt < CLAIM_TIMEOUT_MS && !done) {
       return { result: { go: false, reason: "another invocation is paging for this failure", sent: inc?.sent ?? {} } };
@@ -369,7 +389,10 @@ async function trigger(
       claims: { ...(inc?.claims ?? {}), [key]: now() },
       facts,
     };
-    return { write: prune({ ...r, incidents: { ...r.incidents, [d.executionArn]: next }, updatedAt: now() }), result: { go: true, sent: next.sent } };
+    return {
+      write: prune({ ...r, incidents: { ...r.incidents, [d.executionArn]: next }, updatedAt: now() }),
+      result: { go: true, sent: next.sent },
+    };
   });
   if (!claim.go) return { action: "duplicate", executionArn: d.executionArn, service, reason: claim.reason! };
 
@@ -382,8 +405,14 @@ async function trigger(
       delivered.push(c);
       await markSent(store, service, d.executionArn, `${key}:${c}`, now());
     } catch (err) {
-      const e = err instanceof DeliveryError ? err : new DeliveryError(String((err as Error)?.message ?? err), false, { cause: err });
-      (deps.log ?? silentLog).error("page delivery failed", { channel: c, executionArn: d.executionArn, permanent: e.permanent, error: e.message });
+      const e =
+        err instanceof DeliveryError ? err : new DeliveryError(String((err as Error)?.message ?? err), false, { cause: err });
+      (deps.log ?? silentLog).error("page delivery failed", {
+        channel: c,
+        executionArn: d.executionArn,
+        permanent: e.permanent,
+        error: e.message,
+      });
       // A rejected message will be rejected again: record it (negative time = failed) so retries skip it.
       if (e.permanent) await markSent(store, service, d.executionArn, `${key}:${c}`, -now());
       else transient = e;
@@ -395,7 +424,10 @@ async function trigger(
       const inc = rec?.incidents[d.executionArn];
       if (!rec || !inc) return { result: undefined };
       const { [key]: _, ...claims } = inc.claims;
-      return { write: { ...rec, incidents: { ...rec.incidents, [d.executionArn]: { ...inc, claims } }, updatedAt: now() }, result: undefined };
+      return {
+        write: { ...rec, incidents: { ...rec.incidents, [d.executionArn]: { ...inc, claims } }, updatedAt: now() },
+        result: undefined,
+      };
     });
     throw new ThrottledError(`paging ${service} for ${d.executionArn}: ${transient.message}`, { cause: transient });
   }
@@ -406,11 +438,19 @@ async function markSent(store: VersionedStore<PageRecord>, service: string, exec
   await store.mutate(recordKey(service), (rec) => {
     const inc = rec?.incidents[executionArn];
     if (!rec || !inc) return { result: undefined };
-    return { write: { ...rec, incidents: { ...rec.incidents, [executionArn]: { ...inc, sent: { ...inc.sent, [key]: at } } } }, result: undefined };
+    return {
+      write: { ...rec, incidents: { ...rec.incidents, [executionArn]: { ...inc, sent: { ...inc.sent, [key]: at } } } },
+      result: undefined,
+    };
   });
 }
 
-async function resolve(event: StatusChangeEvent, service: string, store: VersionedStore<PageRecord>, deps: PagerDeps): Promise<PagerResult> {
+async function resolve(
+  event: StatusChangeEvent,
+  service: string,
+  store: VersionedStore<PageRecord>,
+  deps: PagerDeps,
+): Promise<PagerResult> {
   const d = event.detail;
   const now = deps.clock.now();
   // Every open incident of the service: this execution's own (redriven to success) and any
@@ -423,7 +463,8 @@ async function resolve(event: StatusChangeEvent, service: string, store: Version
     for (const [arn, inc] of toResolve) incidents[arn] = { ...inc, resolvedAt: now, resolvedBy: d.executionArn };
     return { write: { ...rec, incidents, updatedAt: now }, result: toResolve };
   });
-  if (open.length === 0) return { action: "duplicate", executionArn: d.executionArn, service, reason: "no open page for this service" };
+  if (open.length === 0)
+    return { action: "duplicate", executionArn: d.executionArn, service, reason: "no open page for this service" };
   const channels = new Set<string>();
   let transient: DeliveryError | undefined;
   for (const [arn, inc] of open) {
@@ -457,11 +498,22 @@ async function resolve(event: StatusChangeEvent, service: string, store: Version
     });
     throw new ThrottledError(`resolving pages of ${service}: ${transient.message}`, { cause: transient });
   }
-  return { action: "resolved", executionArn: d.executionArn, service, channels: [...channels], resolved: open.map(([arn]) => arn) };
+  return {
+    action: "resolved",
+    executionArn: d.executionArn,
+    service,
+    channels: [...channels],
+    resolved: open.map(([arn]) => arn),
+  };
 }
 
 async function send(c: Channel, route: PagerRoute, f: PageFacts, deps: PagerDeps, resolvedBy: string | undefined): Promise<void> {
-  const http = { fetch: deps.fetch, clock: deps.clock, ...(deps.retry ? { retry: deps.retry } : {}), ...(deps.random ? { random: deps.random } : {}) };
+  const http = {
+    fetch: deps.fetch,
+    clock: deps.clock,
+    ...(deps.retry ? { retry: deps.retry } : {}),
+    ...(deps.random ? { random: deps.random } : {}),
+  };
   if (c === "pagerduty") {
     const key = await deps.secret(route.pagerDutyRoutingKeyParam!);
     const body = resolvedBy ? pagerDutyResolve(key, f.executionArn) : pagerDutyTrigger(key, f, route.severity);
@@ -481,7 +533,12 @@ async function send(c: Channel, route: PagerRoute, f: PageFacts, deps: PagerDeps
       );
     } catch (err) {
       const name = (err as Error).name;
-      const permanent = ["NotFoundException", "InvalidParameterException", "AuthorizationErrorException", "InvalidParameterValueException"].includes(name);
+      const permanent = [
+        "NotFoundException",
+        "InvalidParameterException",
+        "AuthorizationErrorException",
+        "InvalidParameterValueException",
+      ].includes(name);
       throw new DeliveryError(`SNS: ${name}: ${(err as Error).message}`, permanent, { cause: err });
     }
   }

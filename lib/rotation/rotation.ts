@@ -20,7 +20,6 @@ export const ROTATION_TAGS = {
   baseAmi: "kiln:base-ami",
 } as const;
 
-// biome-ignore lint/suspicious/noExplicitAny: SDK clients' overloaded send
 type Sender = { send(command: any): Promise<any> };
 
 /** Where a service's base AMI comes from (the `baseAmi` of its configuration). */
@@ -61,14 +60,24 @@ export async function resolveBaseAmi(source: BaseAmiSource, deps: { ec2: Sender;
   if ("ssmParameter" in source) {
     const r = await deps.ssm.send(new GetParameterCommand({ Name: source.ssmParameter }));
     const v = r.Parameter?.Value;
-    if (!v?.startsWith("ami-")) throw new ConfigInvalidError(`SSM parameter ${source.ssmParameter} does not hold an AMI id (got ${JSON.stringify(v)})`);
+    if (!v?.startsWith("ami-"))
+      throw new ConfigInvalidError(`SSM parameter ${source.ssmParameter} does not hold an AMI id (got ${JSON.stringify(v)})`);
     return v;
   }
   const r = await deps.ec2.send(
-    new DescribeImagesCommand({ Owners: source.owners, Filters: [{ Name: "name", Values: [source.name] }, { Name: "state", Values: ["available"] }] }),
+    new DescribeImagesCommand({
+      Owners: source.owners,
+      Filters: [
+        { Name: "name", Values: [source.name] },
+        { Name: "state", Values: ["available"] },
+      ],
+    }),
   );
-  const newest = [...(r.Images ?? [])].sort((a, b) => String(b.CreationDate ?? "").localeCompare(String(a.CreationDate ?? "")))[0];
-  if (!newest?.ImageId) throw new ConfigInvalidError(`no available AMI matches name ${source.name} owned by ${source.owners.join(", ")}`);
+  const newest = [...(r.Images ?? [])].sort((a, b) =>
+    String(b.CreationDate ?? "").localeCompare(String(a.CreationDate ?? "")),
+  )[0];
+  if (!newest?.ImageId)
+    throw new ConfigInvalidError(`no available AMI matches name ${source.name} owned by ${source.owners.join(", ")}`);
   return newest.ImageId;
 }
 
@@ -81,7 +90,9 @@ export async function findLiveFleet(service: string, deps: { autoscaling: Sender
   const groups: AutoScalingGroup[] = [];
   let NextToken: string | undefined;
   do {
-    const r = await deps.autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${ROTATION_TAGS.service}`, Values: [service] }], NextToken }));
+    const r = await deps.autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: `tag:${ROTATION_TAGS.service}`, Values: [service] }], NextToken }),
+    );
     groups.push(...(r.AutoScalingGroups ?? []));
     NextToken = r.NextToken;
   } while (NextToken);
@@ -90,7 +101,9 @@ export async function findLiveFleet(service: string, deps: { autoscaling: Sender
     .filter((g) => (g.DesiredCapacity ?? 0) > 0 && inService(g).length > 0)
     .sort((a, b) => inService(b).length - inService(a).length || Number(b.CreatedTime ?? 0) - Number(a.CreatedTime ?? 0))[0];
   if (!live) return undefined;
-  const ids = inService(live).map((i) => i.InstanceId!).filter(Boolean);
+  const ids = inService(live)
+    .map((i) => i.InstanceId!)
+    .filter(Boolean);
   const described = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
   const instances = (described.Reservations ?? []).flatMap((r: { Instances?: unknown[] }) => r.Instances ?? []) as {
     ImageId?: string;
@@ -104,7 +117,14 @@ export async function findLiveFleet(service: string, deps: { autoscaling: Sender
   const baseAmi = tag(image.Images?.[0]?.Tags, ROTATION_TAGS.baseAmi);
   const launches = instances.map((i) => (i.LaunchTime ? new Date(i.LaunchTime).getTime() : Number.NaN)).filter(Number.isFinite);
   const oldestLaunch = launches.length ? Math.min(...launches) : Number(live.CreatedTime ?? 0);
-  return { asgName: live.AutoScalingGroupName!, commit, imageId, ...(baseAmi ? { baseAmi } : {}), oldestLaunch, instances: ids.length };
+  return {
+    asgName: live.AutoScalingGroupName!,
+    commit,
+    imageId,
+    ...(baseAmi ? { baseAmi } : {}),
+    oldestLaunch,
+    instances: ids.length,
+  };
 }
 
 /** `YYYYMMDD` of the clock's day (UTC): one rotation per service and day, a re-run the same day collapses. */
@@ -136,7 +156,11 @@ export async function rotate(input: { service: string }, deps: RotationDeps): Pr
   }
 
   const fleet = await findLiveFleet(service, deps);
-  if (!fleet) return { action: "skipped", reason: `no live fleet of ${service} (an Auto Scaling group tagged kiln:service with in-service instances and kiln:commit)` };
+  if (!fleet)
+    return {
+      action: "skipped",
+      reason: `no live fleet of ${service} (an Auto Scaling group tagged kiln:service with in-service instances and kiln:commit)`,
+    };
   const newest = await resolveBaseAmi(deps.service.baseAmi, deps);
   const ageDays = (now - fleet.oldestLaunch) / DAY_MS;
   const observed = { fleet, newestBaseAmi: newest, ageDays: Math.round(ageDays * 100) / 100, maxAgeDays };
@@ -147,21 +171,37 @@ export async function rotate(input: { service: string }, deps: RotationDeps): Pr
   if (ageDays >= maxAgeDays) reasons.push(`the oldest instance is ${age}`);
   if (reasons.length === 0) {
     // An image without the tag cannot be compared; only age then triggers (never a daily rebake).
-    const base = fleet.baseAmi ? `base AMI unchanged (${newest})` : `base AMI of ${fleet.imageId} unknown (no ${ROTATION_TAGS.baseAmi} tag)`;
+    const base = fleet.baseAmi
+      ? `base AMI unchanged (${newest})`
+      : `base AMI of ${fleet.imageId} unknown (no ${ROTATION_TAGS.baseAmi} tag)`;
     return { action: "skipped", reason: `${base} and the oldest instance is ${age}`, observed };
   }
 
   const r = await startOrQueue(
-    { input: { service, commit: fleet.commit, trigger: "rotation", requestedBy: "schedule" }, nonce: rotationNonce(now), ifBusy: "skip" },
+    {
+      input: { service, commit: fleet.commit, trigger: "rotation", requestedBy: "schedule" },
+      nonce: rotationNonce(now),
+      ifBusy: "skip",
+    },
     deps,
   );
   const reason = reasons.join("; ");
   switch (r.action) {
     case "started":
       if (r.duplicate && r.status !== "RUNNING") {
-        return { action: "skipped", reason: `already rotated today (${r.executionArn} ${r.status})`, executionArn: r.executionArn, observed };
+        return {
+          action: "skipped",
+          reason: `already rotated today (${r.executionArn} ${r.status})`,
+          executionArn: r.executionArn,
+          observed,
+        };
       }
-      return { action: "started", reason: r.duplicate ? `${reason} (already running)` : reason, executionArn: r.executionArn, observed };
+      return {
+        action: "started",
+        reason: r.duplicate ? `${reason} (already running)` : reason,
+        executionArn: r.executionArn,
+        observed,
+      };
     case "busy":
       return { action: "skipped", reason: r.reason, observed };
     default:

@@ -28,12 +28,19 @@ export interface RoutingConfig {
 /** Routing over the service configuration. */
 export function routingFromConfig(config: RoutingConfig): ServiceRouting {
   const entries = Object.entries(config.services).flatMap(([service, s]) =>
-    Object.entries(s.branches).map(([branch, environment]) => ({ service, repository: s.repository.toLowerCase(), branch, environment })),
+    Object.entries(s.branches).map(([branch, environment]) => ({
+      service,
+      repository: s.repository.toLowerCase(),
+      branch,
+      environment,
+    })),
   );
   return {
     findServicesForPush(repository, branch) {
       const repo = repository.toLowerCase();
-      return entries.filter((e) => e.repository === repo && e.branch === branch).map(({ service, environment }) => ({ service, environment }));
+      return entries
+        .filter((e) => e.repository === repo && e.branch === branch)
+        .map(({ service, environment }) => ({ service, environment }));
     },
     environmentOf(service, branch) {
       const s = Object.hasOwn(config.services, service) ? config.services[service] : undefined;

@@ -4,7 +4,6 @@ import { ConfigInvalidError } from "../errors.ts";
 
 /** The SSM surface used (an `SSMClient`, or a fake in tests). */
 export interface SsmSender {
-  // biome-ignore lint/suspicious/noExplicitAny: the SSM client's overloaded send
   send(command: any): Promise<any>;
 }
 

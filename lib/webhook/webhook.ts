@@ -134,7 +134,11 @@ export async function handleWebhook(req: WebhookRequest, deps: WebhookDeps): Pro
   } catch (err) {
     const e = err as Error;
     log.error("webhook failed", { ...ctx, error: e?.name, message: e?.message });
-    return reject(503, "unavailable", `kiln could not process this delivery (${e?.name ?? "Error"}); redeliver it from GitHub once resolved`);
+    return reject(
+      503,
+      "unavailable",
+      `kiln could not process this delivery (${e?.name ?? "Error"}); redeliver it from GitHub once resolved`,
+    );
   }
 }
 
@@ -146,9 +150,17 @@ function safeSummary(body: string): unknown {
   }
 }
 
-async function handle(req: WebhookRequest, headers: Record<string, string>, deps: WebhookDeps, log: Log): Promise<WebhookResponse> {
+async function handle(
+  req: WebhookRequest,
+  headers: Record<string, string>,
+  deps: WebhookDeps,
+  log: Log,
+): Promise<WebhookResponse> {
   if (req.method && req.method.toUpperCase() !== "POST") {
-    return { ...reject(405, "method_not_allowed", "GitHub webhooks are POSTed"), headers: { "content-type": "application/json", allow: "POST" } };
+    return {
+      ...reject(405, "method_not_allowed", "GitHub webhooks are POSTed"),
+      headers: { "content-type": "application/json", allow: "POST" },
+    };
   }
   const max = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const decoded = decodeBody(req, max);
@@ -159,14 +171,19 @@ async function handle(req: WebhookRequest, headers: Record<string, string>, deps
   const signature = headers["x-hub-signature-256"];
   if (!signature) {
     if (headers["x-hub-signature"]) {
-      return reject(401, "unsupported_signature", "only X-Hub-Signature (HMAC-SHA1) was sent; kiln requires X-Hub-Signature-256 (HMAC-SHA256)");
+      return reject(
+        401,
+        "unsupported_signature",
+        "only X-Hub-Signature (HMAC-SHA1) was sent; kiln requires X-Hub-Signature-256 (HMAC-SHA256)",
+      );
     }
     return reject(401, "missing_signature", "X-Hub-Signature-256 is missing: set a secret on the GitHub webhook");
   }
   if (signature.startsWith("sha1=")) {
     return reject(401, "unsupported_signature", "X-Hub-Signature-256 must be sha256=<hex>; sha1 signatures are not accepted");
   }
-  if (!SIGNATURE_256.test(signature)) return reject(401, "bad_signature", "X-Hub-Signature-256 is malformed: expected sha256=<64 hex digits>");
+  if (!SIGNATURE_256.test(signature))
+    return reject(401, "bad_signature", "X-Hub-Signature-256 is malformed: expected sha256=<64 hex digits>");
   if (raw.length === 0) return reject(400, "empty_body", "the request has no body");
   if (!(await verified(raw, signature, deps))) {
     return reject(401, "bad_signature", "X-Hub-Signature-256 does not match the body: check the webhook secret");
@@ -175,18 +192,29 @@ async function handle(req: WebhookRequest, headers: Record<string, string>, deps
   // 2. Shape of the delivery.
   const contentType = (headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
   if (contentType === "application/x-www-form-urlencoded") {
-    return reject(415, "unsupported_content_type", "the webhook sends form-encoded payload=…; set its Content type to application/json in GitHub", {
-      hint: "Repository settings → Webhooks → Edit → Content type: application/json",
-    });
+    return reject(
+      415,
+      "unsupported_content_type",
+      "the webhook sends form-encoded payload=…; set its Content type to application/json in GitHub",
+      {
+        hint: "Repository settings → Webhooks → Edit → Content type: application/json",
+      },
+    );
   }
   if (contentType !== "application/json") {
-    return reject(415, "unsupported_content_type", `Content-Type must be application/json, got ${JSON.stringify(contentType || "(none)")}`);
+    return reject(
+      415,
+      "unsupported_content_type",
+      `Content-Type must be application/json, got ${JSON.stringify(contentType || "(none)")}`,
+    );
   }
   const event = headers["x-github-event"];
   if (!event) return reject(400, "missing_event", "X-GitHub-Event is missing");
   const deliveryId = headers["x-github-delivery"];
-  if (deliveryId !== undefined && !DELIVERY_ID.test(deliveryId)) return reject(400, "bad_delivery_id", "X-GitHub-Delivery is malformed");
-  if (event !== "push" && event !== "ping") return ignored(`event ${JSON.stringify(event.slice(0, 50))} is not handled; kiln deploys on push`);
+  if (deliveryId !== undefined && !DELIVERY_ID.test(deliveryId))
+    return reject(400, "bad_delivery_id", "X-GitHub-Delivery is malformed");
+  if (event !== "push" && event !== "ping")
+    return ignored(`event ${JSON.stringify(event.slice(0, 50))} is not handled; kiln deploys on push`);
 
   let payload: unknown;
   try {
@@ -194,17 +222,25 @@ async function handle(req: WebhookRequest, headers: Record<string, string>, deps
   } catch {
     return reject(400, "invalid_json", "the body is not valid JSON");
   }
-  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) return reject(400, "invalid_payload", "the body must be a JSON object");
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload))
+    return reject(400, "invalid_payload", "the body must be a JSON object");
 
   if (event === "ping") {
     const p = PingPayload.safeParse(payload);
-    return json(200, { ok: true, ...(p.success && p.data.zen ? { zen: p.data.zen } : {}), ...(p.success && p.data.hook_id ? { hookId: p.data.hook_id } : {}) });
+    return json(200, {
+      ok: true,
+      ...(p.success && p.data.zen ? { zen: p.data.zen } : {}),
+      ...(p.success && p.data.hook_id ? { hookId: p.data.hook_id } : {}),
+    });
   }
 
   // 3. The push.
   const parsed = PushPayload.safeParse(payload);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ");
+    const issues = parsed.error.issues
+      .slice(0, 5)
+      .map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`)
+      .join("; ");
     return reject(400, "invalid_payload", `not a push payload: ${issues}`);
   }
   const p = parsed.data;
@@ -222,7 +258,8 @@ async function handle(req: WebhookRequest, headers: Record<string, string>, deps
   const pusher = p.pusher?.name;
   const pushedAt = pushedAtMs(p.repository.pushed_at);
   const results: Record<string, unknown>[] = [];
-  for (const t of targets) results.push(await deployOne(t, { commit, repository, branch, pusher, deliveryId, pushedAt }, deps, log));
+  for (const t of targets)
+    results.push(await deployOne(t, { commit, repository, branch, pusher, deliveryId, pushedAt }, deps, log));
   // One service (the usual case): its answer as is. Several (a monorepo): each, under `deployments`.
   return json(202, results.length === 1 ? results[0]! : { commit, deployments: results });
 }

@@ -81,7 +81,9 @@ describe("triggers and on-call on the simulated cloud", () => {
     await new SNSClient(cfg).send(new CreateTopicCommand({ Name: "kiln-pager" }));
     const ssm = new SSMClient(cfg);
     await ssm.send(new PutParameterCommand({ Name: "/kiln/test/github-webhook-secret", Value: SECRET, Type: "SecureString" }));
-    await ssm.send(new PutParameterCommand({ Name: "/kiln/test/pagerduty-routing-key", Value: "R0UTINGKEY", Type: "SecureString" }));
+    await ssm.send(
+      new PutParameterCommand({ Name: "/kiln/test/pagerduty-routing-key", Value: "R0UTINGKEY", Type: "SecureString" }),
+    );
 
     const [acquire, release, pager, wh] = await Promise.all([
       import("../../../functions/acquire-lock.ts"),
@@ -91,7 +93,11 @@ describe("triggers and on-call on the simulated cloud", () => {
     ]);
     webhook = wh.handler as unknown as typeof webhook;
     const sfn = new SFNClient(cfg);
-    const base = { KILN_LOCK_TABLE: TABLE, KILN_DEPLOY_STATE_MACHINE_ARN: `arn:aws:states:${cloud.region}:${cloud.accountId}:stateMachine:kiln-test-deploy`, KILN_ABORT_STATE_MACHINE_ARN: `arn:aws:states:${cloud.region}:${cloud.accountId}:stateMachine:kiln-test-abort` };
+    const base = {
+      KILN_LOCK_TABLE: TABLE,
+      KILN_DEPLOY_STATE_MACHINE_ARN: `arn:aws:states:${cloud.region}:${cloud.accountId}:stateMachine:kiln-test-deploy`,
+      KILN_ABORT_STATE_MACHINE_ARN: `arn:aws:states:${cloud.region}:${cloud.accountId}:stateMachine:kiln-test-abort`,
+    };
     const fn = (name: string, handler: (e: unknown, c: Context) => unknown, extra: Record<string, string> = {}) =>
       lambda.registerFunction({ name, handler, timeoutSeconds: 60, environment: { ...base, ...extra } });
     const acquireArn = fn("acquire-lock", acquire.handler as never);
@@ -101,13 +107,20 @@ describe("triggers and on-call on the simulated cloud", () => {
       if (bad.has(c)) throw new KilnError("kiln.StepFailed", `install script failed for ${c}`);
       return { ok: true };
     });
-    const pagerArn = fn("pager", pager.handler as never, { KILN_PAGERDUTY_URL: PD_URL, KILN_PAGERDUTY_ROUTING_KEY_PARAM: "/kiln/test/pagerduty-routing-key" });
+    const pagerArn = fn("pager", pager.handler as never, {
+      KILN_PAGERDUTY_URL: PD_URL,
+      KILN_PAGERDUTY_ROUTING_KEY_PARAM: "/kiln/test/pagerduty-routing-key",
+    });
     Object.assign(process.env, base, { KILN_WEBHOOK_SECRET_PARAM: "/kiln/test/github-webhook-secret" });
 
     const deploy = {
       StartAt: "AcquireLock",
       States: {
-        AcquireLock: lambdaTask(acquireArn, { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "commit.$": "$.commit", "trigger.$": "$.trigger" }, "Bake"),
+        AcquireLock: lambdaTask(
+          acquireArn,
+          { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "commit.$": "$.commit", "trigger.$": "$.trigger" },
+          "Bake",
+        ),
         Bake: { Type: "Wait", Seconds: 600, Next: "Install" },
         Install: lambdaTask(workArn, { "commit.$": "$.commit" }, "ReleaseLock"),
         ReleaseLock: lambdaTask(releaseArn, { "service.$": "$.service", "executionArn.$": "$$.Execution.Id" }),
@@ -116,19 +129,33 @@ describe("triggers and on-call on the simulated cloud", () => {
     const abort = {
       StartAt: "AcquireLock",
       States: {
-        AcquireLock: lambdaTask(acquireArn, { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "abortedExecutionArn.$": "$.executionArn" }, "RestoreBlue"),
+        AcquireLock: lambdaTask(
+          acquireArn,
+          { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "abortedExecutionArn.$": "$.executionArn" },
+          "RestoreBlue",
+        ),
         RestoreBlue: { Type: "Wait", Seconds: 120, Next: "ReleaseLock" },
-        ReleaseLock: lambdaTask(releaseArn, { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "abortedExecutionArn.$": "$.executionArn" }),
+        ReleaseLock: lambdaTask(releaseArn, {
+          "service.$": "$.service",
+          "executionArn.$": "$$.Execution.Id",
+          "abortedExecutionArn.$": "$.executionArn",
+        }),
       },
     };
     const role = "arn:aws:iam::123456789012:role/sfn";
-    await sfn.send(new CreateStateMachineCommand({ name: "kiln-test-deploy", roleArn: role, definition: JSON.stringify(deploy) }));
+    await sfn.send(
+      new CreateStateMachineCommand({ name: "kiln-test-deploy", roleArn: role, definition: JSON.stringify(deploy) }),
+    );
     await sfn.send(new CreateStateMachineCommand({ name: "kiln-test-abort", roleArn: role, definition: JSON.stringify(abort) }));
     const eb = new EventBridgeClient(cfg);
     await eb.send(
       new PutRuleCommand({
         Name: "kiln-pager",
-        EventPattern: JSON.stringify({ source: ["aws.states"], "detail-type": ["Step Functions Execution Status Change"], detail: { status: ["FAILED", "TIMED_OUT", "ABORTED", "SUCCEEDED"] } }),
+        EventPattern: JSON.stringify({
+          source: ["aws.states"],
+          "detail-type": ["Step Functions Execution Status Change"],
+          detail: { status: ["FAILED", "TIMED_OUT", "ABORTED", "SUCCEEDED"] },
+        }),
       }),
     );
     await eb.send(new PutTargetsCommand({ Rule: "kiln-pager", Targets: [{ Id: "pager", Arn: pagerArn }] }));
@@ -143,7 +170,7 @@ describe("triggers and on-call on the simulated cloud", () => {
   async function push(after: string, pushedAt: number, deliveryId = `d-${after.slice(0, 6)}-${pushedAt}`) {
     const body = JSON.stringify({
       ref: "refs/heads/main",
-      before: "0".repeat(39) + "1",
+      before: `${"0".repeat(39)}1`,
       after,
       deleted: false,
       repository: { full_name: "example/web", pushed_at: pushedAt },
@@ -153,7 +180,12 @@ describe("triggers and on-call on the simulated cloud", () => {
       {
         version: "2.0",
         rawPath: "/",
-        headers: { "content-type": "application/json", "x-github-event": "push", "x-github-delivery": deliveryId, "x-hub-signature-256": await sign(SECRET, body) },
+        headers: {
+          "content-type": "application/json",
+          "x-github-event": "push",
+          "x-github-delivery": deliveryId,
+          "x-hub-signature-256": await sign(SECRET, body),
+        },
         requestContext: { http: { method: "POST" } },
         body,
         isBase64Encoded: false,
@@ -162,7 +194,11 @@ describe("triggers and on-call on the simulated cloud", () => {
     );
     return { status: res.statusCode, json: JSON.parse(res.body ?? "{}") as Record<string, unknown> };
   }
-  const lockDeps = () => ({ ddb: DynamoDBDocumentClient.from(new DynamoDBClient(cloud.clientConfig())), table: TABLE, clock: cloud.clock });
+  const lockDeps = () => ({
+    ddb: DynamoDBDocumentClient.from(new DynamoDBClient(cloud.clientConfig())),
+    table: TABLE,
+    clock: cloud.clock,
+  });
 
   it("queues pushes while a deployment runs, then deploys the newest; a failure pages and the next push supersedes it", async () => {
     const states = statesBackend(cloud);
@@ -173,7 +209,9 @@ describe("triggers and on-call on the simulated cloud", () => {
     await expect(push(commit("b"), 2000)).resolves.toMatchObject({ status: 202, json: { queued: true, position: 1 } });
     await expect(push(commit("c"), 3000)).resolves.toMatchObject({ json: { queued: true, replaced: commit("b") } });
     // GitHub redelivers the first push: the same execution, nothing new.
-    await expect(push(commit("a"), 1000, "redelivered")).resolves.toMatchObject({ json: { executionArn: runningArn, duplicate: true } });
+    await expect(push(commit("a"), 1000, "redelivered")).resolves.toMatchObject({
+      json: { executionArn: runningArn, duplicate: true },
+    });
 
     expect((await states.awaitExecution(runningArn)).status).toBe("SUCCEEDED");
     const cArn = runningArn.replace("aaaaaaaaaaaa", "cccccccccccc");
@@ -190,10 +228,20 @@ describe("triggers and on-call on the simulated cloud", () => {
     const trigger = pages.find((p) => p.body.event_action === "trigger");
     expect(trigger).toMatchObject({
       url: PD_URL,
-      body: { dedup_key: dArn, payload: { component: "web", group: "production", custom_details: { failed_step: "Install", error: "kiln.StepFailed", redrive: `kiln redrive ${dArn}` } } },
+      body: {
+        dedup_key: dArn,
+        payload: {
+          component: "web",
+          group: "production",
+          custom_details: { failed_step: "Install", error: "kiln.StepFailed", redrive: `kiln redrive ${dArn}` },
+        },
+      },
     });
     expect(sns.messages().find((m) => m.message.includes(`kiln abort ${dArn}`))).toBeDefined();
-    expect(await readLock("web", lockDeps())).toMatchObject({ holder: dArn, lastFailed: { executionArn: dArn, unresolved: true } });
+    expect(await readLock("web", lockDeps())).toMatchObject({
+      holder: dArn,
+      lastFailed: { executionArn: dArn, unresolved: true },
+    });
 
     // The next push supersedes the failed deployment: abort first, then the new commit.
     const e = await push(commit("e"), 5000);

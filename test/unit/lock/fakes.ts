@@ -95,7 +95,13 @@ export class FakeSfn {
         if (existing.status === "RUNNING" && existing.input === (input ?? "{}")) return { executionArn, startDate: new Date() };
         throw awsError("ExecutionAlreadyExists", `Execution Already Exists: '${executionArn}'`);
       }
-      const e: FakeExecution = { executionArn, stateMachineArn: stateMachineArn!, name: name!, input: input ?? "{}", status: "RUNNING" };
+      const e: FakeExecution = {
+        executionArn,
+        stateMachineArn: stateMachineArn!,
+        name: name!,
+        input: input ?? "{}",
+        status: "RUNNING",
+      };
       this.executions.set(executionArn, e);
       this.starts.push(e);
       return { executionArn, startDate: new Date() };

@@ -24,7 +24,13 @@ import { ABORT_SM, DEPLOY_SM, type Dynamo, FakeSfn, startDynamo } from "./fakes.
 const sha = (n: number) => n.toString(16).padStart(8, "0").repeat(5);
 const arn = (name: string, sm = DEPLOY_SM) => executionArnFor(sm, name);
 const pushArn = (service: string, n: number) => arn(executionName(service, sha(n), "push"));
-const push = (service: string, n: number): DeployInput => ({ service, commit: sha(n), trigger: "push", repository: "acme/web", branch: "main" });
+const push = (service: string, n: number): DeployInput => ({
+  service,
+  commit: sha(n),
+  trigger: "push",
+  repository: "acme/web",
+  branch: "main",
+});
 const T0 = Date.parse("2026-01-05T09:00:00Z");
 
 describe("lock rules (pure)", () => {
@@ -39,9 +45,32 @@ describe("lock rules (pure)", () => {
     ["holder FAILED", item({ holder: "a", leaseExpiresAt: T0 - 1 }), "FAILED", false],
     ["holder TIMED_OUT", item({ holder: "a", leaseExpiresAt: T0 - 1 }), "TIMED_OUT", false],
     ["holder ABORTED", item({ holder: "a", leaseExpiresAt: T0 - 1 }), "ABORTED", false],
-    ["claim never started, lease expired", item({ holder: "a", holderState: "starting", leaseExpiresAt: T0 - 1 }), "MISSING", true],
-    ["recorded unresolved failure, lease expired", item({ holder: "a", leaseExpiresAt: T0 - 1, lastFailed: { executionArn: "a", status: "FAILED", unresolved: true, failedAt: 0 } }), undefined, false],
-    ["abort of a failure holds, lease expired, abort missing", item({ holder: "ab", leaseExpiresAt: T0 - 1, lastFailed: { executionArn: "a", abortExecutionArn: "ab", status: "FAILED", unresolved: true, failedAt: 0 } }), "MISSING", false],
+    [
+      "claim never started, lease expired",
+      item({ holder: "a", holderState: "starting", leaseExpiresAt: T0 - 1 }),
+      "MISSING",
+      true,
+    ],
+    [
+      "recorded unresolved failure, lease expired",
+      item({
+        holder: "a",
+        leaseExpiresAt: T0 - 1,
+        lastFailed: { executionArn: "a", status: "FAILED", unresolved: true, failedAt: 0 },
+      }),
+      undefined,
+      false,
+    ],
+    [
+      "abort of a failure holds, lease expired, abort missing",
+      item({
+        holder: "ab",
+        leaseExpiresAt: T0 - 1,
+        lastFailed: { executionArn: "a", abortExecutionArn: "ab", status: "FAILED", unresolved: true, failedAt: 0 },
+      }),
+      "MISSING",
+      false,
+    ],
   ])("isFree: %s", (_, it_, status, free) => {
     expect(rules.isFree(it_, T0, status)).toBe(free);
   });
@@ -53,7 +82,17 @@ describe("lock rules (pure)", () => {
     ["my starter's claim", item({ holder: "me", holderState: "starting", leaseExpiresAt: T0 + 5 }), "me", true, true],
     ["held by other", item({ holder: "other", leaseExpiresAt: T0 + 5 }), "me", false, false],
     ["other's lease expired", item({ holder: "other", leaseExpiresAt: T0 - 5 }), "me", true, false],
-    ["other failed unresolved, lease expired", item({ holder: "other", leaseExpiresAt: T0 - 5, lastFailed: { executionArn: "other", status: "FAILED", unresolved: true, failedAt: 0 } }), "me", false, false],
+    [
+      "other failed unresolved, lease expired",
+      item({
+        holder: "other",
+        leaseExpiresAt: T0 - 5,
+        lastFailed: { executionArn: "other", status: "FAILED", unresolved: true, failedAt: 0 },
+      }),
+      "me",
+      false,
+      false,
+    ],
   ])("acquire: %s", (_, it_, me, ok, reacquired) => {
     const d = rules.acquire(it_, { service: "web", executionArn: me }, t);
     expect(d.ok).toBe(ok);
@@ -64,9 +103,17 @@ describe("lock rules (pure)", () => {
   });
 
   it("acquire lets an abort take the lock from the deployment it aborts", () => {
-    const failed = item({ holder: "dep", leaseExpiresAt: T0 + 5, lastFailed: { executionArn: "dep", status: "FAILED", unresolved: true, failedAt: 0 } });
+    const failed = item({
+      holder: "dep",
+      leaseExpiresAt: T0 + 5,
+      lastFailed: { executionArn: "dep", status: "FAILED", unresolved: true, failedAt: 0 },
+    });
     const d = rules.acquire(failed, { service: "web", executionArn: "abort", abortedExecutionArn: "dep" }, t);
-    expect(d).toMatchObject({ ok: true, tookOverFrom: "dep", item: { holder: "abort", lastFailed: { abortExecutionArn: "abort", unresolved: true } } });
+    expect(d).toMatchObject({
+      ok: true,
+      tookOverFrom: "dep",
+      item: { holder: "abort", lastFailed: { abortExecutionArn: "abort", unresolved: true } },
+    });
   });
 });
 
@@ -96,7 +143,9 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
   });
 
   it("lets exactly one of 20 racing executions acquire", async () => {
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => acquireLock({ service, executionArn: arn(`r${i}`) }, deps)));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => acquireLock({ service, executionArn: arn(`r${i}`) }, deps)),
+    );
     expect(results.filter((r) => r.acquired)).toHaveLength(1);
   });
 
@@ -126,11 +175,17 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
     await acquireLock({ service, executionArn: a }, deps);
     expect(await recordFailure(service, a, "FAILED", deps)).toBe(true);
     await clock.sleep(DEFAULT_LEASE_MS * 3);
-    await expect(acquireLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({ acquired: false, reason: expect.stringMatching(/failed deployment/) });
+    await expect(acquireLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({
+      acquired: false,
+      reason: expect.stringMatching(/failed deployment/),
+    });
     // Redrive: the same execution re-acquires, then releases, which resolves the failure.
     await expect(acquireLock({ service, executionArn: a }, deps)).resolves.toMatchObject({ acquired: true, reacquired: true });
     await expect(releaseLock({ service, executionArn: a }, deps)).resolves.toMatchObject({ released: true });
-    expect((await readLock(service, deps))?.lastFailed).toMatchObject({ unresolved: false, resolution: expect.stringMatching(/after redrive/) });
+    expect((await readLock(service, deps))?.lastFailed).toMatchObject({
+      unresolved: false,
+      resolution: expect.stringMatching(/after redrive/),
+    });
   });
 
   it("records failures only for the holder, and successes resolve them", async () => {
@@ -146,18 +201,40 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
   it("only the holder releases", async () => {
     await acquireLock({ service, executionArn: arn("a") }, deps);
     await expect(releaseLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({ released: false });
-    await expect(releaseLock({ service, executionArn: arn("a") }, deps)).resolves.toMatchObject({ released: true, reason: "released; nothing queued" });
-    await expect(releaseLock({ service, executionArn: arn("a") }, deps)).resolves.toMatchObject({ released: false, reason: "the lock is not held" });
+    await expect(releaseLock({ service, executionArn: arn("a") }, deps)).resolves.toMatchObject({
+      released: true,
+      reason: "released; nothing queued",
+    });
+    await expect(releaseLock({ service, executionArn: arn("a") }, deps)).resolves.toMatchObject({
+      released: false,
+      reason: "the lock is not held",
+    });
   });
 
   it("latest wins: a newer push replaces the queued one, an older push is ignored, release starts the newest", async () => {
     const first = await startOrQueue({ input: push(service, 1), pushedAt: T0 + 1000 }, deps);
     expect(first).toMatchObject({ action: "started", duplicate: false, executionArn: pushArn(service, 1) });
-    await expect(startOrQueue({ input: push(service, 2), pushedAt: T0 + 2000 }, deps)).resolves.toMatchObject({ action: "queued", position: 1, unchanged: false });
-    await expect(startOrQueue({ input: push(service, 3), pushedAt: T0 + 3000 }, deps)).resolves.toMatchObject({ action: "queued", replaced: sha(2) });
-    await expect(startOrQueue({ input: push(service, 2), pushedAt: T0 + 2000 }, deps)).resolves.toMatchObject({ action: "ignored", reason: expect.stringMatching(/newer commit/) });
-    await expect(startOrQueue({ input: push(service, 0), pushedAt: T0 }, deps)).resolves.toMatchObject({ action: "ignored", reason: expect.stringMatching(/pushed before/) });
-    await expect(startOrQueue({ input: push(service, 3), pushedAt: T0 + 3000 }, deps)).resolves.toMatchObject({ action: "queued", unchanged: true });
+    await expect(startOrQueue({ input: push(service, 2), pushedAt: T0 + 2000 }, deps)).resolves.toMatchObject({
+      action: "queued",
+      position: 1,
+      unchanged: false,
+    });
+    await expect(startOrQueue({ input: push(service, 3), pushedAt: T0 + 3000 }, deps)).resolves.toMatchObject({
+      action: "queued",
+      replaced: sha(2),
+    });
+    await expect(startOrQueue({ input: push(service, 2), pushedAt: T0 + 2000 }, deps)).resolves.toMatchObject({
+      action: "ignored",
+      reason: expect.stringMatching(/newer commit/),
+    });
+    await expect(startOrQueue({ input: push(service, 0), pushedAt: T0 }, deps)).resolves.toMatchObject({
+      action: "ignored",
+      reason: expect.stringMatching(/pushed before/),
+    });
+    await expect(startOrQueue({ input: push(service, 3), pushedAt: T0 + 3000 }, deps)).resolves.toMatchObject({
+      action: "queued",
+      unchanged: true,
+    });
     expect(sfn.starts.map((s) => s.name)).toEqual([executionName(service, sha(1), "push")]);
 
     await acquireLock({ service, executionArn: pushArn(service, 1) }, deps);
@@ -169,14 +246,19 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
     expect(item).toMatchObject({ holder: pushArn(service, 3), holderState: "starting", previousHolder: pushArn(service, 1) });
     expect(item?.queued).toBeUndefined();
     // The started execution's own AcquireLock is a re-acquire of the claim made for it.
-    await expect(acquireLock({ service, executionArn: pushArn(service, 3) }, deps)).resolves.toMatchObject({ acquired: true, reacquired: true });
+    await expect(acquireLock({ service, executionArn: pushArn(service, 3) }, deps)).resolves.toMatchObject({
+      acquired: true,
+      reacquired: true,
+    });
   });
 
   it("a retried ReleaseLock after the hand-off re-issues the same start (idempotent)", async () => {
     await startOrQueue({ input: push(service, 1) }, deps);
     await startOrQueue({ input: push(service, 2) }, deps);
     sfn.failStarts = ["ThrottlingException"];
-    await expect(releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps)).rejects.toMatchObject({ name: "ThrottlingException" });
+    await expect(releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps)).rejects.toMatchObject({
+      name: "ThrottlingException",
+    });
     const again = await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
     expect(again).toMatchObject({ released: true, started: [{ commit: sha(2), status: "started" }] });
     const third = await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
@@ -187,10 +269,19 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
 
   it("a redelivery while running returns the same execution; after it ran, nothing runs again", async () => {
     const a = await startOrQueue({ input: push(service, 1) }, deps);
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: true, executionArn: a.action === "started" ? a.executionArn : "", status: "RUNNING" });
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
+      action: "started",
+      duplicate: true,
+      executionArn: a.action === "started" ? a.executionArn : "",
+      status: "RUNNING",
+    });
     sfn.end(pushArn(service, 1), "SUCCEEDED");
     await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: true, status: "SUCCEEDED" });
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
+      action: "started",
+      duplicate: true,
+      status: "SUCCEEDED",
+    });
     expect(sfn.starts).toHaveLength(1);
     expect((await readLock(service, deps))?.holder).toBeUndefined();
   });
@@ -207,7 +298,10 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
     await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "queued" });
     await clock.sleep(DEFAULT_PENDING_LEASE_MS);
     // ghost is MISSING in Step Functions and its lease ran out: the next push takes over.
-    await expect(startOrQueue({ input: push(service, 2) }, deps)).resolves.toMatchObject({ action: "started", tookOverFrom: arn("ghost") });
+    await expect(startOrQueue({ input: push(service, 2) }, deps)).resolves.toMatchObject({
+      action: "started",
+      tookOverFrom: arn("ghost"),
+    });
   });
 
   it("a push after a failed, unresolved deployment aborts it first, then deploys", async () => {
@@ -221,22 +315,40 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
     expect(sfn.startsOf(ABORT_SM)).toHaveLength(1);
     expect(JSON.parse(sfn.startsOf(ABORT_SM)[0]!.input)).toMatchObject({ service, executionArn: failed });
     // A newer push while aborting just replaces the queued commit; no second abort.
-    await expect(startOrQueue({ input: push(service, 3) }, deps)).resolves.toMatchObject({ action: "queued", replaced: sha(2), reason: expect.stringMatching(/abort/) });
+    await expect(startOrQueue({ input: push(service, 3) }, deps)).resolves.toMatchObject({
+      action: "queued",
+      replaced: sha(2),
+      reason: expect.stringMatching(/abort/),
+    });
     expect(sfn.startsOf(ABORT_SM)).toHaveLength(1);
-    expect(await readLock(service, deps)).toMatchObject({ holder: abortArn, lastFailed: { executionArn: failed, abortExecutionArn: abortArn, unresolved: true, supersededBy: sha(2) } });
+    expect(await readLock(service, deps)).toMatchObject({
+      holder: abortArn,
+      lastFailed: { executionArn: failed, abortExecutionArn: abortArn, unresolved: true, supersededBy: sha(2) },
+    });
     // The abort releases (ReleaseLock with its own ARN): the failure is resolved and the newest commit starts.
     sfn.end(abortArn, "SUCCEEDED");
     const rel = await releaseAndStartNext({ service, executionArn: abortArn, abortedExecutionArn: failed }, deps);
     expect(rel.started).toEqual([{ executionArn: pushArn(service, 3), commit: sha(3), status: "started" }]);
-    expect((await readLock(service, deps))?.lastFailed).toMatchObject({ unresolved: false, resolution: `aborted by ${abortArn}` });
+    expect((await readLock(service, deps))?.lastFailed).toMatchObject({
+      unresolved: false,
+      resolution: `aborted by ${abortArn}`,
+    });
   });
 
   it("supersede(service) is idempotent", async () => {
     const failed = pushArn(service, 1);
     await startOrQueue({ input: push(service, 1) }, deps);
     sfn.end(failed, "TIMED_OUT");
-    await expect(supersede(service, deps)).resolves.toMatchObject({ action: "aborting", failedExecutionArn: failed, started: true });
-    await expect(supersede(service, deps)).resolves.toMatchObject({ action: "aborting", failedExecutionArn: failed, started: false });
+    await expect(supersede(service, deps)).resolves.toMatchObject({
+      action: "aborting",
+      failedExecutionArn: failed,
+      started: true,
+    });
+    await expect(supersede(service, deps)).resolves.toMatchObject({
+      action: "aborting",
+      failedExecutionArn: failed,
+      started: false,
+    });
     expect(sfn.startsOf(ABORT_SM)).toHaveLength(1);
   });
 
@@ -245,7 +357,11 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
     await startOrQueue({ input: push(service, 1) }, deps);
     sfn.end(failed, "FAILED");
     const { abortStateMachineArn: _, ...noAbort } = deps;
-    await expect(startOrQueue({ input: push(service, 2) }, noAbort)).resolves.toMatchObject({ action: "queued", blockedBy: failed, reason: expect.stringMatching(/KILN_ABORT_STATE_MACHINE_ARN/) });
+    await expect(startOrQueue({ input: push(service, 2) }, noAbort)).resolves.toMatchObject({
+      action: "queued",
+      blockedBy: failed,
+      reason: expect.stringMatching(/KILN_ABORT_STATE_MACHINE_ARN/),
+    });
   });
 
   it.each<[string, "RUNNING" | "FAILED", RegExp]>([
@@ -254,13 +370,19 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
   ])("ifBusy=skip never queues behind a %s deployment", async (_, status, reason) => {
     await startOrQueue({ input: push(service, 1) }, deps);
     if (status !== "RUNNING") sfn.end(pushArn(service, 1), status);
-    const r = await startOrQueue({ input: { service, commit: sha(1), trigger: "rotation" }, nonce: "20260105", ifBusy: "skip" }, deps);
+    const r = await startOrQueue(
+      { input: { service, commit: sha(1), trigger: "rotation" }, nonce: "20260105", ifBusy: "skip" },
+      deps,
+    );
     expect(r).toMatchObject({ action: "busy", reason: expect.stringMatching(reason) });
     expect((await readLock(service, deps))?.queued).toBeUndefined();
   });
 
   it("enqueue queues behind a holder and refuses when the lock is free", async () => {
-    await expect(enqueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "ignored", reason: expect.stringMatching(/free/) });
+    await expect(enqueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
+      action: "ignored",
+      reason: expect.stringMatching(/free/),
+    });
     await acquireLock({ service, executionArn: arn("op") }, deps);
     await expect(enqueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "queued", position: 1 });
     await expect(releaseLock({ service, executionArn: arn("op") }, deps)).resolves.toMatchObject({ next: { commit: sha(1) } });

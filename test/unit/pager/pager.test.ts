@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../../lib/clock.ts";
 import { acquireLock, readLock } from "../../../lib/lock/index.ts";
-import { DeliveryError, type Fetch, handleStatusChange, type PagerDeps, postJson, type StatusChangeEvent } from "../../../lib/pager/index.ts";
+import {
+  DeliveryError,
+  type Fetch,
+  handleStatusChange,
+  type PagerDeps,
+  postJson,
+  type StatusChangeEvent,
+} from "../../../lib/pager/index.ts";
 import { type Dynamo, FakeSfn, startDynamo } from "../lock/fakes.ts";
 
 const ARN = "arn:aws:states:us-east-1:123456789012:execution:kiln-deploy:web-0d1a26e67d8f-push";
@@ -27,7 +34,7 @@ function statusEvent(executionArn: string, status: string, over: Partial<StatusC
       input: JSON.stringify({ service: "web", commit: COMMIT, trigger: "push", branch: "main", repository: "Acme/web" }),
       output: null,
       error: status === "SUCCEEDED" ? null : "States.TaskFailed",
-      cause: status === "SUCCEEDED" ? null : "{\"errorType\":\"kiln.StepFailed\"}",
+      cause: status === "SUCCEEDED" ? null : '{"errorType":"kiln.StepFailed"}',
       redriveCount: 0,
       ...over,
     },
@@ -41,7 +48,14 @@ const HISTORY = [
   { id: 3, type: "TaskStateExited", stateExitedEventDetails: { name: "Prepare" } },
   { id: 4, type: "ParallelStateEntered", stateEnteredEventDetails: { name: "BakePhase" } },
   { id: 5, type: "TaskStateEntered", stateEnteredEventDetails: { name: "RunInstallScript" } },
-  { id: 6, type: "TaskFailed", taskFailedEventDetails: { error: "kiln.StepFailed", cause: "install script exited 2 on i-0abc: npm ERR! missing script: build" } },
+  {
+    id: 6,
+    type: "TaskFailed",
+    taskFailedEventDetails: {
+      error: "kiln.StepFailed",
+      cause: "install script exited 2 on i-0abc: npm ERR! missing script: build",
+    },
+  },
   { id: 7, type: "ParallelStateFailed", executionFailedEventDetails: {} },
   { id: 8, type: "ExecutionFailed", executionFailedEventDetails: { error: "States.TaskFailed", cause: "…" } },
 ];
@@ -57,7 +71,11 @@ function capturingFetch(script: number[] = []) {
     calls.push({ url, body: JSON.parse(init.body) });
     const status = script.shift() ?? 202;
     if (status === 0) throw Object.assign(new Error("connect ECONNREFUSED"), { name: "TypeError" });
-    return { status, headers: { get: () => null }, text: async () => (status === 202 ? '{"status":"success","message":"Event processed"}' : "error") };
+    return {
+      status,
+      headers: { get: () => null },
+      text: async () => (status === 202 ? '{"status":"success","message":"Event processed"}' : "error"),
+    };
   };
   return { calls, fetch };
 }
@@ -99,7 +117,14 @@ describe("pager", () => {
   beforeEach(async () => {
     sfn = new FakeSfn();
     for (const arn of [ARN, ARN2]) {
-      sfn.executions.set(arn, { executionArn: arn, stateMachineArn: "", name: arn.split(":").at(-1)!, input: "{}", status: "FAILED", history: HISTORY });
+      sfn.executions.set(arn, {
+        executionArn: arn,
+        stateMachineArn: "",
+        name: arn.split(":").at(-1)!,
+        input: "{}",
+        status: "FAILED",
+        history: HISTORY,
+      });
     }
     clock = new VirtualClock();
     http = capturingFetch();
@@ -112,7 +137,13 @@ describe("pager", () => {
       clock,
       fetch: http.fetch,
       secret: async (param) => (param === "/kiln/pagerduty" ? "R0UTINGKEY" : SLACK_URL),
-      routeFor: () => ({ severity: "critical", environment: "production", pagerDutyRoutingKeyParam: "/kiln/pagerduty", slackWebhookParam: "/kiln/slack", snsTopicArn: "arn:aws:sns:us-east-1:123456789012:oncall" }),
+      routeFor: () => ({
+        severity: "critical",
+        environment: "production",
+        pagerDutyRoutingKeyParam: "/kiln/pagerduty",
+        slackWebhookParam: "/kiln/slack",
+        snsTopicArn: "arn:aws:sns:us-east-1:123456789012:oncall",
+      }),
       pagerDutyUrl: PD_URL,
       random: () => 0.5,
     };
@@ -148,7 +179,10 @@ describe("pager", () => {
     const slack = http.calls.find((c) => c.url === SLACK_URL)!;
     expect(slack.body.text).toContain(`kiln redrive ${ARN}`);
     expect(slack.body.text).toContain("Failed step: RunInstallScript");
-    expect(published[0]).toMatchObject({ TopicArn: "arn:aws:sns:us-east-1:123456789012:oncall", Message: expect.stringContaining(`kiln abort ${ARN}`) });
+    expect(published[0]).toMatchObject({
+      TopicArn: "arn:aws:sns:us-east-1:123456789012:oncall",
+      Message: expect.stringContaining(`kiln abort ${ARN}`),
+    });
     expect(published[0]!.Subject!.length).toBeLessThanOrEqual(100);
   });
 
@@ -174,7 +208,9 @@ describe("pager", () => {
     expect(resolves).toEqual([{ url: PD_URL, body: { routing_key: "R0UTINGKEY", event_action: "resolve", dedup_key: ARN } }]);
     expect(http.calls.find((c) => c.url === SLACK_URL && String(c.body.text).startsWith(":white_check_mark:"))).toBeDefined();
     // A redelivered SUCCEEDED resolves nothing more.
-    await expect(handleStatusChange(statusEvent(ARN, "SUCCEEDED", { redriveCount: 1 }), deps)).resolves.toMatchObject({ action: "duplicate" });
+    await expect(handleStatusChange(statusEvent(ARN, "SUCCEEDED", { redriveCount: 1 }), deps)).resolves.toMatchObject({
+      action: "duplicate",
+    });
   });
 
   it("a superseding successful deployment of the same service resolves the earlier page", async () => {
@@ -223,18 +259,27 @@ describe("pager", () => {
   });
 
   it("ignores executions that are not kiln's", async () => {
-    await expect(handleStatusChange(statusEvent(ARN, "FAILED", { input: "{\"foo\":1}" }), deps)).resolves.toMatchObject({ action: "ignored" });
+    await expect(handleStatusChange(statusEvent(ARN, "FAILED", { input: '{"foo":1}' }), deps)).resolves.toMatchObject({
+      action: "ignored",
+    });
   });
 
   it("reads the input from DescribeExecution when the event leaves it out", async () => {
     sfn.executions.get(ARN)!.input = JSON.stringify({ service: "web", commit: COMMIT, trigger: "push" });
-    await expect(handleStatusChange(statusEvent(ARN, "ABORTED", { input: null }), deps)).resolves.toMatchObject({ action: "triggered", service: "web" });
+    await expect(handleStatusChange(statusEvent(ARN, "ABORTED", { input: null }), deps)).resolves.toMatchObject({
+      action: "triggered",
+      service: "web",
+    });
   });
 
   it("records the failure on the service lock it held, and the success resolves it", async () => {
     await acquireLock({ service: "web", executionArn: ARN }, { ddb: dyn.ddb, table: deps.table, clock });
     await handleStatusChange(statusEvent(ARN, "FAILED"), deps);
-    expect((await readLock("web", { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed).toMatchObject({ executionArn: ARN, unresolved: true, status: "FAILED" });
+    expect((await readLock("web", { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed).toMatchObject({
+      executionArn: ARN,
+      unresolved: true,
+      status: "FAILED",
+    });
     await handleStatusChange(statusEvent(ARN, "SUCCEEDED", { redriveCount: 1 }), deps);
     expect((await readLock("web", { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed?.unresolved).toBe(false);
   });

@@ -39,7 +39,12 @@ function fakes(w: World, now: number) {
           ],
         },
         // Blue kept for fast rollback: scaled to 0, not live.
-        { AutoScalingGroupName: "kiln-web-old", DesiredCapacity: 0, Instances: [], Tags: [{ Key: "kiln:service", Value: "web" }] },
+        {
+          AutoScalingGroupName: "kiln-web-old",
+          DesiredCapacity: 0,
+          Instances: [],
+          Tags: [{ Key: "kiln:service", Value: "web" }],
+        },
       ];
       return { AutoScalingGroups: groups.slice(0, w.groups === 0 ? 0 : 2) };
     },
@@ -59,7 +64,9 @@ function fakes(w: World, now: number) {
         };
       }
       if (cmd instanceof DescribeImagesCommand) {
-        return { Images: [{ ImageId: "ami-0fleet000000000", Tags: w.fleetBase ? [{ Key: "kiln:base-ami", Value: w.fleetBase }] : [] }] };
+        return {
+          Images: [{ ImageId: "ami-0fleet000000000", Tags: w.fleetBase ? [{ Key: "kiln:base-ami", Value: w.fleetBase }] : [] }],
+        };
       }
       throw new Error("unexpected");
     },
@@ -99,7 +106,11 @@ describe("rotation", () => {
   });
 
   it.each<[string, World, RegExp]>([
-    ["base unchanged, fleet young", { fleetBase: "ami-0base1", newestBase: "ami-0base1", launchedDaysAgo: 3, groups: 1 }, /base AMI unchanged \(ami-0base1\) and the oldest instance is 3 days old \(max 14\)/],
+    [
+      "base unchanged, fleet young",
+      { fleetBase: "ami-0base1", newestBase: "ami-0base1", launchedDaysAgo: 3, groups: 1 },
+      /base AMI unchanged \(ami-0base1\) and the oldest instance is 3 days old \(max 14\)/,
+    ],
     ["base unknown, fleet young", { newestBase: "ami-0base1", launchedDaysAgo: 3, groups: 1 }, /no kiln:base-ami tag/],
     ["no live fleet", { newestBase: "ami-0base1", launchedDaysAgo: 3, groups: 0 }, /no live fleet/],
   ])("skips: %s", async (_, w, reason) => {
@@ -109,8 +120,16 @@ describe("rotation", () => {
   });
 
   it.each<[string, World, RegExp]>([
-    ["base AMI changed", { fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 3, groups: 1 }, /base AMI changed ami-0base1 → ami-0base2/],
-    ["fleet too old", { fleetBase: "ami-0base1", newestBase: "ami-0base1", launchedDaysAgo: 15, groups: 1 }, /oldest instance is 15 days old \(max 14\)/],
+    [
+      "base AMI changed",
+      { fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 3, groups: 1 },
+      /base AMI changed ami-0base1 → ami-0base2/,
+    ],
+    [
+      "fleet too old",
+      { fleetBase: "ami-0base1", newestBase: "ami-0base1", launchedDaysAgo: 15, groups: 1 },
+      /oldest instance is 15 days old \(max 14\)/,
+    ],
     ["exactly max age", { fleetBase: "ami-0base1", newestBase: "ami-0base1", launchedDaysAgo: 14, groups: 1 }, /14 days old/],
   ])("starts: %s", async (_, w, reason) => {
     const r = await rotate({ service: "web" }, deps(w));
@@ -118,24 +137,50 @@ describe("rotation", () => {
     const name = `web-${COMMIT.slice(0, 12)}-rotation-${rotationNonce(T0)}`;
     expect(r.executionArn).toBe(executionArnFor(DEPLOY_SM, name));
     expect(sfn.starts).toHaveLength(1);
-    expect(JSON.parse(sfn.starts[0]!.input)).toEqual({ service: "web", commit: COMMIT, trigger: "rotation", requestedBy: "schedule" });
+    expect(JSON.parse(sfn.starts[0]!.input)).toEqual({
+      service: "web",
+      commit: COMMIT,
+      trigger: "rotation",
+      requestedBy: "schedule",
+    });
   });
 
   it("never interrupts a running deployment", async () => {
-    sfn.executions.set(executionArnFor(DEPLOY_SM, "running"), { executionArn: executionArnFor(DEPLOY_SM, "running"), stateMachineArn: DEPLOY_SM, name: "running", input: "{}", status: "RUNNING" });
-    await acquireLock({ service: "web", executionArn: executionArnFor(DEPLOY_SM, "running") }, deps({ newestBase: "x", launchedDaysAgo: 0, groups: 1 }));
-    const r = await rotate({ service: "web" }, deps({ fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 30, groups: 1 }));
+    sfn.executions.set(executionArnFor(DEPLOY_SM, "running"), {
+      executionArn: executionArnFor(DEPLOY_SM, "running"),
+      stateMachineArn: DEPLOY_SM,
+      name: "running",
+      input: "{}",
+      status: "RUNNING",
+    });
+    await acquireLock(
+      { service: "web", executionArn: executionArnFor(DEPLOY_SM, "running") },
+      deps({ newestBase: "x", launchedDaysAgo: 0, groups: 1 }),
+    );
+    const r = await rotate(
+      { service: "web" },
+      deps({ fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 30, groups: 1 }),
+    );
     expect(r).toMatchObject({ action: "skipped", reason: expect.stringMatching(/in progress.*never interrupts/) });
     expect(sfn.starts).toHaveLength(0);
   });
 
   it("does not roll over a failed, unresolved deployment", async () => {
     const failed = executionArnFor(DEPLOY_SM, "failed");
-    sfn.executions.set(failed, { executionArn: failed, stateMachineArn: DEPLOY_SM, name: "failed", input: "{}", status: "FAILED" });
+    sfn.executions.set(failed, {
+      executionArn: failed,
+      stateMachineArn: DEPLOY_SM,
+      name: "failed",
+      input: "{}",
+      status: "FAILED",
+    });
     const d = deps({ fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 30, groups: 1 });
     await acquireLock({ service: "web", executionArn: failed }, d);
     await recordFailure("web", failed, "FAILED", d);
-    await expect(rotate({ service: "web" }, d)).resolves.toMatchObject({ action: "skipped", reason: expect.stringMatching(/failed and is unresolved/) });
+    await expect(rotate({ service: "web" }, d)).resolves.toMatchObject({
+      action: "skipped",
+      reason: expect.stringMatching(/failed and is unresolved/),
+    });
   });
 
   it("a second run the same day starts nothing new", async () => {
@@ -145,7 +190,10 @@ describe("rotation", () => {
     // The deployment ended without the fleet tags changing in this fake; the lock is released by ReleaseLock.
     const { releaseLock } = await import("../../../lib/lock/index.ts");
     await releaseLock({ service: "web", executionArn: first.executionArn! }, deps(w));
-    await expect(rotate({ service: "web" }, deps(w))).resolves.toMatchObject({ action: "skipped", reason: expect.stringMatching(/already rotated today/) });
+    await expect(rotate({ service: "web" }, deps(w))).resolves.toMatchObject({
+      action: "skipped",
+      reason: expect.stringMatching(/already rotated today/),
+    });
     expect(sfn.starts).toHaveLength(1);
   });
 });

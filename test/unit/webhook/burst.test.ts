@@ -15,7 +15,11 @@ const routing = routingFromConfig({
   services: Object.fromEntries(SERVICES.map((s) => [s, { repository: `acme/${s}`, branches: { main: "production" } }])),
 });
 const PUSH = fixture("push-main");
-const commitOf = (s: string, n: number) => `${s.padEnd(8, "0").slice(0, 8).replace(/[^0-9a-f]/g, "a")}${n.toString(16).padStart(4, "0")}`.padEnd(40, "b");
+const commitOf = (s: string, n: number) =>
+  `${s
+    .padEnd(8, "0")
+    .slice(0, 8)
+    .replace(/[^0-9a-f]/g, "a")}${n.toString(16).padStart(4, "0")}`.padEnd(40, "b");
 const pushBody = (service: string, n: number, pushedAt: number) => ({
   ...PUSH,
   after: commitOf(service, n),
@@ -51,7 +55,14 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
   afterAll(async () => dyn?.stop());
   beforeEach(async () => {
     sfn = new FakeSfn();
-    lockDeps = { ddb: dyn.ddb, table: await dyn.newTable(), clock: new VirtualClock(), sfn, deployStateMachineArn: DEPLOY_SM, abortStateMachineArn: ABORT_SM };
+    lockDeps = {
+      ddb: dyn.ddb,
+      table: await dyn.newTable(),
+      clock: new VirtualClock(),
+      sfn,
+      deployStateMachineArn: DEPLOY_SM,
+      abortStateMachineArn: ABORT_SM,
+    };
     deps = { secrets: async () => [SECRET], routing, start: (r) => startOrQueue(r, lockDeps) };
   });
 
@@ -84,7 +95,12 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
     const requests = await Promise.all(order.map((d) => delivery(pushBody(d.service, d.n, pushedAt(d.n)))));
     const answers = await Promise.all(requests.map((r) => handleWebhook(r, deps)));
 
-    expect(answers.filter((a) => a.statusCode !== 202).map((a) => a.body).slice(0, 3)).toEqual([]);
+    expect(
+      answers
+        .filter((a) => a.statusCode !== 202)
+        .map((a) => a.body)
+        .slice(0, 3),
+    ).toEqual([]);
     const started = new Set(sfn.starts.map((s) => s.name));
     expect(started.size).toBe(sfn.starts.length); // no (service, commit) started twice
     for (const s of SERVICES) {

@@ -68,7 +68,8 @@ export function recordingStart() {
 
 export function capturingLog(): Log & { lines: string[] } {
   const lines: string[] = [];
-  const rec = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push(JSON.stringify({ level, msg, ...fields }));
+  const rec = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
+    void lines.push(JSON.stringify({ level, msg, ...fields }));
   return { lines, info: rec("info"), warn: rec("warn"), error: rec("error") };
 }
 

@@ -17,10 +17,24 @@ describe("webhook: accepted deliveries", () => {
   it("a push to main starts the deploy execution for the mapped service and answers 202", async () => {
     const { res, json, calls } = await answer(PUSH, { deliveryId: "d-1" });
     expect(res.statusCode).toBe(202);
-    expect(json).toMatchObject({ service: "web", environment: "production", commit: COMMIT, executionArn: expect.stringContaining(":execution:kiln-deploy:web-0d1a26e67d8f-push") });
+    expect(json).toMatchObject({
+      service: "web",
+      environment: "production",
+      commit: COMMIT,
+      executionArn: expect.stringContaining(":execution:kiln-deploy:web-0d1a26e67d8f-push"),
+    });
     expect(calls).toHaveLength(1);
     expect(calls[0]).toEqual({
-      input: { service: "web", commit: COMMIT, trigger: "push", repository: "Acme/web", branch: "main", pusher: "octocat", requestedBy: "github:octocat", deliveryId: "d-1" },
+      input: {
+        service: "web",
+        commit: COMMIT,
+        trigger: "push",
+        repository: "Acme/web",
+        branch: "main",
+        pusher: "octocat",
+        requestedBy: "github:octocat",
+        deliveryId: "d-1",
+      },
       pushedAt: 1767603600_000,
     });
   });
@@ -71,7 +85,10 @@ describe("webhook: accepted deliveries", () => {
   it("a monorepo push deploys every service mapped to the branch", async () => {
     const { routingFromConfig } = await import("../../../lib/webhook/routing.ts");
     const routing = routingFromConfig({
-      services: { web: { repository: "acme/web", branches: { main: "production" } }, worker: { repository: "acme/web", branches: { main: "production" } } },
+      services: {
+        web: { repository: "acme/web", branches: { main: "production" } },
+        worker: { repository: "acme/web", branches: { main: "production" } },
+      },
     });
     const { res, json, calls } = await answer(PUSH, {}, { routing });
     expect(res.statusCode).toBe(202);
@@ -86,10 +103,31 @@ describe("webhook: rejections start nothing", () => {
     ["missing signature", PUSH, { headers: { "x-hub-signature-256": undefined } }, {}, 401, "missing_signature"],
     ["wrong secret", PUSH, { secret: "not the secret" }, {}, 401, "bad_signature"],
     ["sha1 only (X-Hub-Signature)", PUSH, { headers: sha1Only }, {}, 401, "unsupported_signature"],
-    ["sha1= in X-Hub-Signature-256", PUSH, { headers: { "x-hub-signature-256": "sha1=7d38cdd689735b008b3c702edd92eea23791c5f6" } }, {}, 401, "unsupported_signature"],
+    [
+      "sha1= in X-Hub-Signature-256",
+      PUSH,
+      { headers: { "x-hub-signature-256": "sha1=7d38cdd689735b008b3c702edd92eea23791c5f6" } },
+      {},
+      401,
+      "unsupported_signature",
+    ],
     ["malformed signature", PUSH, { headers: { "x-hub-signature-256": "sha256=zz" } }, {}, 401, "bad_signature"],
-    ["uppercase hex signature", PUSH, { headers: { "x-hub-signature-256": `sha256=${"A".repeat(64)}` } }, {}, 401, "bad_signature"],
-    ["form-encoded payload=", `payload=${encodeURIComponent(JSON.stringify(PUSH))}`, { contentType: "application/x-www-form-urlencoded" }, {}, 415, "unsupported_content_type"],
+    [
+      "uppercase hex signature",
+      PUSH,
+      { headers: { "x-hub-signature-256": `sha256=${"A".repeat(64)}` } },
+      {},
+      401,
+      "bad_signature",
+    ],
+    [
+      "form-encoded payload=",
+      `payload=${encodeURIComponent(JSON.stringify(PUSH))}`,
+      { contentType: "application/x-www-form-urlencoded" },
+      {},
+      415,
+      "unsupported_content_type",
+    ],
     ["text/plain", PUSH, { contentType: "text/plain" }, {}, 415, "unsupported_content_type"],
     ["no content type", PUSH, { headers: { "content-type": undefined } }, {}, 415, "unsupported_content_type"],
     ["non-JSON body", "{not json", {}, {}, 400, "invalid_json"],
@@ -110,7 +148,9 @@ describe("webhook: rejections start nothing", () => {
   });
 
   it("415 for form-encoded mode says how to switch", async () => {
-    const { json } = await answer(`payload=${encodeURIComponent(JSON.stringify(PUSH))}`, { contentType: "application/x-www-form-urlencoded" });
+    const { json } = await answer(`payload=${encodeURIComponent(JSON.stringify(PUSH))}`, {
+      contentType: "application/x-www-form-urlencoded",
+    });
     expect(json.message).toMatch(/application\/json/);
     expect(json.hint).toMatch(/Content type: application\/json/);
   });
@@ -134,7 +174,11 @@ describe("webhook: rejections start nothing", () => {
   });
 
   it("kiln's own failure (SSM, Step Functions) answers 503 so GitHub can redeliver", async () => {
-    const { res, json } = await answer(PUSH, {}, { start: async () => Promise.reject(Object.assign(new Error("down"), { name: "ServiceUnavailable" })) });
+    const { res, json } = await answer(
+      PUSH,
+      {},
+      { start: async () => Promise.reject(Object.assign(new Error("down"), { name: "ServiceUnavailable" })) },
+    );
     expect(res.statusCode).toBe(503);
     expect(json).toMatchObject({ error: "unavailable" });
     const noSecret = await answer(PUSH, {}, { secrets: async () => Promise.reject(new Error("ParameterNotFound")) });
