@@ -27,6 +27,7 @@ import {
   ModifyTargetGroupAttributesCommand,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { CloudWatchClient, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
 import type { Clock } from "../lib/clock.ts";
 import { loadConfig, type ServiceConfig, serviceConfig } from "../lib/config/index.ts";
 import { fleetReadiness, onlineInstances } from "../lib/roll/fleet.ts";
@@ -162,6 +163,28 @@ export async function seedService(
       ],
     }),
   );
+
+  // The service's 5xx alarm, if kiln.config.yaml lists it: any target 5xx through the load balancer in a
+  // minute, whichever target group answered — what the canary verification checks before each step.
+  const alarmName = `kiln-${service}-5xx`;
+  if (cfg.alarms.includes(alarmName)) {
+    await new CloudWatchClient(c).send(
+      new PutMetricAlarmCommand({
+        AlarmName: alarmName,
+        AlarmDescription: `5xx answered by ${service}'s targets behind ${lbName}`,
+        Namespace: "AWS/ApplicationELB",
+        MetricName: "HTTPCode_Target_5XX_Count",
+        // The CloudWatch dimension of an ALB is the tail of its ARN: app/<name>/<id>.
+        Dimensions: [{ Name: "LoadBalancer", Value: loadBalancerArn.split(":loadbalancer/")[1]! }],
+        Statistic: "Sum",
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+        TreatMissingData: "notBreaching",
+      }),
+    );
+  }
 
   // 3. Launch template and the blue fleet.
   const lt = await ec2.send(

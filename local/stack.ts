@@ -16,6 +16,7 @@ import { type Clock, parseClock } from "../lib/clock.ts";
 import { clearConfigCache } from "../lib/config/index.ts";
 import { configureRuntime } from "../lib/runtime.ts";
 import { createCloud } from "./cloud/index.ts";
+import { type ConsoleServer, stackTarget, startConsole } from "./console/server.ts";
 import type { Cloud } from "./cloud/cloud.ts";
 import type { FaultRule } from "./cloud/faults.ts";
 import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
@@ -33,6 +34,8 @@ export interface StackOptions {
   /** Path of kiln.config.yaml (default: the project's). */
   config?: string;
   stage?: string;
+  /** The web console on its own loopback HTTP server (default: a free port); `false` for none. */
+  console?: { port?: number } | false;
 }
 
 export interface StackInfo {
@@ -58,6 +61,7 @@ export class Stack {
   webhookSecret = "";
   webhookUrl = "";
   consoleUrl?: string;
+  private consoleServer?: ConsoleServer;
 
   private constructor(
     readonly cloud: Cloud,
@@ -76,6 +80,10 @@ export class Stack {
     const sls = loadServerless({ stage, region: cloud.region, accountId: cloud.accountId });
     const stack = new Stack(cloud, sls, stage);
     await stack.wire();
+    if (opts.console !== false) {
+      stack.consoleServer = await cloud.clock.hold(startConsole({ target: stackTarget(stack), clock: cloud.clock, port: opts.console?.port }));
+      stack.consoleUrl = stack.consoleServer.url;
+    }
     return stack;
   }
 
@@ -95,6 +103,7 @@ export class Stack {
   }
 
   async stop(): Promise<void> {
+    await this.consoleServer?.close();
     await this.cloud.stop();
   }
 
