@@ -77,6 +77,8 @@ export class Stack {
     await cloud.start({ port: opts.port === undefined ? 0 : opts.port });
     configureRuntime({ clock: cloud.clock, aws: cloud.clientConfig() });
     const stage = opts.stage ?? "local";
+    // serverless.yml's `params.local` points PagerDuty/Slack at the cloud's capture endpoint.
+    process.env.KILN_LOCAL_ENDPOINT = cloud.endpoint || "http://127.0.0.1:0";
     const sls = loadServerless({ stage, region: cloud.region, accountId: cloud.accountId });
     const stack = new Stack(cloud, sls, stage);
     await stack.wire();
@@ -215,7 +217,12 @@ export class Stack {
     const ssm = new SSMClient(cfg);
     const secretParams = (this.serverless.custom?.secrets ?? {}) as Record<string, string>;
     for (const [key, name] of Object.entries(secretParams)) {
-      const value = key === "webhookSecret" ? randomBytes(24).toString("hex") : `local-${key}`;
+      const value =
+        key === "webhookSecret"
+          ? randomBytes(24).toString("hex")
+          : key === "slackWebhookUrl"
+            ? `${this.cloud.endpoint}/_kiln/capture/slack`
+            : `local-${key}`;
       if (key === "webhookSecret") this.webhookSecret = value;
       this.parameters[key] = name;
       await ssm.send(new PutParameterCommand({ Name: name, Type: "SecureString", Value: value, Overwrite: true }));

@@ -21,6 +21,9 @@ function waitForSignal(): Promise<void> {
   });
 }
 
+// Function logs (JSON lines meant for CloudWatch) would drown the live view: keep warnings and errors.
+process.env.KILN_LOG_LEVEL ??= "warn";
+
 async function bootStack(opts: { clock?: string; port?: number; seed: boolean; service?: string; out: Out }): Promise<{ stack: Stack; seeded?: SeedResult }> {
   // In scaled time a health check's timeout is a few real milliseconds: probe the app in process
   // (same handler, same service-in state) so a busy machine does not flap targets.

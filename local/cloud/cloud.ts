@@ -61,6 +61,8 @@ export class Cloud {
   private server?: http.Server;
   private adminRoutes = new Map<string, (req: RawRequest, url: URL) => unknown | Promise<unknown>>();
   endpoint = "";
+  /** Posts to stand-ins for services outside AWS (`/_kiln/capture/<name>`): PagerDuty, Slack. */
+  captured: { name: string; at: string; body: unknown }[] = [];
 
   constructor(opts: CloudOptions = {}) {
     this.clock = opts.clock ?? new VirtualClock();
@@ -156,6 +158,23 @@ export class Cloud {
       } else if (path === "faults" && req.method === "DELETE") {
         this.faults.clear(url.searchParams.get("kind") ?? undefined);
         out = { cleared: true };
+      } else if (path.startsWith("capture/")) {
+        // Stand-in for services outside AWS (PagerDuty, Slack): posts are kept for inspection.
+        const name = path.slice("capture/".length);
+        if (req.method === "POST") {
+          const text = req.body.toString("utf8");
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            // keep the raw text
+          }
+          this.captured.push({ name, at: new Date(this.clock.now()).toISOString(), body });
+          out = { status: "success", message: "Event processed", dedup_key: (body as { dedup_key?: string })?.dedup_key };
+        } else if (req.method === "DELETE") {
+          this.captured = this.captured.filter((c) => c.name !== name);
+          out = { cleared: true };
+        } else out = this.captured.filter((c) => c.name === name);
       } else if (path === "settings" && req.method === "POST") {
         this.setSettings(JSON.parse(req.body.toString("utf8") || "{}"));
         out = { ok: true };
