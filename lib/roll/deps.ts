@@ -1,5 +1,7 @@
 import { awsClients } from "../aws.ts";
 import { clock } from "../runtime.ts";
+import { startDepsFromEnv } from "../lock/env.ts";
+import type { AbortDeps } from "./abort.ts";
 import type { RollDeps } from "./steps.ts";
 
 /** Roll dependencies for a handler: the runtime's clients and clock (built on first use). */
@@ -14,4 +16,19 @@ export function rollDeps(): RollDeps {
     get dynamodb() { return c.dynamodb; },
     get clock() { return clock(); },
   };
+}
+
+/**
+ * Dependencies of the abort and rollback steps: the roll's, plus Step Functions, the service lock
+ * (`KILN_LOCK_TABLE`, `KILN_DEPLOY_STATE_MACHINE_ARN`) and the deployments table, read from the
+ * environment on each call (a misconfigured function fails with `kiln.ConfigInvalid` when used).
+ */
+export function opsDeps(): AbortDeps {
+  const c = awsClients();
+  const roll = rollDeps();
+  return Object.defineProperties(roll as AbortDeps, {
+    sfn: { get: () => c.sfn, enumerable: true },
+    lock: { get: () => startDepsFromEnv(c, clock()), enumerable: true },
+    deploymentsTable: { get: () => process.env.KILN_DEPLOYMENTS_TABLE || undefined, enumerable: true },
+  });
 }

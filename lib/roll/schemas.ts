@@ -51,3 +51,41 @@ export const ApprovalEvent = z.object({
   plan: Plan,
   timeoutSeconds: z.number().int().min(1),
 });
+
+const ExecutionArn = z.string().regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN");
+const ThisExecution = z.object({ arn: ExecutionArn, name: z.string().min(1).max(80) });
+
+/** PrepareAbort: the abort machine's input plus its own execution. */
+export const PrepareAbortEvent = z.object({
+  input: z.object({
+    service: ServiceNameSchema,
+    executionArn: ExecutionArn.nullish().transform((v) => v ?? undefined),
+    reason: z.string().max(1000).optional(),
+    requestedBy: z.string().max(200).optional(),
+  }),
+  execution: ThisExecution,
+});
+
+const AbortPlanSchema = z.looseObject({
+  service: ServiceNameSchema,
+  executionArn: ExecutionArn,
+  executionName: z.string().min(1),
+  traffic: z.looseObject({ listenerArn: z.string() }),
+  blue: z.looseObject({ asgName: z.string(), targetGroupArn: z.string() }),
+  green: z.looseObject({ targetGroupArn: z.string() }),
+});
+
+export const AbortPlanEvent = z.object({ plan: AbortPlanSchema });
+export const RestoreTrafficEvent = z.object({ plan: AbortPlanSchema, blueReady: z.boolean().nullish().transform((v) => v ?? false) });
+export const AbortCommandEvent = z.object({
+  plan: AbortPlanSchema,
+  commandId: z.string().nullish().transform((v) => v ?? undefined),
+  instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
+});
+
+/** PrepareRollback: the rollback machine's input plus its own execution. */
+export const PrepareRollbackEvent = z.object({
+  input: z.object({ service: ServiceNameSchema, environment: z.string().optional(), requestedBy: z.string().max(200).optional() }),
+  execution: ThisExecution,
+});
+export const FinishRollbackEvent = z.object({ plan: Plan, executionArn: ExecutionArn });

@@ -172,7 +172,8 @@ async function launchTemplateIdByName(ec2: EC2Client, name: string): Promise<str
   return id;
 }
 
-async function resolveListener(elbv2: ElasticLoadBalancingV2Client, l: RollSettings["listener"]): Promise<string> {
+/** The listener ARN of the roll settings (given, or found by load balancer name and port). */
+export async function resolveListener(elbv2: ElasticLoadBalancingV2Client, l: RollSettings["listener"]): Promise<string> {
   if (l.arn) return l.arn;
   if (!l.loadBalancerName) throw new StepFailedError("roll settings need listener.arn or listener.loadBalancerName");
   const lb = await elbv2.send(new DescribeLoadBalancersCommand({ Names: [l.loadBalancerName] }));
@@ -184,7 +185,8 @@ async function resolveListener(elbv2: ElasticLoadBalancingV2Client, l: RollSetti
   return listener.ListenerArn;
 }
 
-async function resolveTargetGroups(elbv2: ElasticLoadBalancingV2Client, tgs: [string, string]): Promise<string[]> {
+/** The ARNs of the service's two target groups, given by name or ARN, in the given order. */
+export async function resolveTargetGroups(elbv2: ElasticLoadBalancingV2Client, tgs: [string, string]): Promise<string[]> {
   const arns = tgs.filter((t) => t.startsWith("arn:"));
   const names = tgs.filter((t) => !t.startsWith("arn:"));
   if (names.length === 0) return arns;
@@ -515,7 +517,8 @@ export async function retireBlue(plan: RollPlan, deps: RollDeps): Promise<Status
           tag(KILN_TAGS.role, "retired"),
           tag("kiln:retired-by", plan.executionName),
           tag("kiln:delete-after", until),
-          tag("kiln:capacity", JSON.stringify(plan.blue.capacity)),
+          // Blue's live capacity (autoscaling may have changed it since PlanRoll): what abort and rollback restore.
+          tag("kiln:capacity", JSON.stringify((g.DesiredCapacity ?? 0) > 0 ? { min: g.MinSize ?? 0, max: g.MaxSize ?? 0, desired: g.DesiredCapacity ?? 0 } : plan.blue.capacity)),
         ],
       }),
     );
