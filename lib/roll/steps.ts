@@ -11,7 +11,14 @@ import {
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
 import { type CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
-import { CreateTagsCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, type EC2Client } from "@aws-sdk/client-ec2";
+import {
+  CreateTagsCommand,
+  DeleteLaunchTemplateVersionsCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  type EC2Client,
+} from "@aws-sdk/client-ec2";
 import {
   DescribeListenersCommand,
   DescribeLoadBalancersCommand,
@@ -220,18 +227,49 @@ export async function createGreenFleet(plan: RollPlan, deps: RollDeps): Promise<
     },
     deps,
   );
+  const kept: typeof groups = [];
   for (const g of groups) {
     const stale =
       g.AutoScalingGroupName !== result.asgName &&
       g.AutoScalingGroupName !== plan.blue.asgName &&
       (g.TargetGroupARNs ?? []).includes(plan.green.targetGroupArn);
     if (stale) await deleteGroup(deps.autoscaling, g.AutoScalingGroupName!);
+    else kept.push(g);
   }
+  await pruneLaunchTemplateVersions(plan, kept, result.launchTemplateVersion, deps);
   const weights = await readWeights(deps.elbv2, plan.traffic);
   if (!weights.some((w) => w.arn === plan.green.targetGroupArn)) {
     await setWeights(deps.elbv2, plan.traffic, blueOnly(plan));
   }
   return { ...plan, green: { ...plan.green, asgName: result.asgName, launchTemplateVersion: result.launchTemplateVersion } };
+}
+
+/**
+ * Deletes the launch-template versions kiln made (description `kiln <execution>`) that no group of
+ * the service uses any more — those of superseded retired fleets (I5: nothing kiln made is left
+ * behind). A sweep rather than "the version of the group just deleted", so a crash in between
+ * leaks nothing: the next attempt finds the orphan.
+ */
+async function pruneLaunchTemplateVersions(
+  plan: RollPlan,
+  groups: { LaunchTemplate?: { LaunchTemplateId?: string; Version?: string } }[],
+  greenVersion: number,
+  deps: RollDeps,
+): Promise<void> {
+  const used = new Set(groups.filter((g) => g.LaunchTemplate?.LaunchTemplateId === plan.blue.launchTemplateId).map((g) => g.LaunchTemplate?.Version));
+  used.add(String(greenVersion));
+  const orphans: string[] = [];
+  let NextToken: string | undefined;
+  do {
+    const r = await deps.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, NextToken }));
+    for (const v of r.LaunchTemplateVersions ?? []) {
+      if (v.VersionDescription?.startsWith("kiln ") && !v.DefaultVersion && !used.has(String(v.VersionNumber))) orphans.push(String(v.VersionNumber));
+    }
+    NextToken = r.NextToken;
+  } while (NextToken);
+  if (orphans.length > 0) {
+    await deps.ec2.send(new DeleteLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, Versions: orphans }));
+  }
 }
 
 function blueOnly(plan: RollPlan): WeightedTargetGroup[] {

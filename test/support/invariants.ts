@@ -369,7 +369,7 @@ export class InvariantMonitor {
     const abortedBy = new Map<string, number>();
     for (const e of all) {
       if (kind(e.stateMachineArn) !== "abort") continue;
-      const target = (JSON.parse(e.input) as { executionArn?: string }).executionArn;
+      const target = (JSON.parse(e.input) as { executionArn?: string }).executionArn ?? this.abortTarget(e.executionArn, states);
       if (target) abortedBy.set(target, Math.min(abortedBy.get(target) ?? Infinity, e.startDate.getTime()));
     }
     const out: string[] = [];
@@ -400,6 +400,23 @@ export class InvariantMonitor {
       }
     }
     return out;
+  }
+
+  private readonly abortTargets = new Map<string, string>();
+
+  /** The deployment an abort started without `executionArn` found (PrepareAbort's output names it). */
+  private abortTarget(abortArn: string, states: ReturnType<typeof statesBackend>): string | undefined {
+    const known = this.abortTargets.get(abortArn);
+    if (known) return known;
+    for (const h of states.history(abortArn)) {
+      // The output is a JSON string inside the event: its quotes come escaped.
+      const m = /\\*"target\\*":\{\\*"executionArn\\*":\\*"([^"\\]+)/.exec(JSON.stringify(h));
+      if (m?.[1]) {
+        this.abortTargets.set(abortArn, m[1]);
+        return m[1];
+      }
+    }
+    return undefined;
   }
 
   /**
