@@ -36,7 +36,10 @@ export class ConsoleRequestError extends Error {
  * Parses and validates an action request body. `machines` are the state machines this console acts
  * on: an execution of any other machine is refused, and approve/reject/abort apply to deployments only.
  */
-export function parseActionRequest(body: string, machines: { deploy?: string; abort?: string; rollback?: string }): ActionRequest {
+export function parseActionRequest(
+  body: string,
+  machines: { deploy?: string; abort?: string; rollback?: string },
+): ActionRequest {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -51,9 +54,12 @@ export function parseActionRequest(body: string, machines: { deploy?: string; ab
   const req = r.data;
   const machine = machineOfExecution(req.execution);
   const known = Object.values(machines).filter((m): m is string => typeof m === "string");
-  if (!known.includes(machine)) throw new ConsoleRequestError(`${req.execution} is not an execution of this stack's state machines`, 404);
-  if (req.action !== "redrive" && machine !== machines.deploy) throw new ConsoleRequestError(`only deployments can be ${req.action === "abort" ? "aborted" : `${req.action}d`}`, 400);
-  if (req.reason !== undefined && req.action !== "reject") throw new ConsoleRequestError("a reason is only taken when rejecting", 400);
+  if (!known.includes(machine))
+    throw new ConsoleRequestError(`${req.execution} is not an execution of this stack's state machines`, 404);
+  if (req.action !== "redrive" && machine !== machines.deploy)
+    throw new ConsoleRequestError(`only deployments can be ${req.action === "abort" ? "aborted" : `${req.action}d`}`, 400);
+  if (req.reason !== undefined && req.action !== "reject")
+    throw new ConsoleRequestError("a reason is only taken when rejecting", 400);
   return req;
 }
 
@@ -84,9 +90,11 @@ export function checkSameOrigin(req: RequestFacts, allowedHosts: readonly string
   // Reads need nothing more: a link from elsewhere (a page, a pager alert) may open the console, and
   // without CORS headers no other origin can read an API answer.
   if (req.method === "GET" || req.method === "HEAD") return;
-  if (req.origin !== undefined && req.origin !== `http://${req.host.toLowerCase()}`) throw new ConsoleRequestError("cross-origin request refused", 403);
+  if (req.origin !== undefined && req.origin !== `http://${req.host.toLowerCase()}`)
+    throw new ConsoleRequestError("cross-origin request refused", 403);
   if (req.origin === undefined && req.fetchSite !== undefined && req.fetchSite !== "same-origin") {
     throw new ConsoleRequestError("cross-site request refused", 403);
   }
-  if (!/^application\/json(;|$)/i.test(req.contentType ?? "")) throw new ConsoleRequestError("the request body must be application/json", 415);
+  if (!/^application\/json(;|$)/i.test(req.contentType ?? ""))
+    throw new ConsoleRequestError("the request body must be application/json", 415);
 }

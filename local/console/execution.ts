@@ -103,7 +103,8 @@ function parseJson(s: string | undefined): unknown {
 /** A task's output as the operator wants to read it: a Lambda invoke's Payload, cut if huge. */
 export function taskOutput(raw: string | undefined): unknown {
   let v = parseJson(raw);
-  if (v && typeof v === "object" && !Array.isArray(v) && "Payload" in v && "StatusCode" in v) v = (v as { Payload: unknown }).Payload;
+  if (v && typeof v === "object" && !Array.isArray(v) && "Payload" in v && "StatusCode" in v)
+    v = (v as { Payload: unknown }).Payload;
   const text = typeof v === "string" ? v : JSON.stringify(v);
   return text !== undefined && text.length > MAX_OUTPUT_CHARS ? clip(text, MAX_OUTPUT_CHARS) : v;
 }
@@ -116,6 +117,13 @@ export function causeText(cause: string | undefined): string | undefined {
     return clip((v as { errorMessage: string }).errorMessage, MAX_CAUSE_CHARS);
   }
   return clip(cause, MAX_CAUSE_CHARS);
+}
+
+/** One line for the history table: a step result's `status` and what it saw, cut short. */
+function summary(output: unknown): string | undefined {
+  if (output === undefined || output === null) return undefined;
+  const text = typeof output === "string" ? output : JSON.stringify(output);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 interface FailureDetails {
@@ -212,13 +220,14 @@ export function replayHistory(history: HistoryEvent[], topLevel: Iterable<string
     } else {
       const f = failureOf(e);
       const out = successOutput(e);
+      // Execution-level events belong to no state.
+      const state = type.startsWith("Execution") ? undefined : owner(e);
+      row.state = state;
       if (f || out !== undefined) {
-        const state = owner(e);
-        row.state = state;
         const result: StepResult = f
           ? { eventId: id, at, state: state ?? "", ok: false, error: f.error, cause: causeText(f.cause) }
           : { eventId: id, at, state: state ?? "", ok: true, output: taskOutput(out) };
-        if (f) row.detail = [f.error, result.cause].filter(Boolean).join(": ");
+        row.detail = f ? [f.error, result.cause].filter(Boolean).join(": ") : summary(result.output);
         const s = state === undefined ? undefined : states[state];
         if (s) {
           s.results.push(result);
@@ -322,7 +331,10 @@ export async function executionView(t: Target, executionArn: string): Promise<Ex
   const config = loadConfig();
   const service = serviceOf(d, config.services);
   const status = service
-    ? await serviceStatus(service, serviceConfig(config, service), t.clients, { deployStateMachineArn: t.stateMachines.deploy, executions: 5 })
+    ? await serviceStatus(service, serviceConfig(config, service), t.clients, {
+        deployStateMachineArn: t.stateMachines.deploy,
+        executions: 5,
+      })
     : undefined;
   const input = parseJson(d.input);
   return {

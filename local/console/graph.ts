@@ -201,14 +201,13 @@ export function layoutGraph(graph: StateGraph, opts: LayoutOptions = {}): GraphL
   }
 
   // 3. Columns: discovery order within each layer.
-  const layers: string[][] = [];
-  for (const n of [...graph.nodes].sort((a, b) => discovery.get(a.id)! - discovery.get(b.id)!)) {
-    const l = layer.get(n.id)!;
-    (layers[l] ??= []).push(n.id);
-  }
+  const layerCount = graph.nodes.length === 0 ? 0 : Math.max(...layer.values()) + 1;
+  const layers: string[][] = Array.from({ length: layerCount }, () => []);
+  for (const n of [...graph.nodes].sort((a, b) => discovery.get(a.id)! - discovery.get(b.id)!))
+    layers[layer.get(n.id)!]!.push(n.id);
   const column = new Map<string, number>();
-  for (const ids of layers) ids?.forEach((id, i) => column.set(id, i));
-  const columns = Math.max(1, ...layers.map((ids) => ids?.length ?? 0));
+  for (const ids of layers) for (const [i, id] of ids.entries()) column.set(id, i);
+  const columns = Math.max(1, ...layers.map((ids) => ids.length));
 
   // 4. Lanes for routed edges: long forward edges on the left, back edges on the right; each edge gets
   //    the first lane free over the layers it spans.

@@ -14,7 +14,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { abort, decide, redrive, status } from "../cli/commands.ts";
 import { CliError, clientsFor, EXIT, type Target } from "../cli/target.ts";
 import type { Stack } from "../stack.ts";
-import { type ActionRequest, checkSameOrigin, ConsoleRequestError, parseActionRequest, parseExecutionArn } from "./api.ts";
+import { type ActionRequest, ConsoleRequestError, checkSameOrigin, parseActionRequest, parseExecutionArn } from "./api.ts";
 import { executionView } from "./execution.ts";
 
 export interface ConsoleOptions {
@@ -57,10 +57,9 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     let size = 0;
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new ConsoleRequestError("request body too large", 413));
-        req.destroy();
-      } else chunks.push(c);
+      // Past the limit the rest is read and dropped, so the client still gets the 413.
+      if (size > MAX_BODY) reject(new ConsoleRequestError("request body too large", 413));
+      else chunks.push(c);
     });
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
@@ -101,7 +100,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
   const t = opts.target;
   const host = opts.host ?? "127.0.0.1";
   const publicDir = new URL("./public/", import.meta.url);
-  const files = new Map(Object.entries(STATIC).map(([p, f]) => [p, { body: readFileSync(new URL(f.file, publicDir)), type: f.type }]));
+  const files = new Map(
+    Object.entries(STATIC).map(([p, f]) => [p, { body: readFileSync(new URL(f.file, publicDir)), type: f.type }]),
+  );
   let allowedHosts: string[] = [];
 
   const send = (res: http.ServerResponse, code: number, body: unknown) => {

@@ -45,7 +45,9 @@ function s(tag, attrs, ...children) {
 
 /** A link only for http(s) URLs (a `javascript:` URL from anywhere is shown as text). */
 function safeLink(url, text) {
-  return /^https?:\/\//i.test(url ?? "") ? h("a", { href: url, rel: "noreferrer noopener", target: "_blank" }, text ?? url) : text ?? url ?? "";
+  return /^https?:\/\//i.test(url ?? "")
+    ? h("a", { href: url, rel: "noreferrer noopener", target: "_blank" }, text ?? url)
+    : (text ?? url ?? "");
 }
 
 function fill(el, ...children) {
@@ -71,6 +73,17 @@ function pretty(v) {
   return typeof v === "string" ? v : JSON.stringify(v, null, 2);
 }
 
+/** kiln's failure causes end in `Seen: {…}` (what the check saw): that part is shown as indented JSON. */
+function formatCause(text) {
+  const i = text.lastIndexOf("Seen: {");
+  if (i < 0) return text;
+  try {
+    return `${text.slice(0, i)}\nSeen: ${JSON.stringify(JSON.parse(text.slice(i + 6)), null, 2)}`;
+  } catch {
+    return text;
+  }
+}
+
 function executionHref(arn) {
   return `#/execution/${encodeURIComponent(arn)}`;
 }
@@ -85,7 +98,11 @@ async function getJson(url) {
 }
 
 async function postJson(url, payload) {
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json" }, body: JSON.stringify(payload) });
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify(payload),
+  });
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok || body.ok === false) throw new Error(body.error ?? `HTTP ${r.status}`);
   return body;
@@ -116,7 +133,15 @@ function fleetTable(fleets) {
   return h(
     "table",
     null,
-    h("thead", null, h("tr", null, ["role", "group", "commit", "target groups", "desired", "healthy", "instances"].map((c) => h("th", null, c)))),
+    h(
+      "thead",
+      null,
+      h(
+        "tr",
+        null,
+        ["role", "group", "commit", "target groups", "desired", "healthy", "instances"].map((c) => h("th", null, c)),
+      ),
+    ),
     h(
       "tbody",
       null,
@@ -136,7 +161,12 @@ function fleetTable(fleets) {
             h(
               "div",
               { class: "chips" },
-              f.instances.map((i) => h("span", { class: `chip h-${i.health ?? "none"}`, title: `${i.id} ${i.lifecycle} ${i.health ?? "not registered"}` })),
+              f.instances.map((i) =>
+                h("span", {
+                  class: `chip h-${i.health ?? "none"}`,
+                  title: `${i.id} ${i.lifecycle} ${i.health ?? "not registered"}`,
+                }),
+              ),
             ),
           ),
         ),
@@ -171,7 +201,15 @@ function renderOverview(data) {
         : h(
             "table",
             null,
-            h("thead", null, h("tr", null, ["status", "execution", "started", "stopped", "redriven"].map((c) => h("th", null, c)))),
+            h(
+              "thead",
+              null,
+              h(
+                "tr",
+                null,
+                ["status", "execution", "started", "stopped", "redriven"].map((c) => h("th", null, c)),
+              ),
+            ),
             h(
               "tbody",
               null,
@@ -190,7 +228,12 @@ function renderOverview(data) {
           ),
     ),
   );
-  fill(main, h("h1", null, "Services"), h("p", { class: "muted" }, `as of ${time(data.now)}`), cards.length ? cards : h("p", null, "kiln.config.yaml lists no services"));
+  fill(
+    main,
+    h("h1", null, "Services"),
+    h("p", { class: "muted" }, `as of ${time(data.now)}`),
+    cards.length ? cards : h("p", null, "kiln.config.yaml lists no services"),
+  );
 }
 
 // ───────────────────────────── execution page ─────────────────────────────
@@ -246,7 +289,11 @@ async function act(page, action, confirmText) {
   try {
     const r = await postJson("/api/actions", payload);
     page.message.className = "message ok";
-    fill(page.message, r.message || `${action} done`, r.executionArn ? [" · ", h("a", { href: executionHref(r.executionArn) }, "follow it")] : null);
+    fill(
+      page.message,
+      r.message || `${action} done`,
+      r.executionArn ? [" · ", h("a", { href: executionHref(r.executionArn) }, "follow it")] : null,
+    );
     if (action === "reject") page.reason.value = "";
   } catch (err) {
     page.message.className = "message error";
@@ -263,7 +310,12 @@ function renderExecution(page, v) {
   fill(
     page.head,
     h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Services"), " › ", v.service ?? "?", " › execution"),
-    h("div", { class: "row" }, h("h1", { class: "mono" }, e.name), h("span", { "data-testid": "execution-status" }, badge(e.status))),
+    h(
+      "div",
+      { class: "row" },
+      h("h1", { class: "mono" }, e.name),
+      h("span", { "data-testid": "execution-status" }, badge(e.status)),
+    ),
     h(
       "div",
       { class: "row muted" },
@@ -274,16 +326,23 @@ function renderExecution(page, v) {
       h("span", { class: "mono" }, e.arn),
     ),
     e.error || e.cause
-      ? h("div", { class: "failure", "data-testid": "failure" }, h("strong", null, e.error ?? "failed"), replay.failed ? ` at ${replay.failed}` : "", e.cause ? h("pre", null, e.cause) : null)
+      ? h(
+          "div",
+          { class: "failure", "data-testid": "failure" },
+          h("strong", null, e.error ?? "failed"),
+          replay.failed ? ` at ${replay.failed}` : "",
+          e.cause ? h("pre", null, formatCause(e.cause)) : null,
+        )
       : null,
   );
   for (const [action, b] of Object.entries(page.buttons)) {
     const a = v.actions[action];
     b.disabled = !a.enabled;
-    b.title = a.enabled ? "" : a.why ?? "";
+    b.title = a.enabled ? "" : (a.why ?? "");
   }
   // Follow the execution: select its failed or current state until the operator picks one.
-  const focus = replay.failed ?? replay.current[0];
+  const lastResult = [...replay.events].reverse().find((ev) => ev.state && replay.states[ev.state]?.results.length);
+  const focus = replay.failed ?? replay.current[0] ?? lastResult?.state;
   const moved = focus !== page.focus;
   page.focus = focus;
   if (!page.picked) page.selected = focus ?? page.selected;
@@ -303,12 +362,28 @@ function renderExecution(page, v) {
 function renderGraph(page, scrollToFocus) {
   const { graph, replay } = page.data;
   const current = new Set(replay.current);
-  const svg = s("svg", { width: graph.width, height: graph.height, viewBox: `0 0 ${graph.width} ${graph.height}`, role: "img", "aria-label": "state graph" });
+  const svg = s("svg", {
+    width: graph.width,
+    height: graph.height,
+    viewBox: `0 0 ${graph.width} ${graph.height}`,
+    role: "img",
+    "aria-label": "state graph",
+  });
   svg.append(
-    s("defs", null, s("marker", { id: "arrow", viewBox: "0 0 8 8", refX: 7, refY: 4, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, s("path", { d: "M0 0 L8 4 L0 8 z", class: "arrow" }))),
+    s(
+      "defs",
+      null,
+      s(
+        "marker",
+        { id: "arrow", viewBox: "0 0 8 8", refX: 7, refY: 4, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+        s("path", { d: "M0 0 L8 4 L0 8 z", class: "arrow" }),
+      ),
+    ),
   );
   for (const e of graph.edges) {
-    svg.append(s("path", { d: e.d, class: ["edge", e.back && "back", e.kind === "catch" && "catch"], "marker-end": "url(#arrow)" }));
+    svg.append(
+      s("path", { d: e.d, class: ["edge", e.back && "back", e.kind === "catch" && "catch"], "marker-end": "url(#arrow)" }),
+    );
   }
   for (const n of graph.nodes) {
     const run = replay.states[n.id] ?? { outcome: "notRun", visits: 0 };
@@ -316,13 +391,23 @@ function renderGraph(page, scrollToFocus) {
     const g = s(
       "g",
       {
-        class: ["node", `type-${n.type}`, `outcome-${run.outcome}`, current.has(n.id) && "current", page.selected === n.id && "selected"],
+        class: [
+          "node",
+          `type-${n.type}`,
+          `outcome-${run.outcome}`,
+          current.has(n.id) && "current",
+          page.selected === n.id && "selected",
+        ],
         "data-state": n.id,
         "data-outcome": run.outcome,
         transform: `translate(${n.x} ${n.y})`,
         tabindex: 0,
       },
-      s("title", null, `${n.id} (${n.type}) — ${run.outcome}${run.visits > 1 ? `, ${run.visits} visits` : ""}${n.comment ? `\n${n.comment}` : ""}`),
+      s(
+        "title",
+        null,
+        `${n.id} (${n.type}) — ${run.outcome}${run.visits > 1 ? `, ${run.visits} visits` : ""}${n.comment ? `\n${n.comment}` : ""}`,
+      ),
       s("rect", { width: n.w, height: n.h, rx: n.type === "Choice" ? 14 : n.type === "Task" ? 4 : 8 }),
       s("text", { x: n.w / 2, y: n.h / 2 }, label),
     );
@@ -338,7 +423,11 @@ function renderGraph(page, scrollToFocus) {
     });
     svg.append(g);
   }
-  const legend = h("div", { class: "legend" }, ["succeeded", "running", "failed", "notRun"].map((o) => h("span", { class: `l-${o}` }, o === "notRun" ? "not run" : o)));
+  const legend = h(
+    "div",
+    { class: "legend" },
+    ["succeeded", "running", "failed", "notRun"].map((o) => h("span", { class: `l-${o}` }, o === "notRun" ? "not run" : o)),
+  );
   fill(page.graph, legend, svg);
   const focus = graph.nodes.find((n) => n.id === page.focus);
   if (scrollToFocus && focus) page.graph.scrollTop = Math.max(0, focus.y - page.graph.clientHeight / 2);
@@ -354,7 +443,13 @@ function renderState(page) {
   const run = replay.states[node.id] ?? { outcome: "notRun", visits: 0, results: [] };
   fill(
     page.state,
-    h("div", { class: "row" }, h("h2", null, node.id), badge(run.outcome, "o"), h("span", { class: "muted" }, node.type, run.visits ? ` · ${run.visits} visit${run.visits > 1 ? "s" : ""}` : "")),
+    h(
+      "div",
+      { class: "row" },
+      h("h2", null, node.id),
+      badge(run.outcome, "o"),
+      h("span", { class: "muted" }, node.type, run.visits ? ` · ${run.visits} visit${run.visits > 1 ? "s" : ""}` : ""),
+    ),
     node.comment ? h("p", { class: "muted" }, node.comment) : null,
     run.results.length === 0
       ? h("p", { class: "muted" }, run.visits ? "no task result recorded for this state" : "not run yet")
@@ -364,8 +459,15 @@ function renderState(page) {
             h(
               "div",
               { class: "result", "data-testid": "step-result" },
-              h("div", { class: "row" }, badge(r.ok ? "succeeded" : "failed", "o"), h("span", { class: "muted" }, time(r.at), ` · event ${r.eventId}`)),
-              r.ok ? h("pre", null, pretty(r.output)) : [h("strong", null, r.error ?? "error"), r.cause ? h("pre", null, r.cause) : null],
+              h(
+                "div",
+                { class: "row" },
+                badge(r.ok ? "succeeded" : "failed", "o"),
+                h("span", { class: "muted" }, time(r.at), ` · event ${r.eventId}`),
+              ),
+              r.ok
+                ? h("pre", null, pretty(r.output))
+                : [h("strong", null, r.error ?? "error"), r.cause ? h("pre", null, formatCause(r.cause)) : null],
             ),
           ),
         ],
@@ -377,14 +479,26 @@ function renderHistory(page) {
   const shown = events.slice(-500).reverse();
   fill(
     page.history,
-    h("h2", null, `Event history (${events.length} events${events.length > shown.length ? `, newest ${shown.length} shown` : ""})`),
+    h(
+      "h2",
+      null,
+      `Event history (${events.length} events${events.length > shown.length ? `, newest ${shown.length} shown` : ""})`,
+    ),
     h(
       "div",
       { class: "history" },
       h(
         "table",
         null,
-        h("thead", null, h("tr", null, ["#", "time", "type", "state", "detail"].map((c) => h("th", null, c)))),
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            ["#", "time", "type", "state", "detail"].map((c) => h("th", null, c)),
+          ),
+        ),
         h(
           "tbody",
           null,
