@@ -242,6 +242,12 @@ export class Network {
           mapPublicIpOnLaunch: true,
           assignIpv6AddressOnCreation: false,
           ipv6CidrBlockAssociationSet: [],
+          ipv6Native: false,
+          privateDnsNameOptionsOnLaunch: {
+            hostnameType: "ip-name",
+            enableResourceNameDnsARecord: false,
+            enableResourceNameDnsAAAARecord: false,
+          },
           ownerId: this.ctx.accountId,
           tagSet: tagSet(s.tags),
         })),
