@@ -33,9 +33,27 @@ export function clock(): Clock {
   return runtime().clock;
 }
 
+/**
+ * Forwards to the request handler configured *now*: handlers build their clients once at module
+ * scope, and a process may run several local stacks one after another (tests), so the transport
+ * must follow the runtime rather than be captured by the first client.
+ */
+const delegatingHandler = {
+  metadata: { handlerProtocol: "http/1.1" },
+  handle: (request: unknown, options?: unknown) => {
+    const h = runtime().aws.requestHandler;
+    if (!h) throw new Error("the local runtime has no request handler configured");
+    return h.handle(request, options);
+  },
+  updateHttpClientConfig: () => {},
+  httpHandlerConfigs: () => ({}),
+  destroy: () => {},
+};
+
 /** Config passed to every AWS SDK client the handlers build. */
 export function awsConfig(): AwsClientConfig {
-  return { ...runtime().aws };
+  const aws = runtime().aws;
+  return aws.requestHandler ? { ...aws, requestHandler: delegatingHandler } : { ...aws };
 }
 
 /** Used by the local stack and tests: run handlers on this clock and against this cloud. */

@@ -1,0 +1,86 @@
+/**
+ * Triggers and on-call end to end on the local stack (virtual time): a failed deployment pages once
+ * with the redrive command; after the fault is cleared, a redrive succeeds and resolves the page
+ * with the same dedup key. A week of scheduled rotations with a base AMI published mid-week rolls
+ * exactly once.
+ */
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { DescribeExecutionCommand, ListExecutionsCommand, RedriveExecutionCommand, SFNClient } from "@aws-sdk/client-sfn";
+import { afterEach, describe, expect, it } from "vitest";
+import { sendPush } from "../../../local/cli/commands.ts";
+import type { LambdaBackend } from "../../../local/cloud/services/lambda/index.ts";
+import { seedService, until } from "../../../local/seed.ts";
+import { Stack } from "../../../local/stack.ts";
+import { statesBackend } from "../../../local/states/api.ts";
+
+const DAY = 86_400_000;
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
+
+type Post = { name: string; body: { event_action?: string; dedup_key?: string; payload?: { summary?: string; custom_details?: unknown } } };
+const posts = (s: Stack, name: string) => s.cloud.captured.filter((c) => c.name === name) as Post[];
+
+describe("paging", () => {
+  it("a failed deployment pages once with the redrive command; a successful redrive resolves it", async () => {
+    stack = await Stack.start({ clock: "virtual", port: 0 });
+    await seedService(stack.cloud, { commit: "a".repeat(40), instances: 2 });
+    const fault = stack.cloud.faults.add({ kind: "command", match: "sample-app install", mode: "fail", exitCode: 3 });
+    const commit = "e".repeat(40);
+    const pushed = await sendPush(stack.webhookUrl, stack.webhookSecret, { repository: "example/web", branch: "main", commit });
+    expect(pushed.status).toBe(202);
+    const arn = pushed.body.executionArn as string;
+    const sfn = new SFNClient(stack.cloud.clientConfig());
+    await statesBackend(stack.cloud).awaitExecution(arn);
+    const failed = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
+    expect(failed.status).toBe("FAILED");
+
+    const s = stack;
+    const trigger = await until(s.cloud.clock, "page", async () => posts(s, "pagerduty").find((p) => p.body.event_action === "trigger"), 1_000, 600_000);
+    expect(trigger.body.dedup_key).toBe(arn);
+    expect(JSON.stringify(trigger.body)).toContain(`kiln redrive ${arn}`);
+    expect(JSON.stringify(trigger.body)).toContain(`kiln abort ${arn}`);
+    expect(JSON.stringify(trigger.body)).toMatch(/Install/);
+
+    stack.cloud.faults.remove(fault);
+    await sfn.send(new RedriveExecutionCommand({ executionArn: arn }));
+    await statesBackend(stack.cloud).awaitExecution(arn);
+    expect((await sfn.send(new DescribeExecutionCommand({ executionArn: arn }))).status).toBe("SUCCEEDED");
+    const resolve = await until(s.cloud.clock, "resolve", async () => posts(s, "pagerduty").find((p) => p.body.event_action === "resolve"), 1_000, 600_000);
+    expect(resolve.body.dedup_key).toBe(arn);
+    expect(posts(stack, "pagerduty").filter((p) => p.body.event_action === "trigger")).toHaveLength(1);
+  }, 180_000);
+});
+
+describe("scheduled rotation", () => {
+  it("a week of daily schedules with a base AMI published mid-week rolls exactly once; the other days skip with a reason", async () => {
+    stack = await Stack.start({ clock: "virtual", port: 0, settings: { "app.realServers": false } });
+    await seedService(stack.cloud, { commit: "a".repeat(40), instances: 2 });
+    const clock = stack.cloud.clock;
+    const t0 = clock.now();
+    await clock.sleep(3.5 * DAY);
+    const ec2 = stack.cloud.backend<{ publishBaseImage(): unknown } & LambdaBackend>("ec2");
+    ec2.publishBaseImage();
+    await clock.sleep(7 * DAY - (clock.now() - t0) + 60_000);
+
+    const lambda = stack.cloud.backend<LambdaBackend>("lambda");
+    const runs = lambda.invocations().filter((i) => i.functionName.endsWith("-rotate"));
+    expect(runs.length).toBe(7);
+    expect(runs.every((r) => r.outcome === "success")).toBe(true);
+    const sfn = new SFNClient(stack.cloud.clientConfig());
+    const list = await sfn.send(new ListExecutionsCommand({ stateMachineArn: stack.info().stateMachines.DeployStateMachine }));
+    const rotations = (list.executions ?? []).filter((e) => e.name?.includes("-rotation"));
+    expect(rotations).toHaveLength(1);
+    const rd = await sfn.send(new DescribeExecutionCommand({ executionArn: rotations[0]!.executionArn }));
+    expect(rotations[0]?.status, `${rd.error}: ${rd.cause}`).toBe("SUCCEEDED");
+
+    const r = await new LambdaClient(stack.cloud.clientConfig()).send(
+      new InvokeCommand({ FunctionName: stack.info().functions.rotate, Payload: Buffer.from(JSON.stringify({ service: "web" })) }),
+    );
+    const answer = JSON.parse(Buffer.from(r.Payload!).toString());
+    expect(answer.action).toBe("skipped");
+    expect(answer.reason).toMatch(/\w+/);
+  }, 300_000);
+});
