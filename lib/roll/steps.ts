@@ -25,7 +25,7 @@ import {
   DescribeTargetGroupsCommand,
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import type { SSMClient } from "@aws-sdk/client-ssm";
+import { ListCommandsCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
@@ -440,12 +440,22 @@ export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<
     await shiftTraffic(input, deps);
     return { ...base, status: "restarted", seen: { weightsFound: current, weightsApplied: want } };
   }
-  // Instances that joined green after readiness (scale-out) are serviced in before they count.
-  await carryCapacity(plan, deps);
+  // Instances that joined green after readiness (scale-out) are serviced in before they count:
+  // wait for them to be InService with SSM online, service them in, then give them their health
+  // checks (bounded) — judging the canary meanwhile would fail it for capacity still on its way.
+  const carried = await carryCapacity(plan, deps);
   if (input.commandId) {
     const r = await serviceInGreen({ plan, commandId: input.commandId, instanceIds: input.instanceIds }, deps);
     if (r.status === "pending") return { ...base, status: "reconciling", commandId: r.commandId, instanceIds: r.instanceIds, seen: r.seen };
+    const settling = await settlingTargets(plan, input.commandId, input.instanceIds ?? [], deps);
+    if (settling.length > 0) {
+      return { ...base, status: "reconciling", commandId: input.commandId, instanceIds: input.instanceIds, seen: { awaitingHealthChecks: settling } };
+    }
   } else {
+    const readiness = await fleetReadiness(greenName(plan), deps);
+    if (!readiness.ready) {
+      return { ...base, status: "reconciling", seen: { carriedCapacity: carried, desired: readiness.desired, inService: readiness.inService.length, ssmOnline: readiness.online.length, pending: readiness.pending } };
+    }
     const unready = await unreadyGreen(plan, deps);
     if (unready.length > 0) {
       const r = await serviceInGreen({ plan }, deps);
@@ -481,6 +491,22 @@ export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<
     );
   }
   return { ...base, status: "passed", seen };
+}
+
+/** How long instances serviced in during a canary step get to pass their health checks before the step is judged. */
+const SETTLE_MS = 10 * 60_000;
+
+/** Instances serviced in by `commandId` that are not healthy targets yet, while within SETTLE_MS of the command. */
+async function settlingTargets(plan: RollPlan, commandId: string, ids: string[], deps: RollDeps): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const health = await targetGroupHealth(deps.elbv2, plan.green.targetGroupArn);
+  const healthy = new Set(health.healthy);
+  const waiting = ids.filter((id) => !healthy.has(id));
+  if (waiting.length === 0) return [];
+  const c = await deps.ssm.send(new ListCommandsCommand({ CommandId: commandId }));
+  const requested = c.Commands?.[0]?.RequestedDateTime;
+  if (requested && deps.clock.now() - new Date(requested).getTime() > SETTLE_MS) return [];
+  return waiting;
 }
 
 async function alarmStates(cloudwatch: CloudWatchClient, names: string[]): Promise<Record<string, string>> {
