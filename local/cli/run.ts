@@ -89,6 +89,7 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
     return EXIT.failed;
   }
   out(`deployment started: ${arn}`);
+  if (stack.consoleUrl) out(`  watch it in the console: ${stack.consoleUrl}#/execution/${encodeURIComponent(arn)}`);
   const t0 = clock.now();
   const elapsed = () => {
     const s = Math.floor((clock.now() - t0) / 1000);
