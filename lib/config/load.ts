@@ -119,7 +119,13 @@ export function parseConfig(text: string, file = "kiln.config.yaml"): KilnConfig
       }),
     );
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    // toJS throws (ReferenceError) on an alias without its anchor or an alias bomb: still a config problem.
+    throw new ConfigError(file, [{ path: "", expected: "expected valid YAML", found: (err as Error).message.split("\n")[0] ?? "" }]);
+  }
   const parsed = KilnConfigSchema.safeParse(data ?? {}, { reportInput: true });
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue): ConfigProblem => {
