@@ -163,6 +163,7 @@ describe.skipIf(!HAVE_CHROMIUM)("web console in Chromium (needs /usr/bin/chromiu
           .first()
           .textContent(),
       ).toMatch(/SUCCEEDED.*1×/);
+      await page.screenshot({ path: path.join(ARTIFACTS, "console-services.png"), fullPage: true });
     } finally {
       loading = false;
       await load;

@@ -65,6 +65,11 @@ function time(iso) {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { hour12: false });
 }
 
+/** Long texts (a cause with everything a check saw) are cut in tables; the full text is the tooltip. */
+function clipText(text, max) {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 function badge(status, prefix = "s") {
   return h("span", { class: `badge ${prefix}-${status}` }, status);
 }
@@ -510,7 +515,11 @@ function renderHistory(page) {
               h("td", null, time(ev.at)),
               h("td", { class: "mono" }, ev.type),
               h("td", null, ev.state ?? ""),
-              h("td", { class: "detail" }, ev.detail ?? ""),
+              h(
+                "td",
+                { class: "detail", title: ev.detail && ev.detail.length > 300 ? ev.detail : null },
+                clipText(ev.detail ?? "", 300),
+              ),
             ),
           ),
         ),
