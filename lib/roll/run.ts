@@ -16,6 +16,9 @@ export function withEnvironment(script: string, env: Record<string, string>): st
   return [...lines, ...script.split("\n")];
 }
 
+/** SendCommand's limit on `InstanceIds` (AWS: 0–50; use Targets or several commands beyond). */
+export const MAX_INSTANCE_IDS_PER_COMMAND = 50;
+
 export interface InvocationResult {
   instanceId: string;
   status: string;
@@ -49,41 +52,49 @@ export async function runScriptStep(
   deps: { ssm: SSMClient },
 ): Promise<ScriptStepResult> {
   if (p.instanceIds.length === 0) return { status: "succeeded", commandId: p.commandId ?? "", instances: [] };
-  let commandId = p.commandId;
-  if (!commandId) {
-    const r = await deps.ssm.send(
-      new SendCommandCommand({
-        DocumentName: "AWS-RunShellScript",
-        InstanceIds: p.instanceIds,
-        Comment: p.comment.slice(0, 100),
-        TimeoutSeconds: 600,
-        MaxConcurrency: p.maxConcurrency ?? "100%",
-        MaxErrors: "0",
-        Parameters: {
-          commands: withEnvironment(p.script, p.env ?? {}),
-          executionTimeout: [String(p.timeoutSeconds ?? 600)],
-        },
-      }),
-    );
-    commandId = r.Command?.CommandId;
-    if (!commandId) throw new StepFailedError("SendCommand returned no command id");
-    return { status: "pending", commandId, instances: [] };
-  }
-  const invocations: InvocationResult[] = [];
-  let NextToken: string | undefined;
-  do {
-    const r = await deps.ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId, Details: true, NextToken }));
-    for (const inv of r.CommandInvocations ?? []) {
-      const plugin = inv.CommandPlugins?.[0];
-      invocations.push({
-        instanceId: inv.InstanceId ?? "?",
-        status: inv.Status ?? "Pending",
-        exitCode: plugin?.ResponseCode,
-        output: plugin?.Output?.slice(-500),
-      });
+  if (!p.commandId) {
+    // SendCommand accepts at most 50 InstanceIds: larger fleets get one command per 50, and the
+    // step carries their ids joined by commas (the ids are UUIDs, so the join is unambiguous).
+    const ids: string[] = [];
+    for (let i = 0; i < p.instanceIds.length; i += MAX_INSTANCE_IDS_PER_COMMAND) {
+      const r = await deps.ssm.send(
+        new SendCommandCommand({
+          DocumentName: "AWS-RunShellScript",
+          InstanceIds: p.instanceIds.slice(i, i + MAX_INSTANCE_IDS_PER_COMMAND),
+          Comment: p.comment.slice(0, 100),
+          TimeoutSeconds: 600,
+          MaxConcurrency: p.maxConcurrency ?? "100%",
+          MaxErrors: "0",
+          Parameters: {
+            commands: withEnvironment(p.script, p.env ?? {}),
+            executionTimeout: [String(p.timeoutSeconds ?? 600)],
+          },
+        }),
+      );
+      const id = r.Command?.CommandId;
+      if (!id) throw new StepFailedError("SendCommand returned no command id");
+      ids.push(id);
     }
-    NextToken = r.NextToken;
-  } while (NextToken);
+    return { status: "pending", commandId: ids.join(","), instances: [] };
+  }
+  const commandId = p.commandId;
+  const invocations: InvocationResult[] = [];
+  for (const CommandId of commandId.split(",")) {
+    let NextToken: string | undefined;
+    do {
+      const r = await deps.ssm.send(new ListCommandInvocationsCommand({ CommandId, Details: true, NextToken }));
+      for (const inv of r.CommandInvocations ?? []) {
+        const plugin = inv.CommandPlugins?.[0];
+        invocations.push({
+          instanceId: inv.InstanceId ?? "?",
+          status: inv.Status ?? "Pending",
+          exitCode: plugin?.ResponseCode,
+          output: plugin?.Output?.slice(-500),
+        });
+      }
+      NextToken = r.NextToken;
+    } while (NextToken);
+  }
   const failed = invocations.filter((i) => ["Failed", "TimedOut", "Cancelled", "Cancelling"].includes(i.status));
   if (failed.length > 0) {
     const detail = failed
