@@ -141,6 +141,11 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
   if (!lt?.LaunchTemplateId && !lt?.LaunchTemplateName) {
     throw new StepFailedError(`blue group ${blue.AutoScalingGroupName} has no launch template; kiln needs one to make the green version from`);
   }
+  const alarms = await alarmStates(deps.cloudwatch, s.alarms);
+  const missing = Object.keys(alarms).filter((n) => alarms[n] === "MISSING");
+  if (missing.length > 0) {
+    throw new StepFailedError(`alarm ${missing.join(", ")} of ${input.service} does not exist: create it or remove it from the service's alarms in kiln.config.yaml`);
+  }
   const inst = blue.Instances?.[0];
   const health = await targetGroupHealth(deps.elbv2, blueTg);
   const healthyBefore = health.healthy.length;
@@ -480,6 +485,9 @@ export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<
   const problems: string[] = [];
   const firing = Object.entries(alarms).filter(([, s]) => s === "ALARM");
   if (firing.length > 0) problems.push(`alarm ${firing.map(([n]) => n).join(", ")} in ALARM`);
+  // A configured alarm that does not exist protects nothing: treat it as a failed check, not a pass.
+  const missing = Object.entries(alarms).filter(([, s]) => s === "MISSING");
+  if (missing.length > 0) problems.push(`alarm ${missing.map(([n]) => n).join(", ")} does not exist (check the service's alarms in kiln.config.yaml)`);
   if (green.healthy.length < greenFloor) problems.push(`green healthy ${green.healthy.length}/${greenDesired} below floor ${greenFloor}`);
   if (green.healthy.length + blue.healthy.length < plan.floor)
     problems.push(`healthy capacity ${green.healthy.length + blue.healthy.length} below minimum ${plan.floor} (${plan.minHealthyPercent}% of ${plan.healthyBefore})`);
