@@ -18,6 +18,11 @@ export function bakePhaseDefinition(): string {
   const hand = def.States.RollPhase;
   delete hand.Next;
   hand.End = true;
+  // The service lock is not the bake's concern (tested with the triggers): step over it.
+  for (const state of Object.values(def.States) as { Next?: string }[]) {
+    const lock = state.Next ? def.States[state.Next] : undefined;
+    if (lock && /\$\{(Acquire|Release)LockFunctionArn\}/.test(JSON.stringify(lock.Arguments ?? {}))) state.Next = lock.Next;
+  }
   const keep = new Set<string>();
   const visit = (n: string | undefined) => {
     if (!n || keep.has(n)) return;
