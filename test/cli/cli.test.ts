@@ -103,6 +103,29 @@ describe("kiln CLI against a running local stack", () => {
     expect(status.services[0].liveCommit).toBe(commit);
   }, 120_000);
 
+  it("rotate answers what it decided (the fleet is young and on the newest base AMI: skipped, with the reason)", async () => {
+    const r = await run("rotate", "web");
+    expect(r.code, r.err).toBe(0);
+    const answer = JSON.parse(r.out);
+    expect(answer.action).toBe("skipped");
+    expect(answer.reason).toMatch(/\w/);
+    expect((await run("rotate", "nope")).code).toBe(3);
+  });
+
+  it("rollback and abort start their state machines; reject of a deployment not waiting for approval exits 3", async () => {
+    const rb = await run("rollback", "web");
+    expect(rb.code, rb.err).toBe(0);
+    expect(rb.out).toMatch(/rolling back: arn:aws:states:.*:execution:kiln-local-rollback:web-rollback-/);
+    await statesBackend(stack.cloud).awaitExecution(rb.out.replace(/^rolling back: /, ""));
+    const ab = await run("abort", "web");
+    expect(ab.code, ab.err).toBe(0);
+    expect(ab.out).toMatch(/aborting: arn:aws:states:.*:execution:kiln-local-abort:/);
+    await statesBackend(stack.cloud).awaitExecution(ab.out.replace(/^aborting: /, ""));
+    expect((await run("reject", "web-none", "--reason", "no")).code).toBe(3);
+    expect((await run("abort")).code).toBe(2);
+    expect((await run("rollback")).code).toBe(2);
+  }, 120_000);
+
   it("deploy starts an operator deployment of a commit", async () => {
     const r = await run("deploy", "web", "--commit", "d".repeat(40));
     expect(r.code, r.err).toBe(0);
