@@ -1,0 +1,295 @@
+/**
+ * Runs one seed of the simulation: a local stack in virtual time, the example service seeded, a
+ * push through the signed webhook, the seed's fault schedule (test/scenarios/schedule.ts), extra
+ * pushes, and a simulated operator who approves, redrives or aborts after random delays — with the
+ * invariant monitor (test/support/invariants.ts) sampling every simulated second. At the end the
+ * service must be on the old commit or a pushed one, healthy, with nothing leaked, the lock
+ * released and one page per failure.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeExecutionCommand, ListExecutionsCommand, RedriveExecutionCommand, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import YAML from "yaml";
+import { readLock } from "../../lib/lock/index.ts";
+import { sendPush, decide } from "../../local/cli/commands.ts";
+import type { Backend } from "../../local/cloud/cloud.ts";
+import type { InstanceStateEvent } from "../../local/cloud/contracts.ts";
+import { stackTarget } from "../../local/cli/target.ts";
+import { seedService } from "../../local/seed.ts";
+import { PROJECT_ROOT } from "../../local/serverless.ts";
+import { Stack } from "../../local/stack.ts";
+import { statesBackend } from "../../local/states/api.ts";
+import { InvariantMonitor, type Violation } from "../support/invariants.ts";
+import { drawSchedule, type Schedule } from "./schedule.ts";
+
+export interface SeedOutcome {
+  seed: number;
+  ok: boolean;
+  schedule: Schedule;
+  /** Each execution of the deploy machine: final status. */
+  executions: { name: string; status: string; failures: number }[];
+  /** Operator actions taken, in order. */
+  actions: string[];
+  violations: Violation[];
+  /** End-state problems (commit, health, lock, pages, quiescence). */
+  problems: string[];
+  simulatedMs: number;
+  wallMs: number;
+}
+
+const OLD_COMMIT = "a".repeat(40);
+const SIM_WEBHOOK_SECRET = "kiln-sim-webhook-secret";
+const commitOf = (n: number) => `${(0xc0ffee + n).toString(16).padStart(8, "0")}${"d".repeat(32)}`;
+/** Every simulated wait of the runner is bounded by this (a stuck deployment is a finding). */
+const DEADLINE_MS = 12 * 3_600_000;
+
+function configWithApproval(): string {
+  const doc = YAML.parse(readFileSync(path.join(PROJECT_ROOT, "kiln.config.yaml"), "utf8")) as { services: Record<string, { approval: { required: boolean } }> };
+  for (const svc of Object.values(doc.services)) svc.approval = { ...svc.approval, required: true };
+  const file = path.join(mkdtempSync(path.join(tmpdir(), "kiln-sim-")), "kiln.config.yaml");
+  writeFileSync(file, YAML.stringify(doc));
+  return file;
+}
+
+export async function runSeed(seed: number, opts: { log?: (s: string) => void } = {}): Promise<SeedOutcome> {
+  const log = opts.log ?? (() => {});
+  const wall0 = Date.now();
+  const first = commitOf(0);
+  // The schedule's shape does not depend on the stack, so it can be drawn before deciding the config.
+  const probe = drawSchedule(seed, { functionName: (k) => k, commit: first, blueGroup: "kiln-web-blue-seed" });
+  const config = probe.approval ? configWithApproval() : undefined;
+  const stack = await Stack.start({ clock: "virtual", port: 0, seed, console: false, ...(config ? { config } : {}) } as Parameters<typeof Stack.start>[0]);
+  const cloud = stack.cloud;
+  const clock = cloud.clock;
+  // The webhook handler caches its secret at module scope, and a Lambda module outlives one stack
+  // in this process: every seed's stack gets the same secret (on AWS it is one SSM parameter).
+  await new SSMClient(cloud.clientConfig()).send(
+    new PutParameterCommand({ Name: stack.info().webhookSecretParameter!, Type: "SecureString", Value: SIM_WEBHOOK_SECRET, Overwrite: true }),
+  );
+  stack.webhookSecret = SIM_WEBHOOK_SECRET;
+  const actions: string[] = [];
+  const problems: string[] = [];
+  let monitor: InvariantMonitor | undefined;
+  try {
+    const seeded = await seedService(cloud, { commit: OLD_COMMIT, instances: probe.instances, ...(config ? { configFile: config } : {}) });
+    const schedule = drawSchedule(seed, {
+      functionName: (k) => stack.info().functions[k]?.split(":").pop() ?? k,
+      commit: first,
+      blueGroup: seeded.blueGroup,
+    });
+    const sfn = new SFNClient(cloud.clientConfig());
+    const target = stackTarget(stack);
+    const deployArn = stack.info().stateMachines.DeployStateMachine!;
+    const machines = Object.values(stack.info().stateMachines);
+    monitor = InvariantMonitor.start(cloud, { service: "web", ...(config ? { configFile: config } : {}) });
+    const t0 = clock.now();
+
+    // Faults, armed on the cloud clock relative to the first push.
+    const armed: number[] = [];
+    const greenFlaps = schedule.faults.filter((f) => f.rule.onGreen);
+    for (const f of schedule.faults.filter((x) => !x.rule.onGreen)) {
+      clock.setTimeout(() => {
+        const id = cloud.faults.add(f.rule);
+        armed.push(id);
+        log(`  +${min(clock.now() - t0)} fault: ${f.label}`);
+        if (f.forMs) clock.setTimeout(() => cloud.faults.remove(id), f.forMs);
+      }, f.atMs);
+    }
+    const onState = (ev: InstanceStateEvent) => {
+      if (ev.to !== "running" || greenFlaps.length === 0) return;
+      if (ev.instance.tags.get("kiln:role") !== "fleet" || ev.instance.tags.get("kiln:execution") === "seed") return;
+      const f = greenFlaps.shift()!;
+      const { onGreen: _g, ...rule } = f.rule;
+      const id = cloud.faults.add({ ...rule, instanceId: ev.instance.id });
+      armed.push(id);
+      log(`  +${min(clock.now() - t0)} fault: ${f.label} (${ev.instance.id})`);
+      clock.setTimeout(() => cloud.faults.remove(id), f.forMs ?? 60_000);
+    };
+    cloud.bus.on("instance-state", onState);
+
+    // Pushes through the signed webhook (real HTTP to the cloud endpoint, held on the clock).
+    const pushed = [first];
+    const push = async (commit: string) => {
+      const r = await clock.hold(sendPush(stack.webhookUrl, stack.webhookSecret, { repository: "example/web", branch: "main", commit }));
+      log(`  +${min(clock.now() - t0)} push ${commit.slice(0, 8)} → ${r.status} ${String(r.body.action ?? r.body.error ?? "")}`);
+      if (r.status >= 300) problems.push(`push of ${commit.slice(0, 8)} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 200)}`);
+    };
+    await push(first);
+    schedule.pushes.forEach((at, i) => {
+      const commit = commitOf(i + 1);
+      pushed.push(commit);
+      clock.setTimeout(() => void push(commit), at);
+    });
+
+    // The operator: watches deployments, approves, redrives or aborts failures.
+    const failures = new Map<string, number>();
+    const handled = new Set<string>();
+    const approved = new Set<string>();
+    let moves = 0;
+    const deadline = clock.now() + DEADLINE_MS;
+    const lastPushAt = t0 + Math.max(0, ...schedule.pushes);
+    for (;;) {
+      if (clock.now() > deadline) {
+        problems.push(`not settled after ${DEADLINE_MS / 3_600_000} simulated hours`);
+        break;
+      }
+      await clock.sleep(30_000);
+      const all = await listAll(sfn, machines);
+      const running = all.filter((e) => e.status === "RUNNING");
+      const deploys = all.filter((e) => e.stateMachineArn === deployArn);
+      if (schedule.approval) {
+        for (const e of running.filter((x) => x.stateMachineArn === deployArn && !approved.has(x.executionArn!))) {
+          const waiting = statesBackend(cloud).history(e.executionArn!).some((h) => h.type === "TaskStateEntered" && JSON.stringify(h).includes("AwaitApproval"));
+          if (!waiting) continue;
+          approved.add(e.executionArn!);
+          const arn = e.executionArn!;
+          clock.setTimeout(() => {
+            void clock.hold(decide(target, arn, true, undefined, () => {})).then(
+              () => actions.push(`approve ${arn.split(":").pop()}`),
+              (err: Error) => actions.push(`approve ${arn.split(":").pop()} refused: ${err.message.slice(0, 80)}`),
+            );
+          }, schedule.approveAfterMs);
+        }
+      }
+      // A failure the operator has not handled yet: the newest failed deploy not superseded.
+      const failed = deploys.filter((e) => e.status === "FAILED" || e.status === "TIMED_OUT");
+      for (const f of failed) {
+        const n = statesBackend(cloud).history(f.executionArn!).filter((h) => h.type === "ExecutionFailed" || h.type === "ExecutionTimedOut").length;
+        failures.set(f.executionArn!, n);
+      }
+      const unhandled = failed.filter((f) => !handled.has(`${f.executionArn}#${failures.get(f.executionArn!)}`));
+      if (unhandled.length > 0 && running.length === 0) {
+        const f = unhandled.at(-1)!;
+        handled.add(`${f.executionArn}#${failures.get(f.executionArn!)}`);
+        const plan = schedule.operator[moves] ?? { move: "abort" as const, afterMs: 60_000 };
+        moves++;
+        await clock.sleep(plan.afterMs);
+        // An operator fixes what made it fail before a redrive (a bad commit cannot be fixed: abort).
+        const bad = schedule.faults.some((x) => x.rule.kind === "bad-commit");
+        const move = moves > schedule.operator.length || (bad && plan.move === "redrive" && moves > 1) ? "abort" : plan.move;
+        for (const id of armed.splice(0)) cloud.faults.remove(id);
+        if (move === "redrive") {
+          try {
+            await sfn.send(new RedriveExecutionCommand({ executionArn: f.executionArn }));
+            actions.push(`redrive ${f.name}`);
+          } catch (err) {
+            actions.push(`redrive ${f.name} refused (${(err as Error).name}); abort`);
+            await startAbort(sfn, target.stateMachines.abort!, f.executionArn!, moves);
+          }
+        } else {
+          actions.push(`abort ${f.name}`);
+          await startAbort(sfn, target.stateMachines.abort!, f.executionArn!, moves);
+        }
+        continue;
+      }
+      const openFailures = unhandled.length > 0;
+      if (running.length === 0 && !openFailures && clock.now() >= lastPushAt + 60_000) {
+        // Queued pushes start when the running deployment ends: give the queue a moment to drain.
+        await clock.sleep(120_000);
+        const again = await listAll(sfn, machines);
+        if (again.every((e) => e.status !== "RUNNING") && again.length === all.length) break;
+      }
+    }
+    cloud.bus.off("instance-state", onState);
+    const simulatedMs = clock.now() - t0;
+    for (const id of armed.splice(0)) cloud.faults.remove(id);
+
+    // End state.
+    const violations = await monitor.finish();
+    const deploys = (await listAll(sfn, machines)).filter((e) => e.stateMachineArn === deployArn);
+    const executions = [];
+    for (const e of deploys) {
+      const d = await sfn.send(new DescribeExecutionCommand({ executionArn: e.executionArn }));
+      executions.push({ name: e.name!, status: d.status!, failures: failures.get(e.executionArn!) ?? 0 });
+    }
+    await checkEndState(stack, seeded.targetGroupArns, [OLD_COMMIT, ...pushed], problems);
+    checkPages(stack, executions, deploys, problems);
+    const ok = violations.length === 0 && problems.length === 0;
+    return { seed, ok, schedule, executions, actions, violations, problems, simulatedMs, wallMs: Date.now() - wall0 };
+  } finally {
+    monitor?.stop();
+    await stack.stop();
+  }
+}
+
+async function startAbort(sfn: SFNClient, machine: string, executionArn: string, n: number): Promise<void> {
+  await sfn.send(
+    new StartExecutionCommand({ stateMachineArn: machine, name: `web-abort-sim-${n}`, input: JSON.stringify({ service: "web", executionArn, requestedBy: "sim" }) }),
+  );
+}
+
+async function listAll(sfn: SFNClient, machines: string[]) {
+  const out = [];
+  for (const m of machines) {
+    let nextToken: string | undefined;
+    do {
+      const r = await sfn.send(new ListExecutionsCommand({ stateMachineArn: m, nextToken, maxResults: 100 }));
+      out.push(...(r.executions ?? []));
+      nextToken = r.nextToken;
+    } while (nextToken);
+  }
+  return out.sort((a, b) => (a.startDate?.getTime() ?? 0) - (b.startDate?.getTime() ?? 0));
+}
+
+// Structural views of the backends' in-process state read at the end (no API calls).
+interface ElbView extends Backend {
+  tgs: Map<string, { targets: Map<string, { id: string; state: string }> }>;
+  listeners: Map<string, { defaultRule: { actions: { TargetGroups?: { TargetGroupArn: string; Weight: number }[] }[] } }>;
+}
+interface Ec2View extends Backend {
+  instances(): { id: string; tags: Map<string, string>; state: string }[];
+}
+
+/** The live target group serves one of the allowed commits on healthy targets; the lock is free. */
+async function checkEndState(stack: Stack, tgs: [string, string], commits: string[], problems: string[]): Promise<void> {
+  const cloud = stack.cloud;
+  const elb = cloud.backend<ElbView>("elasticloadbalancing");
+  const weights = new Map<string, number>();
+  for (const l of elb.listeners.values())
+    for (const a of l.defaultRule.actions) for (const t of a.TargetGroups ?? []) weights.set(t.TargetGroupArn, (weights.get(t.TargetGroupArn) ?? 0) + t.Weight);
+  const live = tgs.filter((t) => (weights.get(t) ?? 0) > 0);
+  if (live.length !== 1) problems.push(`expected one target group taking all traffic, found weights ${JSON.stringify(Object.fromEntries(weights))}`);
+  const ec2 = cloud.backend<Ec2View>("ec2");
+  const byId = new Map(ec2.instances().map((i) => [i.id, i]));
+  const served = new Set<string>();
+  let healthy = 0;
+  for (const arn of live) {
+    for (const t of elb.tgs.get(arn)?.targets.values() ?? []) {
+      if (t.state !== "healthy") continue;
+      healthy++;
+      served.add(byId.get(t.id)?.tags.get("kiln:commit") ?? "?");
+    }
+  }
+  if (healthy === 0) problems.push("no healthy target takes traffic at the end");
+  if (served.size !== 1 || !commits.includes([...served][0]!)) problems.push(`serving commits ${[...served].map((c) => c.slice(0, 8)).join(", ")}: expected exactly one of the old or pushed commits`);
+  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(cloud.clientConfig()));
+  const lock = await readLock("web", { ddb, table: stack.info().tables.LockTable!, clock: cloud.clock });
+  if (lock?.holder) problems.push(`lock still held by ${lock.holder}`);
+}
+
+/**
+ * One PagerDuty trigger per failure of an execution (a redriven execution that fails again pages
+ * again, under the same dedup key), none for executions that never failed.
+ */
+function checkPages(stack: Stack, executions: { name: string; failures: number }[], deploys: { executionArn?: string; name?: string }[], problems: string[]): void {
+  const triggers = stack.cloud.captured.filter((c) => c.name === "pagerduty" && (c.body as { event_action?: string }).event_action === "trigger");
+  const byKey = new Map<string, number>();
+  for (const t of triggers) {
+    const k = String((t.body as { dedup_key?: string }).dedup_key);
+    byKey.set(k, (byKey.get(k) ?? 0) + 1);
+  }
+  for (const e of executions) {
+    const arn = deploys.find((d) => d.name === e.name)?.executionArn ?? "";
+    const pages = byKey.get(arn) ?? 0;
+    if (e.failures > 0 && pages === 0) problems.push(`${e.name} failed ${e.failures}× and paged ${pages}×`);
+    if (pages > e.failures) problems.push(`${e.name} failed ${e.failures}× and paged ${pages}×`);
+  }
+}
+
+function min(ms: number): string {
+  return `${(ms / 60_000).toFixed(1)}m`;
+}
