@@ -18,7 +18,7 @@ import {
   rotate,
   status,
 } from "../local/cli/commands.ts";
-import { runCloud, runStart, runUp } from "../local/cli/run.ts";
+import { runCloud, runConsole, runStart, runUp } from "../local/cli/run.ts";
 import { awsTarget, CliError, EXIT, localTarget, type Target } from "../local/cli/target.ts";
 
 const USAGE = `usage: kiln <command> [options]
@@ -31,6 +31,7 @@ Local stack (the embedded default — no AWS account needed):
                                                      run the simulated AWS cloud alone
 
 Operations (against the local stack, or AWS with --profile/--region):
+  console [--port N]                   the web console (executions, graph, history, approve/abort/redrive)
   deploy <service> --commit <sha>      start a deployment of a commit
   push <service> [--commit sha] [--branch b]   send a signed GitHub push webhook (local stack)
   status [service] [--json]            live commit, traffic, fleets, recent executions
@@ -64,7 +65,7 @@ const OPTIONS = {
   service: { type: "string" },
 } as const;
 
-const REMOTE_COMMANDS = new Set(["deploy", "push", "status", "history", "logs", "approve", "reject", "abort", "redrive", "rollback", "rotate"]);
+const REMOTE_COMMANDS = new Set(["console", "deploy", "push", "status", "history", "logs", "approve", "reject", "abort", "redrive", "rollback", "rotate"]);
 
 export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
@@ -100,6 +101,8 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
     }
     const target: Target = v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget();
     switch (command) {
+      case "console":
+        return await runConsole({ port, target, out });
       case "deploy":
         await deploy(target, arg, v.commit, out);
         return EXIT.ok;

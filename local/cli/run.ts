@@ -10,7 +10,7 @@ import { createCloud } from "../cloud/index.ts";
 import { seedService, type SeedResult } from "../seed.ts";
 import { Stack } from "../stack.ts";
 import { sendPush, waitForExecution } from "./commands.ts";
-import { clientsFor, EXIT, removeStackRecord, type Target, writeStackRecord } from "./target.ts";
+import { EXIT, removeStackRecord, stackTarget, writeStackRecord } from "./target.ts";
 
 type Out = (line: string) => void;
 
@@ -46,23 +46,6 @@ async function bootStack(opts: { clock?: string; port?: number; seed: boolean; s
   return { stack, seeded };
 }
 
-function targetOf(stack: Stack): Target {
-  const info = stack.info();
-  const machines = info.stateMachines;
-  const find = (s: string) => Object.values(machines).find((a) => a.endsWith(`-${s}`) || a.endsWith(`:${s}`));
-  return {
-    kind: "local",
-    region: info.region,
-    stateMachines: { deploy: find("deploy"), abort: find("abort"), rollback: find("rollback") },
-    functions: info.functions,
-    tables: info.tables,
-    webhookUrl: info.webhookUrl,
-    webhookSecret: stack.webhookSecret,
-    endpoint: info.endpoint,
-    consoleUrl: info.consoleUrl,
-    clients: clientsFor(stack.cloud.clientConfig()),
-  };
-}
 
 /** `npm start`: a real deployment, end to end, shown live. */
 export async function runStart(opts: { once: boolean; clock?: string; badCommit: boolean; service?: string; port?: number; out: Out }): Promise<number> {
@@ -71,7 +54,7 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
   out("kiln: starting the local stack (simulated AWS cloud, Step Functions engine, DynamoDB, kiln's functions from serverless.yml)…");
   const { stack, seeded } = await bootStack({ clock: opts.clock ?? "scaled:60", port: opts.port, seed: true, service: opts.service, out });
   const clock = stack.cloud.clock;
-  const t = targetOf(stack);
+  const t = stackTarget(stack);
   const service = seeded!.service;
   const cfg = serviceConfig(loadConfig(), service);
   const commit = randomBytes(20).toString("hex");
@@ -202,5 +185,16 @@ export async function runCloud(opts: { port: number; clock: string; scenario?: s
   opts.out(`  world state: ${cloud.endpoint}/_kiln/world · faults: POST ${cloud.endpoint}/_kiln/faults`);
   await waitForSignal();
   await cloud.stop();
+  return EXIT.ok;
+}
+
+/** `kiln console`: the console alone, against the running local stack or AWS (`--profile/--region`). */
+export async function runConsole(opts: { port?: number; target: import("./target.ts").Target; out: Out }): Promise<number> {
+  const { startConsole } = await import("../console/server.ts");
+  const server = await startConsole({ target: opts.target, port: opts.port });
+  opts.out(`kiln console (${opts.target.kind}${opts.target.kind === "aws" ? ` ${opts.target.region}` : ""}): ${server.url}`);
+  opts.out("Ctrl-C to stop");
+  await waitForSignal();
+  await server.close();
   return EXIT.ok;
 }

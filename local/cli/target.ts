@@ -12,7 +12,7 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { ListStateMachinesCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { StackInfo } from "../stack.ts";
+import type { Stack, StackInfo } from "../stack.ts";
 import { PROJECT_ROOT } from "../serverless.ts";
 
 /** Where `kiln up` records the running stack (`KILN_STATE_DIR` overrides it, e.g. in tests). */
@@ -153,5 +153,23 @@ export async function awsTarget(opts: { profile?: string; region?: string; stage
     functions: {},
     tables: { LockTable: `kiln-${stage}-lock`, DeploymentsTable: `kiln-${stage}-deployments` },
     clients,
+  };
+}
+
+/** The running in-process local stack as a target (the console and `kiln start` use it). */
+export function stackTarget(stack: Stack): Target {
+  const info = stack.info();
+  const find = (s: string) => Object.values(info.stateMachines).find((a) => new RegExp(`[-:]${s}$`).test(a));
+  return {
+    kind: "local",
+    region: info.region,
+    stateMachines: { deploy: find("deploy"), abort: find("abort"), rollback: find("rollback") },
+    functions: info.functions,
+    tables: info.tables,
+    webhookUrl: info.webhookUrl,
+    webhookSecret: stack.webhookSecret,
+    endpoint: info.endpoint,
+    consoleUrl: info.consoleUrl,
+    clients: clientsFor(stack.cloud.clientConfig()),
   };
 }

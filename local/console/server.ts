@@ -12,8 +12,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Clock } from "../../lib/clock.ts";
 import { abort, decide, redrive, status } from "../cli/commands.ts";
-import { CliError, clientsFor, EXIT, type Target } from "../cli/target.ts";
-import type { Stack } from "../stack.ts";
+import { CliError, EXIT, type Target } from "../cli/target.ts";
 import { type ActionRequest, ConsoleRequestError, checkSameOrigin, parseActionRequest, parseExecutionArn } from "./api.ts";
 import { executionView } from "./execution.ts";
 
@@ -182,19 +181,3 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
 }
 
 /** The local stack as a console target: in-process SDK clients on the stack's cloud. */
-export function stackTarget(stack: Stack): Target {
-  const info = stack.info();
-  const find = (s: string) => Object.values(info.stateMachines).find((a) => new RegExp(`[-:]${s}$`).test(a));
-  return {
-    kind: "local",
-    region: info.region,
-    stateMachines: { deploy: find("deploy"), abort: find("abort"), rollback: find("rollback") },
-    functions: info.functions,
-    tables: info.tables,
-    webhookUrl: info.webhookUrl,
-    webhookSecret: stack.webhookSecret,
-    endpoint: info.endpoint,
-    consoleUrl: info.consoleUrl,
-    clients: clientsFor(stack.cloud.clientConfig()),
-  };
-}

@@ -42,7 +42,7 @@ describe("kiln CLI: arguments", () => {
 });
 
 describe("kiln CLI against a running local stack", () => {
-  let stack: InstanceType<typeof Stack>;
+  let stack: Awaited<ReturnType<typeof Stack.start>>;
   beforeAll(async () => {
     stack = await Stack.start({ clock: "virtual", port: 0 });
     await seedService(stack.cloud, { commit: "a".repeat(40), instances: 2 });
