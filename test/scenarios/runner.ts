@@ -94,7 +94,8 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
     for (const f of schedule.faults.filter((x) => !x.rule.onGreen)) {
       clock.setTimeout(() => {
         const id = cloud.faults.add(f.rule);
-        armed.push(id);
+        // A bad commit stays bad: no operator action fixes it (only a new commit or an abort).
+        if (f.rule.kind !== "bad-commit") armed.push(id);
         log(`  +${min(clock.now() - t0)} fault: ${f.label}`);
         if (f.forMs) clock.setTimeout(() => cloud.faults.remove(id), f.forMs);
       }, f.atMs);
@@ -110,6 +111,22 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
       clock.setTimeout(() => cloud.faults.remove(id), f.forMs ?? 60_000);
     };
     cloud.bus.on("instance-state", onState);
+
+    // Users: steady requests through the ALB in process, so the canary's 5xx and latency alarms
+    // see a bad commit the way they would in production (5 requests every 2 simulated seconds).
+    const elb = cloud.backend<ElbView>("elasticloadbalancing");
+    let loadOn = true;
+    const answers = new Map<number, number>();
+    const tick = () => {
+      if (!loadOn) return;
+      for (let i = 0; i < 5; i++)
+        void elb.request(seeded.loadBalancerArn, "/").then(
+          (r) => answers.set(r.status, (answers.get(r.status) ?? 0) + 1),
+          () => answers.set(0, (answers.get(0) ?? 0) + 1),
+        );
+      clock.setTimeout(tick, 2_000);
+    };
+    tick();
 
     // Pushes through the signed webhook (real HTTP to the cloud endpoint, held on the clock).
     const pushed = [first];
@@ -195,6 +212,8 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
       }
     }
     cloud.bus.off("instance-state", onState);
+    loadOn = false;
+    log(`  load: ${[...answers].map(([k, v]) => `${k}×${v}`).join(" ")}`);
     const simulatedMs = clock.now() - t0;
     for (const id of armed.splice(0)) cloud.faults.remove(id);
 
@@ -239,6 +258,7 @@ async function listAll(sfn: SFNClient, machines: string[]) {
 interface ElbView extends Backend {
   tgs: Map<string, { targets: Map<string, { id: string; state: string }> }>;
   listeners: Map<string, { defaultRule: { actions: { TargetGroups?: { TargetGroupArn: string; Weight: number }[] }[] } }>;
+  request(lb: string, path: string): Promise<{ status: number }>;
 }
 interface Ec2View extends Backend {
   instances(): { id: string; tags: Map<string, string>; state: string }[];
