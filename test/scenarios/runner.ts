@@ -226,6 +226,16 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
       executions.push({ name: e.name!, status: d.status!, failures: failures.get(e.executionArn!) ?? 0 });
     }
     await checkEndState(stack, seeded.targetGroupArns, [OLD_COMMIT, ...pushed], problems);
+    if (opts.log) {
+      // The story, for a failing seed: every execution's states with their simulated times.
+      for (const e of await listAll(sfn, machines)) {
+        const steps = statesBackend(cloud)
+          .history(e.executionArn!)
+          .filter((h) => h.type.endsWith("StateEntered") || h.type.startsWith("Execution"))
+          .map((h) => `${new Date(h.timestamp).toISOString().slice(11, 19)} ${String((h.stateEnteredEventDetails as { name?: string } | undefined)?.name ?? h.type)}`);
+        log(`  ${e.name} ${e.status}: ${steps.filter((x, i) => x.split(" ")[1] !== steps[i - 1]?.split(" ")[1]).join(", ")}`);
+      }
+    }
     checkPages(stack, executions, deploys, problems);
     const ok = violations.length === 0 && problems.length === 0;
     return { seed, ok, schedule, executions, actions, violations, problems, simulatedMs, wallMs: Date.now() - wall0 };

