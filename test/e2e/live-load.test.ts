@@ -2,7 +2,7 @@
  * Deployments under live HTTP load through the ALB's real loopback listener, for their whole
  * duration. Real sockets need real time to pass, so the stack runs on a scaled clock; health checks
  * probe the app in process (in scaled time a check's timeout is a few real milliseconds).
- * The invariant monitor samples every simulated second throughout. The scale (150×) keeps a
+ * The invariant monitor samples every simulated second throughout. The scale (100×) keeps a
  * deployment to a few seconds of wall time.
  */
 import { DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
@@ -15,8 +15,8 @@ import { bootE2E, commitOf, type E2E, failedAt, settle, startDeploy, startMachin
 let e: E2E;
 
 beforeAll(async () => {
-  e = await bootE2E({ clock: "scaled:150", settings: { "elbv2.realHealthChecks": false } });
-  // At 150× a real event-loop stall of 0.4 s is a simulated minute: the ALB's default 60 s idle
+  e = await bootE2E({ clock: "scaled:100", settings: { "elbv2.realHealthChecks": false } });
+  // At 100× a real event-loop stall of 0.6 s is a simulated minute: the ALB's default 60 s idle
   // timeout would answer 504 for the test machine's hiccups. Give the load balancer the 4000 s
   // maximum AWS allows, so every 504 left would be the deployment's.
   await e.elbv2.send(
