@@ -3,7 +3,7 @@
  * executions — read only through AWS APIs, so the CLI and the console work against the local
  * cloud and real AWS alike.
  */
-import { type AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import type { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { DescribeInstancesCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import {
   DescribeListenersCommand,

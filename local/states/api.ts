@@ -19,6 +19,8 @@ export type { EngineDeps, ExecutionView, HistoryEvent } from "./engine/types.ts"
 const PREFIX = "com.amazonaws.swf.service.v2.model#";
 
 /** Names of state machines and executions: 1–80 chars, no whitespace, wildcards, brackets or control characters. */
+// Control characters are exactly what the AWS name rule forbids.
+// eslint-disable-next-line no-control-regex
 const NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
 /** RedriveExecution keeps the last 10 client tokens per execution, each valid for 15 minutes. */
 const CLIENT_TOKENS = 10;

@@ -74,7 +74,7 @@ export class Cancel {
   sleep(clock: Clock, ms: number): Promise<void> {
     this.throwIfAborted();
     return new Promise<void>((resolve, reject) => {
-      let handle: TimerHandle | undefined;
+      let handle: TimerHandle | undefined = undefined;
       const off = this.onAbort((r) => {
         clock.clearTimeout(handle);
         reject(new AbortedSignal(r));

@@ -167,7 +167,9 @@ function load(f: Fleet, workers: number, maxRequests: number) {
         let instance: string | undefined;
         try {
           instance = (JSON.parse(body) as { instance?: string }).instance;
-        } catch {}
+        } catch {
+          // a non-JSON body (an ALB error page) names no instance
+        }
         samples.push({ sent, status, instance });
       } catch (err) {
         samples.push({ sent, status: 0, error: (err as Error).message });

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { commandComment, environmentPreamble, invocationState, renderCommands, shellQuote, tail } from "../../../lib/commands.ts";
+import { commandComment, environmentPreamble, invocationState, renderCommands, tail } from "../../../lib/commands.ts";
 
 /**
  * Runs the rendered commands with bash (as AWS-RunShellScript does: lines joined by newlines) and

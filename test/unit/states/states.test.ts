@@ -263,7 +263,7 @@ describe("Task integrations", () => {
       },
     });
     // A crash: a function error with no errorType in the payload.
-    h.engine.deps.invokeLambda = (async (arn: string, p: unknown) => {
+    h.engine.deps.invokeLambda = (async (arn: string, _p: unknown) => {
       if (arn === "crash") return { functionError: "Unhandled", payload: { errorMessage: "Runtime exited" } };
       if (arn === "busy") throw Object.assign(new Error("Rate exceeded"), { name: "TooManyRequestsException" });
       throw Object.assign(new Error(`Function not found: ${arn}`), { name: "ResourceNotFoundException" });
