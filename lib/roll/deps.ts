@@ -15,6 +15,10 @@ export function rollDeps(): RollDeps {
     get cloudwatch() { return c.cloudwatch; },
     get dynamodb() { return c.dynamodb; },
     get clock() { return clock(); },
+    get lock() {
+      const table = process.env.KILN_LOCK_TABLE;
+      return table ? { ddb: c.dynamodb, table } : undefined;
+    },
   };
 }
 

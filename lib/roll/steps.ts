@@ -27,8 +27,9 @@ import {
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { ListCommandsCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
+import type { LockDeps } from "../lock/lock.ts";
 import { StepFailedError, VerificationFailedError } from "../errors.ts";
 import {
   type Capacity,
@@ -52,6 +53,24 @@ export interface RollDeps {
   cloudwatch: CloudWatchClient;
   dynamodb?: DynamoDBDocumentClient;
   clock: Clock;
+  /**
+   * The service lock (`KILN_LOCK_TABLE`). When given, every step that changes traffic or the fleet
+   * first checks that this execution still holds it: a redrive of a deployment that a newer one or
+   * an abort superseded must not touch what that one now owns (I6, and I1 through it).
+   */
+  lock?: Pick<LockDeps, "ddb" | "table">;
+}
+
+/** Fails the step unless this execution holds the service lock (see `RollDeps.lock`). */
+export async function assertHoldsLock(plan: Pick<RollPlan, "service" | "executionName">, deps: RollDeps): Promise<void> {
+  if (!deps.lock) return;
+  const r = await deps.lock.ddb.send(new GetCommand({ TableName: deps.lock.table, Key: { service: plan.service }, ConsistentRead: true }));
+  const holder = r.Item?.holder as string | undefined;
+  if (holder?.endsWith(`:${plan.executionName}`)) return;
+  throw new StepFailedError(
+    `${plan.executionName} no longer holds the lock of ${plan.service} (${holder ? `held by ${holder.split(":").pop()}` : "free"}): ` +
+      "a newer deployment or an abort superseded it, and it must not change traffic or the fleet. Start a new deployment instead of redriving this one.",
+  );
 }
 
 export interface CanaryStep {
@@ -215,6 +234,7 @@ export async function resolveTargetGroups(elbv2: ElasticLoadBalancingV2Client, t
  * target group by an earlier deployment is superseded: it is deleted first.
  */
 export async function createGreenFleet(plan: RollPlan, deps: RollDeps): Promise<RollPlan> {
+  await assertHoldsLock(plan, deps);
   const groups = await serviceGroups(deps.autoscaling, plan.service);
   const result = await ensureGreenGroup(
     {
@@ -406,11 +426,17 @@ function stepWeights(plan: RollPlan, index: number): WeightedTargetGroup[] {
 
 /** Sets the listener weights of canary step `index` (green gets step.weight %). */
 export async function shiftTraffic(input: CanaryInput, deps: RollDeps): Promise<{ index: number; weights: WeightedTargetGroup[]; bakeSeconds: number; changed: boolean }> {
+  await assertHoldsLock(input.plan, deps);
   const weights = stepWeights(input.plan, input.index);
-  // I1: never send traffic to a group without healthy targets.
-  const green = await targetGroupHealth(deps.elbv2, input.plan.green.targetGroupArn);
-  if (green.healthy.length === 0 && (weights[1]?.weight ?? 0) > 0) {
-    throw new StepFailedError(`green target group has no healthy targets; refusing to shift ${weights[1]?.weight}% to it`);
+  // I1: never send traffic to a group without healthy targets (either side).
+  const [blue, green] = await Promise.all([
+    targetGroupHealth(deps.elbv2, input.plan.blue.targetGroupArn),
+    targetGroupHealth(deps.elbv2, input.plan.green.targetGroupArn),
+  ]);
+  for (const [side, health, w] of [["blue", blue, weights[0]], ["green", green, weights[1]]] as const) {
+    if (health.healthy.length === 0 && (w?.weight ?? 0) > 0) {
+      throw new StepFailedError(`${side} target group has no healthy targets; refusing to send it ${w?.weight}% of the traffic`);
+    }
   }
   const r = await setWeights(deps.elbv2, input.plan.traffic, weights);
   return { index: input.index, weights, bakeSeconds: input.plan.steps[input.index]!.bakeSeconds, changed: r.changed };
@@ -436,6 +462,7 @@ export interface VerifyResult {
  */
 export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<VerifyResult> {
   const { plan, index } = input;
+  await assertHoldsLock(plan, deps);
   const step = plan.steps[index]!;
   const base = { index, last: index === plan.steps.length - 1, approval: Boolean(step.approval) };
   const current = await readWeights(deps.elbv2, plan.traffic);
@@ -533,6 +560,7 @@ async function alarmStates(cloudwatch: CloudWatchClient, names: string[]): Promi
 /** Service-out on every InService blue instance (I4: only once green holds 100 % and is healthy). */
 export async function serviceOutBlue(input: CommandStepInput, deps: RollDeps): Promise<CommandStepResult> {
   const { plan } = input;
+  await assertHoldsLock(plan, deps);
   if (!input.commandId) await assertGreenHoldsAll(plan, deps);
   let ids = input.instanceIds;
   if (!input.commandId) {
@@ -571,6 +599,7 @@ async function assertGreenHoldsAll(plan: RollPlan, deps: RollDeps): Promise<void
  * Returns ready when blue has no instances left.
  */
 export async function retireBlue(plan: RollPlan, deps: RollDeps): Promise<StatusResult> {
+  await assertHoldsLock(plan, deps);
   const g = await describeGroup(deps.autoscaling, plan.blue.asgName);
   if (!g) return { ready: true, seen: { blue: "already deleted" } };
   if (tagValue(g.Tags, KILN_TAGS.role) !== "retired") {

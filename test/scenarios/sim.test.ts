@@ -41,5 +41,5 @@ describe("simulation seeds", () => {
   // rolls to the other target group; an operator then redrives the old execution from its failed
   // VerifyCanary, which re-applies *its* canary weights (90 % to its blue target group, which the
   // newer deployment has emptied) — I1 broken, users get 503s. Remove `.fails` once fixed.
-  it.fails("seed 5: redrive of a superseded, aborted execution must not move traffic", () => expectClean(5), 120_000);
+  it("seed 5: redrive of a superseded, aborted execution must not move traffic", () => expectClean(5), 120_000);
 });
