@@ -5,12 +5,11 @@
  * fresh `node` process to time its module initialisation (what a cold start pays before the handler).
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { build } from "esbuild";
-import { PROJECT_ROOT } from "../local/serverless.ts";
+import { loadServerless, PROJECT_ROOT } from "../local/serverless.ts";
 
 const run = promisify(execFile);
 
@@ -19,8 +18,8 @@ export interface BundleMeasure {
   /** Minified bundle bytes, and its zip as uploaded. */
   bundleBytes: number;
   zippedBytes: number;
-  /** Zipped bytes when `@aws-sdk/*` is left to the Lambda runtime (nodejs22.x ships SDK v3). */
-  zippedWithoutSdkBytes: number;
+  /** Zipped bytes with the AWS SDK bundled too (kiln leaves `@aws-sdk/*` to the nodejs22.x runtime, which ships SDK v3). */
+  zippedWithSdkBytes: number;
   /** Median wall milliseconds to import the bundle in a fresh node process (module init only). */
   initMs: number;
   /** Why the import failed, when it did (the init time is then NaN). */
@@ -37,7 +36,11 @@ const INIT_ENV = {
 };
 
 export async function measureBundles(opts: { only?: string[]; initRuns?: number } = {}): Promise<BundleMeasure[]> {
-  const dir = mkdtempSync(path.join(tmpdir(), "kiln-bundles-"));
+  // Inside the project, so a bundle's external `@aws-sdk/*` imports resolve when its init time is measured
+  // (in Lambda the runtime provides them).
+  mkdirSync(path.join(PROJECT_ROOT, ".tmp"), { recursive: true });
+  const dir = mkdtempSync(path.join(PROJECT_ROOT, ".tmp", "kiln-bundles-"));
+  const exclude = deployedExcludes();
   try {
     const files = readdirSync(path.join(PROJECT_ROOT, "functions"))
       .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && !f.endsWith(".test.ts"))
@@ -48,15 +51,15 @@ export async function measureBundles(opts: { only?: string[]; initRuns?: number 
       const name = f.replace(/\.ts$/, "");
       const outfile = path.join(dir, name, "index.mjs");
       const entry = path.join(PROJECT_ROOT, "functions", f);
-      await bundle(entry, outfile);
+      await bundle(entry, outfile, exclude);
       const zip = await zipOf(outfile, path.join(dir, `${name}.zip`));
-      const slim = path.join(dir, `${name}-slim`, "index.mjs");
-      await bundle(entry, slim, ["@aws-sdk/*"]);
+      const full = path.join(dir, `${name}-full`, "index.mjs");
+      await bundle(entry, full);
       const m: BundleMeasure = {
         name,
         bundleBytes: statSync(outfile).size,
         zippedBytes: zip,
-        zippedWithoutSdkBytes: await zipOf(slim, path.join(dir, `${name}-slim.zip`)),
+        zippedWithSdkBytes: await zipOf(full, path.join(dir, `${name}-full.zip`)),
         initMs: Number.NaN,
       };
       try {
@@ -70,6 +73,12 @@ export async function measureBundles(opts: { only?: string[]; initRuns?: number 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** serverless.yml `custom.esbuild.exclude`: packages left out of every bundle (the runtime provides them). */
+function deployedExcludes(): string[] {
+  const exclude = (loadServerless({ stage: "prod" }).custom?.esbuild as { exclude?: string[] } | undefined)?.exclude;
+  return Array.isArray(exclude) ? exclude : [];
 }
 
 /** serverless.yml `custom.esbuild`, as serverless-esbuild applies it. */

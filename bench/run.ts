@@ -138,12 +138,12 @@ async function main(): Promise<void> {
     out.push("Lambda bundles (esbuild as serverless-esbuild: ESM, node22, minified; zip -9; init = fresh node importing it)");
     out.push(
       table([
-        ["function", "bundle", "zipped", "zipped w/o @aws-sdk", "init", "≤ 300 KB"],
+        ["function", "bundle", "zipped", "zipped with @aws-sdk", "init", "≤ 300 KB"],
         ...bundles.map((b) => [
           b.name,
           kb(b.bundleBytes),
           kb(b.zippedBytes),
-          kb(b.zippedWithoutSdkBytes),
+          kb(b.zippedWithSdkBytes),
           b.initError ? `error: ${b.initError}` : `${b.initMs.toFixed(0)} ms`,
           b.zippedBytes <= TARGETS.bundleZippedBytes ? "yes" : `+${kb(b.zippedBytes - TARGETS.bundleZippedBytes)}`,
         ]),

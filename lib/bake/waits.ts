@@ -5,20 +5,25 @@ import type { Attempt } from "./types.ts";
 export const MIN_POLL_SECONDS = 2;
 export const MAX_POLL_SECONDS = 300;
 
+/** The first check lands at this fraction of the expected duration (AWS durations vary both ways). */
+export const FIRST_CHECK_FRACTION = 0.8;
+
 /**
  * Seconds until the next status check of something expected to take `expectedSeconds`, already
- * `elapsedSeconds` in: the first check lands when it is expected to be done; after that the
- * interval is a fifth of the expectation, growing with the overrun (half of it, capped at 5 min),
- * so a slow image costs a handful of extra transitions rather than one per fixed tick. Never
- * beyond the deadline, so a timeout is reported promptly.
+ * `elapsedSeconds` in: the first check lands at 80 % of the expected duration; after that the
+ * interval is a twentieth of the expectation (so finishing costs at most ~5 % of lead time),
+ * growing with the overrun past the expectation (half of it, capped at 5 min), so a slow image
+ * costs a bounded number of extra transitions rather than one per fixed tick. Never beyond the
+ * deadline, so a timeout is reported promptly.
  */
 export function nextCheckSeconds(elapsedSeconds: number, expectedSeconds: number, timeoutSeconds: number): number {
   const untilDeadline = timeoutSeconds - elapsedSeconds + 1;
+  const first = expectedSeconds * FIRST_CHECK_FRACTION;
   let wait: number;
-  if (elapsedSeconds < expectedSeconds) wait = expectedSeconds - elapsedSeconds;
+  if (elapsedSeconds < first) wait = first - elapsedSeconds;
   else {
-    const overrun = elapsedSeconds - expectedSeconds;
-    wait = Math.min(MAX_POLL_SECONDS, Math.max(expectedSeconds / 5, overrun / 2));
+    const overrun = Math.max(0, elapsedSeconds - expectedSeconds);
+    wait = Math.min(MAX_POLL_SECONDS, Math.max(expectedSeconds / 20, overrun / 2));
   }
   return Math.max(MIN_POLL_SECONDS, Math.ceil(Math.min(wait, untilDeadline)));
 }
