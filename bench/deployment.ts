@@ -89,6 +89,11 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
     settings: {
       "app.realServers": opts.realServers,
       "elbv2.maxTargetsPerGroup": Math.max(1000, opts.instances),
+      // AWS durations without jitter, so fleet size is the only thing that differs between sizes
+      // (transitions compared across sizes; overhead is measured against observed durations anyway).
+      "ec2.bootMsJitter": 0,
+      "ec2.imageMsJitter": 0,
+      "ssm.agentOnlineJitter": 0,
       ...opts.settings,
     },
   });
