@@ -9,6 +9,7 @@
  * (`kiln:execution`, `kiln:retired-by`), not from the aborted execution's variables, so an abort
  * also compensates a deployment that crashed between creating something and recording it.
  */
+import { CancelCommandCommand, ListCommandsCommand } from "@aws-sdk/client-ssm";
 import {
   type AutoScalingClient,
   type AutoScalingGroup,
@@ -22,7 +23,7 @@ import {
   DescribeLaunchTemplateVersionsCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { DescribeExecutionCommand, ListExecutionsCommand, StopExecutionCommand } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, StopExecutionCommand } from "@aws-sdk/client-sfn";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { LockHeldError, StepFailedError } from "../errors.ts";
 import { acquireLock, readLock, releaseAndStartNext, type SfnSender, type StartDeps } from "../lock/index.ts";
@@ -54,7 +55,16 @@ export interface AbortPlan {
   /** Whether PrepareAbort stopped a running deployment (its in-flight Lambda may still land: wait it out). */
   stopped: boolean;
   traffic: TrafficRef;
-  blue: { asgName: string; targetGroupArn: string; capacity: Capacity; wasRetired: boolean; launchTemplateId?: string; commit?: string };
+  blue: {
+    asgName: string;
+    targetGroupArn: string;
+    capacity: Capacity;
+    wasRetired: boolean;
+    /** The deployment reached ServiceOutBlue: blue's targets may still look healthy but serve nothing. */
+    servicedOut?: boolean;
+    launchTemplateId?: string;
+    commit?: string;
+  };
   green: { targetGroupArn: string };
   /** Healthy blue targets traffic may return to (minimum-healthy share of blue's capacity). */
   floor: number;
@@ -109,6 +119,9 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
     }
     stopped = true;
   }
+  // A failed or stopped deployment may still have Run Command invocations in flight (a service-out
+  // delivered late would undo the service-in this abort is about to do): cancel them first.
+  if (target) await cancelCommandsOf(target.executionName, deps.ssm);
   const s = input.settings;
   const listenerArn = await resolveListener(deps.elbv2, s.listener);
   const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
@@ -140,6 +153,7 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
       targetGroupArn: blueTg,
       capacity: blue.capacity,
       wasRetired: blue.retired,
+      servicedOut: target ? await reachedState(deps.sfn, target.executionArn, ["ServiceOutBlue", "RetireBlue"]) : false,
       ...(lt?.LaunchTemplateId ? { launchTemplateId: lt.LaunchTemplateId } : {}),
       ...(tagValue(blue.group.Tags, KILN_TAGS.commit) ? { commit: tagValue(blue.group.Tags, KILN_TAGS.commit) } : {}),
     },
@@ -253,8 +267,11 @@ export async function restoreTraffic(
   const blueWeight = weights.find((w) => w.arn === plan.blue.targetGroupArn)?.weight ?? 0;
   const othersWeight = weights.filter((w) => w.arn !== plan.blue.targetGroupArn).reduce((n, w) => n + w.weight, 0);
   if (blueWeight > 0 && othersWeight === 0) return { restored: true, seen: { weights, blueHealthy: blue.healthy.length } };
+  // A blue the deployment serviced out still looks healthy until the health checks notice: it must be
+  // serviced in again (RestoreBlue) before traffic returns to it (I3).
+  const servicedOut = !input.blueReady && Boolean(plan.blue.servicedOut);
   // Once RestoreBlue saw all of blue healthy, any healthy blue target is enough (autoscaling may have shrunk it below the floor).
-  if (blue.healthy.length === 0 || (!input.blueReady && blue.healthy.length < plan.floor)) {
+  if (servicedOut || blue.healthy.length === 0 || (!input.blueReady && blue.healthy.length < plan.floor)) {
     return { restored: false, seen: { weights, blueHealthy: blue.healthy.length, floor: plan.floor, why: "blue is restored before traffic returns to it" } };
   }
   const r = await setWeights(deps.elbv2, plan.traffic, [
@@ -262,6 +279,37 @@ export async function restoreTraffic(
     { arn: plan.green.targetGroupArn, weight: 0 },
   ]);
   return { restored: true, seen: { before: r.before, blueHealthy: blue.healthy.length } };
+}
+
+/** Cancels the Pending/InProgress Run Commands a deployment sent (their comments name it). */
+async function cancelCommandsOf(executionName: string, ssm: RollDeps["ssm"]): Promise<string[]> {
+  const cancelled: string[] = [];
+  let NextToken: string | undefined;
+  do {
+    const r = await ssm.send(new ListCommandsCommand({ NextToken, MaxResults: 50 }));
+    for (const c of r.Commands ?? []) {
+      if (!c.CommandId || !c.Comment?.startsWith(`kiln ${executionName} `)) continue;
+      if (c.Status !== "Pending" && c.Status !== "InProgress") continue;
+      await ssm.send(new CancelCommandCommand({ CommandId: c.CommandId }));
+      cancelled.push(c.CommandId);
+    }
+    NextToken = r.NextToken;
+  } while (NextToken);
+  return cancelled;
+}
+
+/** Whether an execution entered any of `states` (its history says so, whatever happened next). */
+async function reachedState(sfn: SfnSender, executionArn: string, states: string[]): Promise<boolean> {
+  let nextToken: string | undefined;
+  do {
+    const r = (await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }))) as {
+      events?: { stateEnteredEventDetails?: { name?: string } }[];
+      nextToken?: string;
+    };
+    if ((r.events ?? []).some((e) => states.includes(e.stateEnteredEventDetails?.name ?? ""))) return true;
+    nextToken = r.nextToken;
+  } while (nextToken);
+  return false;
 }
 
 // ───────────────────────────── RestoreBlue ─────────────────────────────
@@ -311,9 +359,14 @@ export async function restoreBlue(input: RestoreBlueInput, deps: RollDeps): Prom
   const health = await targetGroupHealth(deps.elbv2, plan.blue.targetGroupArn);
   const healthy = new Set(health.healthy);
   const seen = { desired: readiness.desired, inService: readiness.inService.length, ssmOnline: readiness.online.length, healthy: health.healthy.length, pending: readiness.pending };
-  if (readiness.desired > 0 && readiness.inService.filter((id) => healthy.has(id)).length >= readiness.desired) return { status: "ready", seen };
-  // Service in every online blue instance that is not healthy and that this abort has not serviced in yet.
-  const candidates = readiness.online.filter((id) => !healthy.has(id));
+  // After ServiceOutBlue a "healthy" target may be serviced out: each must be serviced in by this abort.
+  const unserviced = plan.blue.servicedOut ? await notReadyFor(plan.executionName, readiness.inService, deps) : [];
+  if (unserviced.length === 0 && readiness.desired > 0 && readiness.inService.filter((id) => healthy.has(id)).length >= readiness.desired) {
+    return { status: "ready", seen };
+  }
+  // Service in every online blue instance that is not healthy (or, after a service-out, not yet
+  // serviced in) and that this abort has not serviced in yet.
+  const candidates = readiness.online.filter((id) => !healthy.has(id) || unserviced.includes(id));
   const todo = await notReadyFor(plan.executionName, candidates, deps);
   if (todo.length === 0) return { status: "pending", seen };
   const r = await runScriptStep(

@@ -326,13 +326,21 @@ export async function waitGreenReady(plan: RollPlan, deps: RollDeps): Promise<St
   };
 }
 
-/** Copies blue's current desired capacity to green while blue still serves (I2 under autoscaling). */
+/**
+ * Carries blue's capacity increases to green while blue still serves (I2 under autoscaling).
+ * Decreases are not carried: green never shrinks while it may take traffic (I4); the group's own
+ * scaling policies take over once the deployment is done.
+ */
 async function carryCapacity(plan: RollPlan, deps: RollDeps): Promise<Capacity | undefined> {
   const blue = await describeGroup(deps.autoscaling, plan.blue.asgName);
   const green = await describeGroup(deps.autoscaling, greenName(plan));
   if (!blue || !green) return undefined;
   if ((blue.DesiredCapacity ?? 0) === 0) return undefined; // blue is being retired
-  const want: Capacity = { min: blue.MinSize ?? 0, max: blue.MaxSize ?? 0, desired: blue.DesiredCapacity ?? 0 };
+  const want: Capacity = {
+    min: Math.max(blue.MinSize ?? 0, green.MinSize ?? 0),
+    max: Math.max(blue.MaxSize ?? 0, green.MaxSize ?? 0),
+    desired: Math.max(blue.DesiredCapacity ?? 0, green.DesiredCapacity ?? 0),
+  };
   if (green.DesiredCapacity === want.desired && green.MinSize === want.min && green.MaxSize === want.max) return undefined;
   await setCapacity(deps.autoscaling, greenName(plan), want);
   return want;
@@ -610,7 +618,9 @@ export async function retireBlue(plan: RollPlan, deps: RollDeps): Promise<Status
       ResourceType: "auto-scaling-group",
       Key,
       Value,
-      PropagateAtLaunch: false,
+      // Propagated like the fleet tag it replaces: an instance launched in a retired group (health
+      // replacement while it drains, or an abort scaling it back) still carries its kiln:role.
+      PropagateAtLaunch: Key === KILN_TAGS.role,
     });
     await deps.autoscaling.send(
       new CreateOrUpdateTagsCommand({

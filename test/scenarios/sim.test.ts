@@ -35,11 +35,14 @@ describe("simulation seeds", () => {
   // 1: API errors, a Lambda crash, a boot failure and a scale event, one redrive; 2: throttling, a
   // Lambda timeout, a flapping green instance and queued pushes; 8: a bad commit caught by the
   // canary, redriven (fails again, pages again), then aborted.
-  it.each([1, 2, 8])("seed %i holds every invariant and ends clean", (seed) => expectClean(seed), 120_000);
+  it.each([1, 8])("seed %i holds every invariant and ends clean", (seed) => expectClean(seed), 120_000);
 
   // Known bug (reported): a failed deployment superseded by a newer push is aborted, the newer one
   // rolls to the other target group; an operator then redrives the old execution from its failed
   // VerifyCanary, which re-applies *its* canary weights (90 % to its blue target group, which the
   // newer deployment has emptied) — I1 broken, users get 503s. Remove `.fails` once fixed.
   it("seed 5: redrive of a superseded, aborted execution must not move traffic", () => expectClean(5), 120_000);
+  // Regressions found by `npm run sim -- --seeds 200`:
+  it("seed 2: blue's capacity going down mid-deploy is not carried to a green that takes traffic (I4)", () => expectClean(2), 120_000);
+  it("seed 21: instances launched in a retired group keep their kiln:role tag (I5)", () => expectClean(21), 120_000);
 });
