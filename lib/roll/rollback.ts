@@ -14,8 +14,8 @@ import { LockHeldError, StepFailedError } from "../errors.ts";
 import { acquireLock, releaseAndStartNext, type StartDeps } from "../lock/index.ts";
 import { RETIRED_TAGS, parseCapacity, unretire } from "./abort.ts";
 import { type Capacity, describeGroup, KILN_TAGS, serviceGroups, tagValue } from "./fleet.ts";
-import { type RollDeps, type RollPlan, type RollSettings, resolveListener, resolveTargetGroups, resumeAll } from "./steps.ts";
-import { readWeights, type TrafficRef, targetGroupHealth } from "./traffic.ts";
+import { liveTargetGroups, type RollDeps, type RollPlan, type RollSettings, resumeAll } from "./steps.ts";
+import { targetGroupHealth } from "./traffic.ts";
 
 export interface RollbackPlan extends RollPlan {
   rollback: {
@@ -45,14 +45,8 @@ const g = (x: AutoScalingGroup, k: string) => tagValue(x.Tags, k);
  */
 export async function prepareRollback(input: PrepareRollbackInput, deps: RollDeps & { lock: StartDeps }): Promise<RollbackPlan> {
   const s = input.settings;
-  const listenerArn = await resolveListener(deps.elbv2, s.listener);
-  const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
-  const tgArns = await resolveTargetGroups(deps.elbv2, s.targetGroups);
-  const weights = await readWeights(deps.elbv2, traffic);
-  const weightOf = (arn: string) => weights.find((w) => w.arn === arn)?.weight ?? 0;
+  const { traffic, tgArns, weightOf, live: currentTg, idle: previousTg } = await liveTargetGroups(s, deps.elbv2);
   const [a, b] = tgArns as [string, string];
-  const currentTg = weightOf(b) > weightOf(a) ? b : a;
-  const previousTg = currentTg === a ? b : a;
   if (weightOf(currentTg) === 0) throw new StepFailedError(`neither target group of ${input.service} takes traffic: there is no current fleet to roll back from`);
   if (weightOf(previousTg) > 0) {
     throw new StepFailedError(

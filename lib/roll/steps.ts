@@ -134,14 +134,8 @@ export interface PlanRollInput {
  */
 export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<RollPlan> {
   const s = input.settings;
-  const listenerArn = await resolveListener(deps.elbv2, s.listener);
-  const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
-  const tgArns = await resolveTargetGroups(deps.elbv2, s.targetGroups);
-  const weights = await readWeights(deps.elbv2, traffic);
-  const weightOf = (arn: string) => weights.find((w) => w.arn === arn)?.weight ?? 0;
-  const [a, b] = tgArns as [string, string];
-  const blueTg = weightOf(b) > weightOf(a) ? b : a;
-  const greenTg = blueTg === a ? b : a;
+  const { traffic, weightOf, live: blueTg, idle: greenTg } = await liveTargetGroups(s, deps.elbv2);
+  const listenerArn = traffic.listenerArn;
   if (weightOf(blueTg) === 0) {
     throw new StepFailedError(
       `neither target group of ${input.service} (${s.targetGroups.join(", ")}) takes traffic on ${listenerArn}; point the listener's forward action at one of them`,
@@ -194,6 +188,24 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
     approval: s.approval,
     env: input.env ?? {},
   };
+}
+
+/**
+ * The service's listener (or rule) and its two target groups as they stand: the live one carries the
+ * most traffic, the idle one is the other.
+ */
+export async function liveTargetGroups(
+  s: Pick<RollSettings, "listener" | "ruleArn" | "targetGroups">,
+  elbv2: ElasticLoadBalancingV2Client,
+): Promise<{ traffic: TrafficRef; tgArns: string[]; weights: WeightedTargetGroup[]; weightOf: (arn: string) => number; live: string; idle: string }> {
+  const listenerArn = await resolveListener(elbv2, s.listener);
+  const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
+  const tgArns = await resolveTargetGroups(elbv2, s.targetGroups);
+  const weights = await readWeights(elbv2, traffic);
+  const weightOf = (arn: string) => weights.find((w) => w.arn === arn)?.weight ?? 0;
+  const [a, b] = tgArns as [string, string];
+  const live = weightOf(b) > weightOf(a) ? b : a;
+  return { traffic, tgArns, weights, weightOf, live, idle: live === a ? b : a };
 }
 
 async function launchTemplateIdByName(ec2: EC2Client, name: string): Promise<string> {
