@@ -33,7 +33,8 @@ describe("bake steps against the simulated cloud", () => {
     await poll(b, () => imageTest({ plan, attempt: a, builderId: launched.builderId }, b!.deps));
     const created = await createImage({ plan, attempt: a, builderId: launched.builderId }, b.deps);
     const img = await poll(b, () => waitImage({ plan, attempt: a, builderId: launched.builderId, imageId: created.imageId }, b!.deps));
-    expect(img.polls).toBeLessThanOrEqual(4);
+    // First check at 80 % of the expected 6 min, then every 5 % of it: the AMI's ±20 % jitter costs a few more.
+    expect(img.polls).toBeLessThanOrEqual(10);
     const tagged = await tagImage({ plan, imageId: created.imageId }, b.deps);
     expect(tagged.tags).toMatchObject({ "kiln:service": "web", "kiln:execution": plan.execution.name, "kiln:role": "image", "kiln:commit": plan.commit, "kiln:base-ami": plan.baseAmi.imageId, "kiln:complete": "true" });
     expect((await terminateBuilder({ plan }, b.deps)).terminated).toEqual([launched.builderId]);
