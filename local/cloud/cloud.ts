@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { EventEmitter } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,6 +11,13 @@ import { Router } from "./protocol/router.ts";
 import type { RawRequest, RawResponse, ServiceDefinition } from "./protocol/types.ts";
 
 export const ACCOUNT_ID = "123456789012";
+
+/**
+ * The simulated Lambda invocation a piece of code runs in. When an invocation times out, Lambda
+ * stops its sandbox: nothing it still had pending may reach AWS afterwards. The in-process
+ * transport enforces that (a handler sleeping in an SDK retry backoff must not wake up and write).
+ */
+export const invocationScope = new AsyncLocalStorage<{ requestId: string; functionName: string; stopped: boolean }>();
 export const REGION = "us-east-1";
 
 /** A simulated service: its wire definition plus optional lifecycle and inspection hooks. */
@@ -268,6 +276,10 @@ export class InProcessHandler {
   constructor(private readonly cloud: Cloud) {}
 
   async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
+    const invocation = invocationScope.getStore();
+    if (invocation?.stopped) {
+      throw Object.assign(new Error(`the sandbox of ${invocation.functionName} (${invocation.requestId}) was stopped at its timeout`), { code: "ECONNRESET" });
+    }
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(request.query ?? {})) {
       if (Array.isArray(v)) for (const x of v) qs.append(k, x);

@@ -18,7 +18,7 @@
  *   once `timeoutSeconds` of cloud time have passed → `Sandbox.Timedout`.
  */
 import type { Context } from "aws-lambda";
-import type { Backend, Cloud } from "../../cloud.ts";
+import { type Backend, type Cloud, invocationScope } from "../../cloud.ts";
 import { AwsError } from "../../protocol/errors.ts";
 import type { RequestContext, ServiceDefinition } from "../../protocol/types.ts";
 
@@ -334,8 +334,9 @@ export class LambdaBackend implements Backend {
     // The handler gets its own copy of the event: Lambda hands each invocation freshly parsed JSON.
     const handlerEvent = event === null || typeof event !== "object" ? event : structuredClone(event);
     let settled: Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
+    const scope = { requestId, functionName: fn.spec.name, stopped: false };
     try {
-      settled = Promise.resolve(fn.spec.handler(handlerEvent, context)).then(
+      settled = Promise.resolve(invocationScope.run(scope, () => fn.spec.handler(handlerEvent, context))).then(
         (value) => ({ ok: true as const, value }),
         (error: unknown) => ({ ok: false as const, error }),
       );
@@ -348,6 +349,8 @@ export class LambdaBackend implements Backend {
       timer = clock.setTimeout(() => resolve("timeout"), timeoutMs);
     });
     const timeoutResult = () => {
+      // Lambda stops the sandbox at the timeout: whatever the handler still had pending never reaches AWS.
+      scope.stopped = true;
       const e = { errorType: "Sandbox.Timedout", errorMessage: `${requestId} Task timed out after ${fn.spec.timeoutSeconds.toFixed(2)} seconds` };
       return finish("timeout", JSON.stringify(e), e);
     };
