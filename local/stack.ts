@@ -76,7 +76,11 @@ export class Stack {
     clearConfigCache();
     const cloud = createCloud({ clock, seed: opts.seed, settings: opts.settings, faults: opts.faults });
     await cloud.start({ port: opts.port === undefined ? 0 : opts.port });
-    configureRuntime({ clock: cloud.clock, aws: cloud.clientConfig() });
+    // In virtual time the SDK's own retry backoff would sleep in wall time while the clock jumps
+    // (a Lambda "times out" mid-backoff): handlers make one attempt and throttling reaches the state
+    // machine's Retry (or Lambda's async retries), which wait on the shared clock. Scaled and real
+    // time keep the SDK's retries, as in Lambda.
+    configureRuntime({ clock: cloud.clock, aws: { ...cloud.clientConfig(), ...(cloud.clock.kind === "virtual" ? { maxAttempts: 1 } : {}) } });
     const stage = opts.stage ?? "local";
     // serverless.yml's `params.local` points PagerDuty/Slack at the cloud's capture endpoint.
     process.env.KILN_LOCAL_ENDPOINT = cloud.endpoint || "http://127.0.0.1:0";
