@@ -318,11 +318,11 @@ export type StartOrQueueResult =
  * unresolved, hand the lock to an abort of it first and queue this one behind the abort. A
  * redelivery of the same request returns the same execution with `duplicate: true`.
  */
-export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise<StartOrQueueResult> {
-  const log = deps.log ?? silentLog;
+/** The claim a trigger makes for a deploy request: its execution name and ARN derive from the request. */
+function claimFor(req: DeployRequest, deps: Pick<LockDeps, "clock"> & { deployStateMachineArn: string }): Claim {
   const { service, commit, trigger } = req.input;
   const name = executionName(service, commit, trigger, req.nonce);
-  const claim: Claim = {
+  return {
     service,
     commit,
     trigger,
@@ -332,6 +332,13 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
     input: req.input,
     pushedAt: req.pushedAt ?? deps.clock.now(),
   };
+}
+
+export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise<StartOrQueueResult> {
+  const log = deps.log ?? silentLog;
+  const claim = claimFor(req, deps);
+  const { service, commit, trigger } = claim;
+  const name = claim.name;
   const statuses = new Map<string, HolderStatus>();
   const statusOf = async (arn: string) => {
     let s = statuses.get(arn);
@@ -442,18 +449,9 @@ export async function enqueue(
   req: DeployRequest,
   deps: LockDeps & { deployStateMachineArn: string },
 ): Promise<StartOrQueueResult> {
-  const { service, commit, trigger } = req.input;
-  const name = executionName(service, commit, trigger, req.nonce);
-  const claim: Claim = {
-    service,
-    commit,
-    trigger,
-    name,
-    executionArn: executionArnFor(deps.deployStateMachineArn, name),
-    stateMachineArn: deps.deployStateMachineArn,
-    input: req.input,
-    pushedAt: req.pushedAt ?? deps.clock.now(),
-  };
+  const claim = claimFor(req, deps);
+  const { service } = claim;
+  const name = claim.name;
   const d = await store(deps).mutate<rules.AdmitDecision | { kind: "free" }>(service, (item) => {
     if (!item?.holder) return { result: { kind: "free" as const } };
     // Treat the holder as running: enqueue never supersedes (startOrQueue does, after checking).

@@ -1,20 +1,6 @@
 import { ListCommandInvocationsCommand, SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import { renderCommands } from "../commands.ts";
 import { StepFailedError } from "../errors.ts";
-
-/** Quotes a value for bash as one word: nothing in it is ever interpreted by the shell. */
-export function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Prefixes a script with `export NAME='value'` lines (names validated, values quoted). */
-export function withEnvironment(script: string, env: Record<string, string>): string[] {
-  const lines: string[] = [];
-  for (const [k, v] of Object.entries(env)) {
-    if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new StepFailedError(`environment variable name ${JSON.stringify(k)} is not allowed`);
-    lines.push(`export ${k}=${shellQuote(v)}`);
-  }
-  return [...lines, ...script.split("\n")];
-}
 
 /** SendCommand's limit on `InstanceIds` (AWS: 0–50; use Targets or several commands beyond). */
 export const MAX_INSTANCE_IDS_PER_COMMAND = 50;
@@ -66,7 +52,7 @@ export async function runScriptStep(
           MaxConcurrency: p.maxConcurrency ?? "100%",
           MaxErrors: "0",
           Parameters: {
-            commands: withEnvironment(p.script, p.env ?? {}),
+            commands: renderCommands(p.script, p.env ?? {}),
             executionTimeout: [String(p.timeoutSeconds ?? 600)],
           },
         }),
