@@ -6,8 +6,8 @@ import { ApprovalEvent } from "../lib/roll/schemas.ts";
 
 const deps = rollDeps();
 
-/** AwaitApproval: record the task token so an operator can approve or reject. */
-export const handler = stepHandler("AwaitApproval", ApprovalEvent, (e) =>
+/** RequestApproval: record the task token so an operator can approve or reject. */
+export const handler = stepHandler("RequestApproval", ApprovalEvent, (e) =>
   requestApproval(
     {
       taskToken: e.taskToken,

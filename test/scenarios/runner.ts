@@ -160,7 +160,7 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
       const deploys = all.filter((e) => e.stateMachineArn === deployArn);
       if (schedule.approval) {
         for (const e of running.filter((x) => x.stateMachineArn === deployArn && !approved.has(x.executionArn!))) {
-          const waiting = statesBackend(cloud).history(e.executionArn!).some((h) => h.type === "TaskStateEntered" && JSON.stringify(h).includes("AwaitApproval"));
+          const waiting = statesBackend(cloud).history(e.executionArn!).some((h) => h.type === "TaskStateEntered" && JSON.stringify(h).includes("RequestApproval"));
           if (!waiting) continue;
           approved.add(e.executionArn!);
           const arn = e.executionArn!;
