@@ -76,7 +76,6 @@ export async function assertHoldsLock(plan: Pick<RollPlan, "service" | "executio
 export interface CanaryStep {
   weight: number;
   bakeSeconds: number;
-  approval?: boolean;
 }
 
 /** The roll settings of a service (from kiln.config.yaml). */
@@ -467,7 +466,6 @@ export interface VerifyResult {
   status: "passed" | "restarted" | "reconciling";
   index: number;
   last: boolean;
-  approval: boolean;
   commandId?: string;
   instanceIds?: string[];
   seen: Record<string, unknown>;
@@ -484,7 +482,7 @@ export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<
   const { plan, index } = input;
   await assertHoldsLock(plan, deps);
   const step = plan.steps[index]!;
-  const base = { index, last: index === plan.steps.length - 1, approval: Boolean(step.approval) };
+  const base = { index, last: index === plan.steps.length - 1 };
   const current = await readWeights(deps.elbv2, plan.traffic);
   const want = stepWeights(plan, index);
   const inPlace = want.every((w) => current.some((c) => c.arn === w.arn && c.weight === w.weight));
