@@ -83,7 +83,16 @@ export class DynamoDbBackend implements Backend {
     return this.starting;
   }
 
+  /** Forwards in flight, and whether `stop()` began (see there). */
+  private inFlight = 0;
+  private closing = false;
+
   async stop(): Promise<void> {
+    // Let requests already inside dynalite finish (bounded): closing its database under a write
+    // throws "Database is closed" from dynalite's own callbacks, uncaught. New requests get a 503.
+    this.closing = true;
+    const deadline = Date.now() + 5_000;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const server = this.server;
     this.server = undefined;
     this.starting = undefined;
@@ -117,8 +126,17 @@ export class DynamoDbBackend implements Backend {
         }),
       };
     }
+    if (this.closing) {
+      return {
+        status: 503,
+        headers: { "content-type": "application/x-amz-json-1.0" },
+        body: JSON.stringify({ __type: `${ERROR_NAMESPACE}InternalServerError`, message: "the simulated DynamoDB is shutting down" }),
+      };
+    }
     // Forwarding is real socket I/O: the virtual clock must not jump while it is in flight.
-    return this.cloud.clock.hold(this.forward(req)).catch((err: Error) => ({
+    this.inFlight++;
+    const forwarded = this.forward(req).finally(() => this.inFlight--);
+    return this.cloud.clock.hold(forwarded).catch((err: Error) => ({
       status: 500,
       headers: { "content-type": "application/x-amz-json-1.0" },
       body: JSON.stringify({
