@@ -14,13 +14,25 @@ function shortHash(...parts: string[]): string {
 }
 
 /**
- * Step Functions execution name for a deployment: `<service>-<commit12>-<trigger>[-<nonce>]`,
- * at most 80 characters and only `[A-Za-z0-9-]`. A GitHub redelivery of the same push derives the
- * same name, so StartExecution collapses it. `nonce` distinguishes deliberate re-runs (rotation
- * day, operator retry) of the same commit.
+ * The unit of deployment is (service, environment): each has its own lock, queue, records and fleet.
+ * `unitKey` is the partition key of its lock item and of its deployment records. Service names are
+ * `[a-z][a-z0-9-]*` and environments `[a-z][a-z0-9-]*`, so `/` cannot occur in either and the key
+ * is unambiguous. Never parse a service or environment out of a key or an execution name: read
+ * them from the execution's input or the item's own `service` / `environment` fields.
  */
-export function executionName(service: string, commit: string, trigger: Trigger, nonce?: string): string {
-  const base = `${service.replace(SAFE, "-")}-${commit.slice(0, 12)}-${trigger}${nonce ? `-${nonce.replace(SAFE, "-")}` : ""}`;
+export function unitKey(service: string, environment: string): string {
+  return `${service}/${environment}`;
+}
+
+/**
+ * Step Functions execution name for a deployment: `<service>-<environment>-<commit12>-<trigger>-<seq>`,
+ * at most 80 characters and only `[A-Za-z0-9-]` (longer ones keep a prefix and a hash of the whole).
+ * `seq` is the request's place in its environment's queue (assigned once, when the request is first
+ * accepted), so names are unique per request and a redelivery of the same request derives the same
+ * name. The name is for people; code reads service and environment from the execution's input.
+ */
+export function executionName(service: string, environment: string, commit: string, trigger: Trigger, seq: number | string): string {
+  const base = `${service}-${environment}-${commit.slice(0, 12)}-${trigger}-${seq}`.replace(SAFE, "-");
   if (base.length <= 80) return base;
   return `${base.slice(0, 71)}-${shortHash(base)}`;
 }
