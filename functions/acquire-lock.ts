@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { awsClients } from "../lib/aws.ts";
-import { LockHeldError } from "../lib/errors.ts";
+import { LockHeldError, SupersededError } from "../lib/errors.ts";
 import { stepHandler } from "../lib/handler.ts";
 import { acquireLock, startDepsFromEnv } from "../lib/lock/index.ts";
 import { clock } from "../lib/runtime.ts";
@@ -18,6 +18,9 @@ const ExecutionArn = z
 
 export const Input = z.object({
   service: z.string().min(1).max(64),
+  environment: z.string().min(1).max(64),
+  /** The deploy request's queue number (absent for aborts). */
+  seq: z.number().int().positive().nullish().transform((v) => v ?? undefined),
   executionArn: ExecutionArn,
   commit: z.string().optional(),
   trigger: z.string().optional(),
@@ -26,6 +29,11 @@ export const Input = z.object({
 
 export const handler = stepHandler("AcquireLock", Input, async (input) => {
   const r = await acquireLock(input, startDepsFromEnv(clients, clock()));
-  if (!r.acquired) throw new LockHeldError(`AcquireLock ${input.service}: ${r.reason}`);
+  if (!r.acquired) {
+    const what = `AcquireLock ${input.service}/${input.environment}: ${r.reason}`;
+    // Superseded: this execution can never hold the lock again; retrying or redriving cannot help (I7).
+    if (r.superseded) throw new SupersededError(`${what}. Nothing was changed; to deploy this commit on purpose, name it: kiln deploy ${input.service} --env ${input.environment} --commit <sha>`);
+    throw new LockHeldError(what);
+  }
   return r;
 });

@@ -16,6 +16,11 @@ const ExecutionArn = z
 
 export const handler = stepHandler(
   "ReleaseLock",
-  z.object({ service: z.string().min(1).max(64), executionArn: ExecutionArn, abortedExecutionArn: ExecutionArn.optional() }),
+  z.object({
+    service: z.string().min(1).max(64),
+    environment: z.string().min(1).max(64),
+    executionArn: ExecutionArn,
+    abortedExecutionArn: ExecutionArn.optional(),
+  }),
   (input) => releaseAndStartNext(input, startDepsFromEnv(clients, clock())),
 );

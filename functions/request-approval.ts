@@ -13,6 +13,7 @@ export const handler = stepHandler("RequestApproval", ApprovalEvent, (e) =>
       taskToken: e.taskToken,
       executionArn: e.executionArn,
       service: e.plan.service,
+      ...(typeof e.plan.environment === "string" ? { environment: e.plan.environment } : {}),
       commit: e.plan.commit,
       timeoutSeconds: e.timeoutSeconds,
       table: requireEnv("KILN_DEPLOYMENTS_TABLE"),

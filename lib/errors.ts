@@ -17,6 +17,11 @@ export const ErrorNames = {
   LockHeld: "kiln.LockHeld",
   /** This execution no longer holds the service lock (its lease expired and another took it): stop changing the fleet. */
   LockLost: "kiln.LockLost",
+  /**
+   * A newer request for the same (service, environment) was accepted after this execution's, or it
+   * was aborted: it must never change the fleet again (I7). Changes nothing; no one needs paging.
+   */
+  Superseded: "kiln.Superseded",
   /** A canary/verification check failed (alarm, health, capacity): traffic was restored to blue. */
   VerificationFailed: "kiln.VerificationFailed",
   /** A wait exceeded its deadline. */
@@ -67,6 +72,11 @@ export class LockHeldError extends KilnError {
 export class LockLostError extends KilnError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorNames.LockLost, message, options);
+  }
+}
+export class SupersededError extends KilnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorNames.Superseded, message, options);
   }
 }
 export class VerificationFailedError extends KilnError {

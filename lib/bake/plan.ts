@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { DescribeImagesCommand, type Image } from "@aws-sdk/client-ec2";
 import { GetParameterCommand } from "@aws-sdk/client-ssm";
-import { loadConfig, serviceConfig } from "../config/load.ts";
+import { environmentsOf, loadConfig, serviceConfig } from "../config/load.ts";
 import type { KilnConfig, ServiceConfig } from "../config/schema.ts";
 import { ConfigInvalidError, InvalidInputError, StepFailedError } from "../errors.ts";
 import { clientToken } from "../names.ts";
@@ -30,10 +30,27 @@ export function amiName(execution: ExecutionRef): string {
   return n.length <= 128 ? n : `${n.slice(0, 119)}-${hash8(n)}`;
 }
 
-/** The branch a non-push deployment builds: the one mapped to production, else the first configured. */
-export function defaultBranch(cfg: ServiceConfig): string {
+/** The branch a non-push deployment builds: the one mapped to `environment` (default production), else the first configured. */
+export function defaultBranch(cfg: ServiceConfig, environment = "production"): string {
   const entries = Object.entries(cfg.branches);
-  return (entries.find(([, env]) => env === "production") ?? entries[0])![0];
+  return (entries.find(([, env]) => env === environment) ?? entries[0])![0];
+}
+
+/**
+ * The environment a deployment goes to: the input's (which the queue always sets) — it must be the
+ * one its branch maps to — else its branch's.
+ */
+export function environmentOfInput(input: DeployInput, cfg: ServiceConfig): string {
+  const envs = environmentsOf(cfg);
+  if (input.environment !== undefined && !envs.includes(input.environment))
+    throw new InvalidInputError(`environment ${input.environment} is not one of service ${input.service}'s (${envs.join(", ")})`);
+  const branch = input.branch ?? defaultBranch(cfg, input.environment);
+  const fromBranch = Object.hasOwn(cfg.branches, branch) ? cfg.branches[branch] : undefined;
+  if (!fromBranch)
+    throw new InvalidInputError(`branch ${branch} does not deploy service ${input.service} (configured: ${Object.keys(cfg.branches).join(", ")})`);
+  if (input.environment !== undefined && input.environment !== fromBranch)
+    throw new InvalidInputError(`branch ${branch} deploys environment ${fromBranch} of ${input.service}, not ${input.environment}`);
+  return fromBranch;
 }
 
 /**
@@ -41,13 +58,12 @@ export function defaultBranch(cfg: ServiceConfig): string {
  * every name, token and tag of the execution.
  */
 export function derivePlan(input: DeployInput, execution: ExecutionRef, cfg: ServiceConfig, baseAmi: ResolvedBaseAmi): BakePlan {
-  if (input.repository !== undefined && input.repository !== cfg.repository)
+  // GitHub repository names are case-insensitive.
+  if (input.repository !== undefined && input.repository.toLowerCase() !== cfg.repository.toLowerCase())
     throw new InvalidInputError(`repository ${input.repository} is not the one configured for service ${input.service} (${cfg.repository})`);
   if (input.trigger === "push" && input.branch === undefined) throw new InvalidInputError("a push deployment needs the branch that was pushed");
-  const branch = input.branch ?? defaultBranch(cfg);
-  const environment = Object.hasOwn(cfg.branches, branch) ? cfg.branches[branch] : undefined;
-  if (!environment)
-    throw new InvalidInputError(`branch ${branch} does not deploy service ${input.service} (configured: ${Object.keys(cfg.branches).join(", ")})`);
+  const environment = environmentOfInput(input, cfg);
+  const branch = input.branch ?? defaultBranch(cfg, environment);
   const name = amiName(execution);
   const tags: Record<string, string> = {
     ...cfg.tags,
@@ -63,6 +79,7 @@ export function derivePlan(input: DeployInput, execution: ExecutionRef, cfg: Ser
     repository: cfg.repository,
     branch,
     environment,
+    ...(input.seq !== undefined ? { seq: input.seq } : {}),
     ...(input.requestedBy ? { requestedBy: tagValue(input.requestedBy) } : {}),
     execution,
     region: cfg.region,
@@ -161,7 +178,8 @@ export const prepare = reconciler(
   "Prepare",
   async (p: PrepareInput, deps: Pick<BakeDeps, "ec2" | "ssm"> & { config?: KilnConfig }): Promise<{ plan: BakePlan }> => {
     const config = deps.config ?? loadConfig();
-    const cfg = serviceConfig(config, p.input.service);
+    // The environment's settings: the service's with the environment's overrides.
+    const cfg = serviceConfig(config, p.input.service, environmentOfInput(p.input, serviceConfig(config, p.input.service)));
     const baseAmi = await resolveBaseAmi(cfg, deps);
     return { plan: derivePlan(p.input, p.execution, cfg, baseAmi) };
   },

@@ -4,7 +4,7 @@ import type { SFNClient } from "@aws-sdk/client-sfn";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import { z } from "zod";
 import type { Clock } from "../clock.ts";
-import { BranchSchema, CommitSchema, RepositorySchema, ServiceNameSchema } from "../config/identifiers.ts";
+import { BranchSchema, CommitSchema, RepositorySchema, EnvironmentNameSchema, ServiceNameSchema } from "../config/identifiers.ts";
 import type { ServiceConfig } from "../config/schema.ts";
 
 /** What bake steps receive besides their input: clients and the clock (fakes in unit tests). */
@@ -47,8 +47,12 @@ export type BakeTrigger = z.infer<typeof TriggerSchema>;
 /** Execution input of the deploy state machine. */
 export const DeployInputSchema = z.object({
   service: ServiceNameSchema,
+  /** The environment (kiln's queue always sets it; without it, the branch's environment). */
+  environment: EnvironmentNameSchema.optional(),
   commit: CommitSchema,
   trigger: TriggerSchema,
+  /** The request's number in its environment's queue (assigned by the queue). */
+  seq: z.number().int().positive().optional(),
   repository: RepositorySchema.optional(),
   branch: BranchSchema.optional(),
   requestedBy: z.string().max(256).optional(),
@@ -96,6 +100,8 @@ export interface BakePlan {
   repository: string;
   branch: string;
   environment: string;
+  /** The request's number in its environment's queue. */
+  seq?: number;
   requestedBy?: string;
   execution: ExecutionRef;
   region: string;

@@ -63,3 +63,9 @@ export const BranchSchema = z.string().superRefine((v, ctx) => {
 export const ServiceNameSchema = z
   .string()
   .regex(SERVICE_PATTERN, "expected a service name: a lowercase letter, then up to 23 lowercase letters, digits or '-'");
+
+/** Environment names (the values branches map to) become parts of AWS names and execution names. */
+export const ENVIRONMENT_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+export const EnvironmentNameSchema = z
+  .string()
+  .regex(ENVIRONMENT_PATTERN, "expected an environment name such as production: a lowercase letter, then up to 31 lowercase letters, digits or '-'");

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { isMap, isScalar, LineCounter, parseDocument, type Node } from "yaml";
 import type { z } from "zod";
 import { ConfigInvalidError } from "../errors.ts";
-import { type KilnConfig, KilnConfigSchema, type ServiceConfig } from "./schema.ts";
+import { environmentSettings, type KilnConfig, KilnConfigSchema, type ServiceConfig } from "./schema.ts";
 
 /** One thing wrong with a configuration file, located precisely enough to fix it. */
 export interface ConfigProblem {
@@ -166,14 +166,50 @@ export function clearConfigCache(): void {
   cache.clear();
 }
 
-/** One service's configuration; an unknown name is `kiln.ConfigInvalid` listing the known ones. */
-export function serviceConfig(config: KilnConfig, service: string, file = "kiln.config.yaml"): ServiceConfig {
+/**
+ * One service's configuration; with `environment`, the settings of that environment (the service's
+ * with the environment's overrides). An unknown service or environment is `kiln.ConfigInvalid`
+ * listing the known ones.
+ */
+export function serviceConfig(config: KilnConfig, service: string, environment?: string, file = "kiln.config.yaml"): ServiceConfig {
   const s = Object.hasOwn(config.services, service) ? config.services[service] : undefined;
   if (!s)
     throw new ConfigError(file, [
       { path: formatPath(["services", service]), expected: `expected a configured service (known: ${Object.keys(config.services).join(", ")})`, found: "nothing (missing)" },
     ]);
-  return s;
+  if (environment === undefined) return s;
+  const envs = environmentsOf(s);
+  if (!envs.includes(environment))
+    throw new ConfigError(file, [
+      { path: formatPath(["services", service, "environments", environment]), expected: `expected an environment of ${service} (known: ${envs.join(", ")})`, found: "nothing (missing)" },
+    ]);
+  const r = environmentSettings(s, environment);
+  // The whole file was validated with every environment resolved, so this cannot fail.
+  if (!r.success) throw new ConfigError(file, [{ path: formatPath(["services", service, "environments", environment]), expected: "expected valid settings", found: r.error.message }]);
+  return { ...r.data, branches: s.branches, environments: {} };
+}
+
+/** The environments of a service, in the order its branches name them. */
+export function environmentsOf(s: Pick<ServiceConfig, "branches">): string[] {
+  return [...new Set(Object.values(s.branches))];
+}
+
+/**
+ * The environment an operator means when naming none: the only one, else `production`. Throws a
+ * `ConfigError` asking for `--env` otherwise.
+ */
+export function defaultEnvironment(s: Pick<ServiceConfig, "branches">, service = "the service"): string {
+  const envs = environmentsOf(s);
+  if (envs.length === 1) return envs[0]!;
+  if (envs.includes("production")) return "production";
+  throw new ConfigError("kiln.config.yaml", [
+    { path: formatPath(["services", service, "branches"]), expected: `expected an environment to be named (one of ${envs.join(", ")}): pass --env`, found: `${envs.length} environments` },
+  ]);
+}
+
+/** The branch that deploys `environment` (the first mapped to it). */
+export function branchFor(s: Pick<ServiceConfig, "branches">, environment: string): string | undefined {
+  return Object.entries(s.branches).find(([, e]) => e === environment)?.[0];
 }
 
 /** The environment a branch deploys to, or undefined when the branch is not configured. */

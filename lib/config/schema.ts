@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { BranchSchema, RepositorySchema, ServiceNameSchema } from "./identifiers.ts";
+import { BranchSchema, EnvironmentNameSchema, RepositorySchema, ServiceNameSchema } from "./identifiers.ts";
 
 /**
  * The schema of `kiln.config.yaml`. Unknown keys are rejected (a typo such as `retian:` must not
@@ -40,11 +40,14 @@ export const CanaryStepSchema = z.strictObject({
   bakeSeconds: seconds(0, 86_400),
 });
 
-export const ServiceSchema = z
+/** Keys an environment may not override: they say which pushes reach the service at all. */
+export const NOT_OVERRIDABLE = ["repository", "branches", "environments"] as const;
+
+const ServiceBaseSchema = z
   .strictObject({
     repository: RepositorySchema,
     /** Branch → environment. Pushes to other branches are ignored. */
-    branches: z.record(BranchSchema, z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "expected an environment name such as production")).refine(
+    branches: z.record(BranchSchema, EnvironmentNameSchema).refine(
       (b) => Object.keys(b).length > 0,
       "expected at least one branch",
     ),
@@ -149,11 +152,66 @@ export const ServiceSchema = z
         severity: z.enum(["critical", "error", "warning"]).default("critical"),
       })
       .prefault({}),
-  })
-  .superRefine((s, ctx) => {
-    if (s.image.kmsKeyId && !s.image.encrypted)
-      ctx.addIssue({ code: "custom", path: ["image", "kmsKeyId"], input: s.image.kmsKeyId, message: "expected no kmsKeyId when encrypted is false" });
+    /**
+     * Per-environment settings: each key replaces the service's value of that key for the
+     * environment (a shallow override). Environments that share a listener rule or target group
+     * would roll each other's fleet, so every environment of a service must have its own.
+     */
+    environments: z.record(EnvironmentNameSchema, z.record(z.string(), z.unknown())).default({}),
   });
+
+function checkKms(s: { image: { kmsKeyId?: string | undefined; encrypted: boolean } }, ctx: z.RefinementCtx, path: PropertyKey[] = []) {
+  if (s.image.kmsKeyId && !s.image.encrypted)
+    ctx.addIssue({ code: "custom", path: [...path, "image", "kmsKeyId"], input: s.image.kmsKeyId, message: "expected no kmsKeyId when encrypted is false" });
+}
+
+/** The settings of one environment: the service's, with the environment's overrides applied. */
+export function environmentSettings(s: z.output<typeof ServiceBaseSchema>, environment: string) {
+  const { environments, ...base } = s;
+  const override = Object.hasOwn(environments, environment) ? environments[environment] : {};
+  return ServiceBaseSchema.safeParse({ ...base, ...override, environments: {} });
+}
+
+/** Where an environment's traffic lives: two environments must never share any of it. */
+function trafficKeys(s: z.output<typeof ServiceBaseSchema>): string[] {
+  const lb = "arn" in s.listener ? s.listener.arn : `${s.listener.loadBalancer}:${s.listener.port}`;
+  return [...s.targetGroups.map((tg) => `target group ${tg}`), ...(s.ruleArn ? [`listener rule ${s.ruleArn}`] : [`listener ${lb}`])];
+}
+
+export const ServiceSchema = ServiceBaseSchema.superRefine((s, ctx) => {
+  checkKms(s, ctx);
+  const envs = [...new Set(Object.values(s.branches))];
+  for (const [env, override] of Object.entries(s.environments)) {
+    if (!envs.includes(env)) {
+      ctx.addIssue({ code: "custom", path: ["environments", env], input: override, message: `expected an environment that a branch maps to (${envs.join(", ")})` });
+      continue;
+    }
+    for (const k of NOT_OVERRIDABLE)
+      if (Object.hasOwn(override, k))
+        ctx.addIssue({ code: "custom", path: ["environments", env, k], input: override[k], message: `expected no ${k} here: it is set once for the service` });
+  }
+  const owner = new Map<string, string>();
+  for (const env of envs) {
+    const r = environmentSettings(s, env);
+    if (!r.success) {
+      for (const i of r.error.issues) ctx.addIssue({ ...i, path: ["environments", env, ...i.path] } as never);
+      continue;
+    }
+    checkKms(r.data, ctx, ["environments", env]);
+    for (const key of trafficKeys(r.data)) {
+      const other = owner.get(key);
+      // A listener's default action is shared only if neither environment uses a rule.
+      if (other && other !== env)
+        ctx.addIssue({
+          code: "custom",
+          path: ["environments", env],
+          input: s.environments[env],
+          message: `expected environment ${env} to have its own traffic: it shares the ${key} with ${other}; give it its own targetGroups and listener (or ruleArn) under environments.${env}`,
+        });
+      else owner.set(key, env);
+    }
+  }
+});
 
 export const KilnConfigSchema = z.strictObject({
   version: z.literal(1, { error: "expected version: 1" }),
@@ -168,6 +226,6 @@ export const KilnConfigSchema = z.strictObject({
 
 export type BaseAmi = z.infer<typeof BaseAmiSchema>;
 export type CanaryStep = z.infer<typeof CanaryStepSchema>;
-/** One service's validated configuration, with defaults filled in. */
+/** One service's validated configuration, with defaults filled in (for one environment once resolved). */
 export type ServiceConfig = z.infer<typeof ServiceSchema>;
 export type KilnConfig = z.infer<typeof KilnConfigSchema>;

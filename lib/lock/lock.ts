@@ -5,18 +5,26 @@
  * writes, and calls StartExecution.
  */
 import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
 import { InvalidInputError, LockLostError } from "../errors.ts";
-import { executionName } from "../names.ts";
-import type { AbortSpec, Claim, HolderStatus, StartSpec } from "./rules.ts";
+import type { Trigger } from "../names.ts";
+import { executionName, unitKey } from "../names.ts";
+import type { AbortSpec, HolderStatus, Request, StartSpec } from "./rules.ts";
 import * as rules from "./rules.ts";
 import { type DocumentSender, LockStore } from "./store.ts";
 import { type DeployInput, type LockItem, type Log, silentLog } from "./types.ts";
 
+/** The unit of deployment a lock item belongs to. */
+export interface Unit {
+  service: string;
+  environment: string;
+}
+
 /** Default lease: a running deployment renews it at every AcquireLock/heartbeat. */
 export const DEFAULT_LEASE_MS = 60 * 60_000;
 /** Lease of a claim made just before StartExecution (covers the start plus the first AcquireLock). */
-export const DEFAULT_PENDING_LEASE_MS = 5 * 60_000;
+export const DEFAULT_PENDING_LEASE_MS = 2 * 60_000;
 
 export interface LockDeps {
   ddb: DocumentSender;
@@ -65,7 +73,7 @@ export function abortExecutionName(failedExecutionArn: string): string {
   return `abort-${name}`.slice(0, 80);
 }
 
-function abortFor(deps: StartDeps, service: string, reason: string): ((failed: string) => AbortSpec) | undefined {
+function abortFor(deps: StartDeps, unit: Unit, reason: string): ((failed: string) => AbortSpec) | undefined {
   const sm = deps.abortStateMachineArn;
   if (!sm) return undefined;
   return (failed) => {
@@ -74,7 +82,7 @@ function abortFor(deps: StartDeps, service: string, reason: string): ((failed: s
       stateMachineArn: sm,
       name,
       executionArn: executionArnFor(sm, name),
-      input: JSON.stringify({ service, executionArn: failed, reason, requestedBy: "kiln:supersede" }),
+      input: JSON.stringify({ service: unit.service, environment: unit.environment, executionArn: failed, reason, requestedBy: "kiln:supersede" }),
     };
   };
 }
@@ -90,16 +98,19 @@ export async function executionStatus(sfn: SfnSender, executionArn: string): Pro
   }
 }
 
-/** The lock item as stored (strongly consistent read). */
-export function readLock(service: string, deps: LockDeps): Promise<LockItem | undefined> {
-  return store(deps).get(service);
+/** The lock item of a (service, environment) as stored (strongly consistent read). */
+export function readLock(unit: Unit, deps: LockDeps): Promise<LockItem | undefined> {
+  return store(deps).get(unitKey(unit.service, unit.environment));
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export interface AcquireInput {
-  service: string;
+export interface AcquireInput extends Unit {
   executionArn: string;
+  /** The request's queue number (deploy executions carry it in their input). */
+  seq?: number;
+  /** A rollback, which an operator names, may take a free lock; deployments only get the one the queue gave them. */
+  mayTakeFree?: boolean;
   commit?: string;
   trigger?: string;
   /** Set by the abort machine: it may take the lock from the deployment it aborts. */
@@ -108,7 +119,7 @@ export interface AcquireInput {
 
 export type AcquireResult =
   | { acquired: true; reacquired: boolean; leaseExpiresAt: number; tookOverFrom?: string }
-  | { acquired: false; holder: string; leaseExpiresAt?: number; reason: string };
+  | { acquired: false; holder?: string; leaseExpiresAt?: number; reason: string; superseded: boolean };
 
 /**
  * AcquireLock: a conditional write that succeeds when the lock is free, its lease expired (and no
@@ -118,14 +129,16 @@ export type AcquireResult =
 export async function acquireLock(input: AcquireInput, deps: LockDeps): Promise<AcquireResult> {
   const t = timing(deps);
   const name = input.executionArn.split(":").at(-1);
-  const result = await store(deps).mutate<rules.AcquireDecision>(input.service, (item) => {
-    const d = rules.acquire(item, { ...input, ...(name ? { name } : {}) }, t);
+  const key = unitKey(input.service, input.environment);
+  const result = await store(deps).mutate<rules.AcquireDecision>(key, (item) => {
+    const d = rules.acquire(item, { ...input, service: key, ...(name ? { name } : {}) }, t);
     return d.ok ? { write: d.item, result: d } : { result: d };
   });
   if (!result.ok)
     return {
       acquired: false,
-      holder: result.holder,
+      ...(result.holder ? { holder: result.holder } : {}),
+      superseded: result.superseded,
       reason: result.reason,
       ...(result.leaseExpiresAt !== undefined ? { leaseExpiresAt: result.leaseExpiresAt } : {}),
     };
@@ -144,12 +157,9 @@ export async function acquireLock(input: AcquireInput, deps: LockDeps): Promise<
 }
 
 /** Renews the holder's lease; throws `kiln.LockLost` when this execution no longer holds the lock. */
-export async function heartbeat(
-  input: { service: string; executionArn: string },
-  deps: LockDeps,
-): Promise<{ leaseExpiresAt: number }> {
+export async function heartbeat(input: Unit & { executionArn: string }, deps: LockDeps): Promise<{ leaseExpiresAt: number }> {
   const t = timing(deps);
-  const d = await store(deps).mutate<rules.HeartbeatDecision>(input.service, (item) => {
+  const d = await store(deps).mutate<rules.HeartbeatDecision>(unitKey(input.service, input.environment), (item) => {
     const r = rules.heartbeat(item, input.executionArn, t);
     return r.ok ? { write: r.item, result: r } : { result: r };
   });
@@ -161,8 +171,7 @@ export async function heartbeat(
   return { leaseExpiresAt: d.item.leaseExpiresAt! };
 }
 
-export interface ReleaseInput {
-  service: string;
+export interface ReleaseInput extends Unit {
   executionArn: string;
   /** For an abort: the deployment it aborted (which may still hold the lock). */
   abortedExecutionArn?: string;
@@ -193,7 +202,7 @@ export async function releaseLock(
 ): Promise<ReleaseResult> {
   const t = timing(deps);
   const arns = [input.executionArn, ...(input.abortedExecutionArn ? [input.abortedExecutionArn] : [])];
-  const d = await store(deps).mutate<rules.ReleaseDecision>(input.service, (item) => {
+  const d = await store(deps).mutate<rules.ReleaseDecision>(unitKey(input.service, input.environment), (item) => {
     const r = rules.release(item, arns, {
       ...t,
       deployStateMachineArn: deps.deployStateMachineArn,
@@ -223,14 +232,14 @@ export interface StartNextResult {
  * Starts the deployment a release handed the lock to. When its name was used before (an execution
  * that already ran), the lock moves on to whatever is queued next; at most a few hops.
  */
-export async function startNext(service: string, next: NextStart, deps: StartDeps): Promise<StartNextResult[]> {
+export async function startNext(unit: Unit, next: NextStart, deps: StartDeps): Promise<StartNextResult[]> {
   const out: StartNextResult[] = [];
   let cur: NextStart | undefined = next;
   for (let hop = 0; cur && hop < 5; hop++) {
     const s = await startExecution(cur, deps);
     out.push({ executionArn: s.executionArn, commit: cur.commit, status: s.status });
     if (s.status !== "already-ran") break;
-    const r = await releaseLock({ service, executionArn: cur.executionArn }, deps);
+    const r = await releaseLock({ ...unit, executionArn: cur.executionArn }, deps);
     cur = r.next;
   }
   return out;
@@ -242,9 +251,10 @@ export async function releaseAndStartNext(
   deps: StartDeps,
 ): Promise<ReleaseResult & { started: StartNextResult[] }> {
   const r = await releaseLock(input, deps);
-  const started = r.next ? await startNext(input.service, r.next, deps) : [];
+  const started = r.next ? await startNext(input, r.next, deps) : [];
   (deps.log ?? silentLog).info("lock released", {
     service: input.service,
+    environment: input.environment,
     executionArn: input.executionArn,
     released: r.released,
     started,
@@ -278,11 +288,10 @@ async function startExecution(
 // ---------------------------------------------------------------------------------------------
 
 export interface DeployRequest {
+  /** The deploy input without `seq` (the queue assigns it). */
   input: DeployInput;
-  /** Distinguishes deliberate re-runs of one commit (the rotation day, an operator retry). */
+  /** Distinguishes deliberate re-runs of one commit (the rotation day; each operator request). */
   nonce?: string;
-  /** Epoch ms the commit was pushed; defaults to now. Orders latest-wins. */
-  pushedAt?: number;
   /** `skip` (rotation): never wait behind or supersede another deployment. Default `queue`. */
   ifBusy?: "queue" | "skip";
 }
@@ -296,6 +305,7 @@ export type StartOrQueueResult =
       duplicate: boolean;
       status?: string;
       tookOverFrom?: string;
+      seq?: number;
     }
   | {
       action: "queued";
@@ -312,33 +322,45 @@ export type StartOrQueueResult =
   | { action: "ignored"; reason: string; holder?: string }
   | { action: "busy"; reason: string; holder: string };
 
-/**
- * Every trigger's way in: claim the service lock for the execution and start it; if another
- * deployment holds the lock, queue this one (latest wins) — or, when the holder failed and is
- * unresolved, hand the lock to an abort of it first and queue this one behind the abort. A
- * redelivery of the same request returns the same execution with `duplicate: true`.
- */
-/** The claim a trigger makes for a deploy request: its execution name and ARN derive from the request. */
-function claimFor(req: DeployRequest, deps: Pick<LockDeps, "clock"> & { deployStateMachineArn: string }): Claim {
-  const { service, commit, trigger } = req.input;
-  const name = executionName(service, commit, trigger, req.nonce);
+/** The request a trigger makes: its identity derives from what was asked (see `requestId`). */
+function requestFor(req: DeployRequest): Request {
+  const { service, environment, commit, trigger, before, forced } = req.input;
+  if (!environment) throw new InvalidInputError(`a deployment of ${service} needs its environment`);
+  const { seq: _seq, ...input } = req.input;
   return {
     service,
+    environment,
     commit,
     trigger,
-    name,
-    executionArn: executionArnFor(deps.deployStateMachineArn, name),
-    stateMachineArn: deps.deployStateMachineArn,
-    input: req.input,
-    pushedAt: req.pushedAt ?? deps.clock.now(),
+    id: rules.requestId({ trigger, commit, ...(before ? { before } : {}), ...(req.nonce ? { nonce: req.nonce } : {}) }),
+    ...(before ? { before } : {}),
+    ...(forced ? { forced } : {}),
+    input: input as DeployInput,
   };
 }
 
+function admitOptions(deps: StartDeps | (LockDeps & { deployStateMachineArn: string })) {
+  const sm = deps.deployStateMachineArn;
+  return {
+    stateMachineArn: sm,
+    arnFor: (n: string) => executionArnFor(sm, n),
+    nameFor: (r: Request, seq: number) => executionName(r.service, r.environment, r.commit, r.trigger as Trigger, seq),
+  };
+}
+
+/**
+ * Every trigger's way in: number the request in its environment's queue, claim the lock for its
+ * execution and start it; if another deployment holds the lock, queue this one (latest wins) — or,
+ * when the holder failed and is unresolved, hand the lock to an abort of it first and queue this one
+ * behind the abort. A redelivery of the same request returns the same execution with
+ * `duplicate: true`; a redelivery of an older request, or a push older than one accepted, starts
+ * nothing (I7). A claim whose start never happened is started again by whoever sees it first.
+ */
 export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise<StartOrQueueResult> {
   const log = deps.log ?? silentLog;
-  const claim = claimFor(req, deps);
-  const { service, commit, trigger } = claim;
-  const name = claim.name;
+  const r = requestFor(req);
+  const unit = { service: r.service, environment: r.environment };
+  const { service, commit, trigger } = r;
   const statuses = new Map<string, HolderStatus>();
   const statusOf = async (arn: string) => {
     let s = statuses.get(arn);
@@ -348,12 +370,16 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
     }
     return s;
   };
-  const abort = abortFor(deps, service, `superseded by ${trigger} of ${commit}`);
-  const decision = await store(deps).mutate<rules.AdmitDecision>(service, async (item) => {
-    const holderStatus = item?.holder && item.holder !== claim.executionArn ? await statusOf(item.holder) : undefined;
+  const abort = abortFor(deps, unit, `superseded by ${trigger} of ${commit}`);
+  const key = unitKey(r.service, r.environment);
+  let holderItem: LockItem | undefined;
+  const decision = await store(deps).mutate<rules.AdmitDecision>(key, async (item) => {
+    holderItem = item;
+    const holderStatus = item?.holder ? await statusOf(item.holder) : undefined;
     const t = timing(deps);
-    const d = rules.admit(item, claim, {
+    const d = rules.admit(item, r, {
       ...t,
+      ...admitOptions(deps),
       ifBusy: req.ifBusy ?? "queue",
       ...(holderStatus ? { holderStatus } : {}),
       ...(abort ? { abortFor: abort } : {}),
@@ -363,32 +389,32 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
 
   switch (decision.kind) {
     case "duplicate": {
-      const status = await statusOf(decision.executionArn);
-      return { action: "started", executionArn: decision.executionArn, name, duplicate: true, status };
+      let status = await statusOf(decision.executionArn);
+      // The first delivery claimed the lock but its start never happened: this one starts it.
+      if (status === "MISSING" && holderItem?.holderStart) {
+        await startExecution({ ...holderItem.holderStart, executionArn: decision.executionArn }, deps);
+        status = "RUNNING";
+      }
+      return { action: "started", executionArn: decision.executionArn, name: decision.name, duplicate: true, status };
     }
     case "start": {
-      let s: Awaited<ReturnType<typeof startExecution>>;
-      try {
-        s = await startExecution(
-          { stateMachineArn: claim.stateMachineArn, name, input: JSON.stringify(claim.input), executionArn: claim.executionArn },
-          deps,
-        );
-      } catch (err) {
-        // Nothing started: give the claim back (to the queue, if something queued meanwhile).
-        await releaseAndStartNext({ service, executionArn: claim.executionArn }, deps).catch((e) =>
-          log.error("could not give back the lock claim", { service, executionArn: claim.executionArn, error: String(e) }),
-        );
-        throw err;
-      }
+      const claim = decision.claim;
+      // If this throws (throttled, timed out), the claim stays: a redelivery, the next request or
+      // the scheduled reconcile issues the same start again.
+      const s = await startExecution(
+        { stateMachineArn: claim.stateMachineArn, name: claim.name, input: JSON.stringify(claim.input), executionArn: claim.executionArn },
+        deps,
+      );
       if (s.status === "already-ran") {
-        // A redelivery of something that already ran: it must not run again.
-        await releaseAndStartNext({ service, executionArn: claim.executionArn }, deps);
+        // The name ran before (Step Functions keeps names for 90 days): it must not run again.
+        await releaseAndStartNext({ ...unit, executionArn: claim.executionArn }, deps);
       }
-      log.info("deployment started", { service, commit, trigger, executionArn: s.executionArn, status: s.status });
+      log.info("deployment started", { service, environment: r.environment, commit, trigger, seq: claim.seq, executionArn: s.executionArn, status: s.status });
       return {
         action: "started",
         executionArn: s.executionArn,
-        name,
+        name: claim.name,
+        seq: claim.seq,
         duplicate: s.status !== "started",
         ...(s.status !== "started" ? { status: s.status === "running" ? "RUNNING" : await statusOf(s.executionArn) } : {}),
         ...(decision.tookOverFrom ? { tookOverFrom: decision.tookOverFrom } : {}),
@@ -398,6 +424,7 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
       const s = await startExecution(decision.abort, deps);
       log.warn("failed deployment superseded: abort started", {
         service,
+        environment: r.environment,
         failed: decision.failed,
         abort: s.executionArn,
         queued: commit,
@@ -406,7 +433,7 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
         action: "queued",
         position: 1,
         holder: decision.abort.executionArn,
-        name,
+        name: decision.name,
         unchanged: false,
         ...(decision.replaced ? { replaced: decision.replaced } : {}),
         reason: `supersedes failed deployment ${decision.failed}: aborting it first, then this commit deploys`,
@@ -417,6 +444,7 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
       if (decision.restart) await startExecution({ ...decision.restart, executionArn: decision.holder }, deps);
       log.info("deployment queued", {
         service,
+        environment: r.environment,
         commit,
         holder: decision.holder,
         replaced: decision.replaced,
@@ -426,7 +454,7 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
         action: "queued",
         position: 1,
         holder: decision.holder,
-        name,
+        name: decision.name,
         unchanged: decision.unchanged,
         reason: decision.reason,
         ...(decision.replaced ? { replaced: decision.replaced } : {}),
@@ -442,30 +470,25 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
 
 /**
  * Queues a deployment behind the lock holder without trying to start it (latest wins: it replaces
- * an older queued commit; an older one than queued or deploying is ignored). When the lock is free
- * there is nothing to wait for and the request is refused with the reason — use `startOrQueue`.
+ * an older queued request). When the lock is free there is nothing to wait for and the request is
+ * refused with the reason — use `startOrQueue`.
  */
-export async function enqueue(
-  req: DeployRequest,
-  deps: LockDeps & { deployStateMachineArn: string },
-): Promise<StartOrQueueResult> {
-  const claim = claimFor(req, deps);
-  const { service } = claim;
-  const name = claim.name;
-  const d = await store(deps).mutate<rules.AdmitDecision | { kind: "free" }>(service, (item) => {
+export async function enqueue(req: DeployRequest, deps: LockDeps & { deployStateMachineArn: string }): Promise<StartOrQueueResult> {
+  const r = requestFor(req);
+  const d = await store(deps).mutate<rules.AdmitDecision | { kind: "free" }>(unitKey(r.service, r.environment), (item) => {
     if (!item?.holder) return { result: { kind: "free" as const } };
     // Treat the holder as running: enqueue never supersedes (startOrQueue does, after checking).
-    const r = rules.admit(item, claim, { ...timing(deps), ifBusy: "queue", holderStatus: "RUNNING" });
-    return { ...(r.kind === "queued" && r.item ? { write: r.item } : {}), result: r };
+    const a = rules.admit(item, r, { ...timing(deps), ...admitOptions(deps), ifBusy: "queue", holderStatus: "RUNNING" });
+    return { ...(a.kind === "queued" && a.item ? { write: a.item } : {}), result: a };
   });
   if (d.kind === "free") return { action: "ignored", reason: "the lock is free: nothing to queue behind" };
-  if (d.kind === "duplicate") return { action: "started", executionArn: d.executionArn, name, duplicate: true };
+  if (d.kind === "duplicate") return { action: "started", executionArn: d.executionArn, name: d.name, duplicate: true };
   if (d.kind === "queued") {
     return {
       action: "queued",
       position: 1,
       holder: d.holder,
-      name,
+      name: d.name,
       unchanged: d.unchanged,
       reason: d.reason,
       ...(d.replaced ? { replaced: d.replaced } : {}),
@@ -473,6 +496,33 @@ export async function enqueue(
   }
   if (d.kind === "stale") return { action: "ignored", reason: d.reason, ...(d.holder ? { holder: d.holder } : {}) };
   return { action: "ignored", reason: `unexpected admission ${d.kind}` };
+}
+
+export interface ReconcileResult {
+  key: string;
+  action: "started" | "released" | "nothing";
+  detail: string;
+}
+
+/**
+ * The queue's safety net (run on a schedule, and safe to run at any time): a claim whose
+ * StartExecution never happened is started; a holder that ended without releasing (SUCCEEDED, or
+ * stopped) hands the lock to what is queued. Failed holders stay: they wait for an operator or a
+ * superseding request. Bounds how long the newest queued request can wait behind a lost start.
+ */
+export async function reconcileLock(item: LockItem, deps: StartDeps): Promise<ReconcileResult> {
+  const key = item.service;
+  if (!item.holder) return { key, action: "nothing", detail: "free" };
+  const status = await executionStatus(deps.sfn, item.holder);
+  if (status === "MISSING" && item.holderState === "starting" && item.holderStart) {
+    await startExecution({ ...item.holderStart, executionArn: item.holder }, deps);
+    return { key, action: "started", detail: `started ${item.holder}, claimed at ${new Date(item.acquiredAt ?? 0).toISOString()} but never started` };
+  }
+  if ((status === "SUCCEEDED" || (status === "ABORTED" && !item.lastFailed?.unresolved)) && item.serviceName && item.environment) {
+    const r = await releaseAndStartNext({ service: item.serviceName, environment: item.environment, executionArn: item.holder }, deps);
+    return { key, action: "released", detail: `${item.holder} ${status} without releasing: ${r.reason}` };
+  }
+  return { key, action: "nothing", detail: `${item.holder} ${status}` };
 }
 
 export type SupersedeResult =
@@ -484,10 +534,10 @@ export type SupersedeResult =
  * abort state machine for it and hands it the lock (recorded in `lastFailed.abortExecutionArn`),
  * so whatever is queued deploys when the abort releases. Idempotent.
  */
-export async function supersede(service: string, deps: StartDeps, by?: string): Promise<SupersedeResult> {
-  const abort = abortFor(deps, service, by ? `superseded by ${by}` : "superseded");
+export async function supersede(unit: Unit, deps: StartDeps, by?: string): Promise<SupersedeResult> {
+  const abort = abortFor(deps, unit, by ? `superseded by ${by}` : "superseded");
   if (!abort) return { action: "nothing", reason: "no abort state machine is configured (KILN_ABORT_STATE_MACHINE_ARN)" };
-  const d = await store(deps).mutate<rules.SupersedeDecision>(service, async (item) => {
+  const d = await store(deps).mutate<rules.SupersedeDecision>(unitKey(unit.service, unit.environment), async (item) => {
     const holderStatus = item?.holder ? await executionStatus(deps.sfn, item.holder) : undefined;
     const r = rules.supersede(item, {
       ...timing(deps),
@@ -506,19 +556,44 @@ export async function supersede(service: string, deps: StartDeps, by?: string): 
 }
 
 /** Pager hook: `executionArn` ended FAILED/TIMED_OUT/ABORTED. Recorded only if it held the lock. */
-export async function recordFailure(service: string, executionArn: string, status: string, deps: LockDeps): Promise<boolean> {
+export async function recordFailure(unit: Unit, executionArn: string, status: string, deps: LockDeps): Promise<boolean> {
   const now = deps.clock.now();
-  return store(deps).mutate(service, (item) => {
+  return store(deps).mutate(unitKey(unit.service, unit.environment), (item) => {
     const next = rules.markFailed(item, executionArn, status, now);
     return { ...(next ? { write: next } : {}), result: next !== undefined };
   });
 }
 
 /** Pager hook: `executionArn` SUCCEEDED; a failure recorded for it is resolved. */
-export async function recordSuccess(service: string, executionArn: string, deps: LockDeps): Promise<boolean> {
+export async function recordSuccess(unit: Unit, executionArn: string, deps: LockDeps): Promise<boolean> {
   const now = deps.clock.now();
-  return store(deps).mutate(service, (item) => {
+  return store(deps).mutate(unitKey(unit.service, unit.environment), (item) => {
     const next = rules.markResolved(item, executionArn, now);
     return { ...(next ? { write: next } : {}), result: next !== undefined };
   });
+}
+
+/**
+ * ReconcileQueue (scheduled every minute): `reconcileLock` for every lock item that has a holder.
+ * The lock table also holds the pager's page records; only lock items (with `serviceName`) count.
+ */
+export async function reconcileQueue(deps: StartDeps): Promise<ReconcileResult[]> {
+  const out: ReconcileResult[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const r = await deps.ddb.send(
+      new ScanCommand({ TableName: deps.table, ConsistentRead: true, FilterExpression: "attribute_exists(holder) AND attribute_exists(serviceName)", ExclusiveStartKey }),
+    );
+    for (const item of (r.Items ?? []) as LockItem[]) {
+      try {
+        const res = await reconcileLock(item, deps);
+        if (res.action !== "nothing") (deps.log ?? silentLog).warn("queue reconciled", { ...res });
+        out.push(res);
+      } catch (err) {
+        out.push({ key: item.service, action: "nothing", detail: `failed: ${(err as Error).name}: ${(err as Error).message}` });
+      }
+    }
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return out;
 }

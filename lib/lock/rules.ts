@@ -4,8 +4,8 @@
  * even with many webhook deliveries racing on the same service; on a conflict it re-reads and
  * decides again. Keeping the rules pure makes every case a one-line table row in the tests.
  */
-import type { Trigger } from "../names.ts";
-import type { DeployInput, FailedDeploy, LockItem, QueuedDeploy } from "./types.ts";
+import { type Trigger, unitKey } from "../names.ts";
+import type { DeployInput, FailedDeploy, LockItem, QueuedDeploy, RequestRecord } from "./types.ts";
 
 /** Execution status of the lock holder as DescribeExecution reports it; `MISSING` = ExecutionDoesNotExist. */
 export type HolderStatus = "RUNNING" | "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED" | "PENDING_REDRIVE" | "MISSING";
@@ -24,18 +24,40 @@ export interface StartSpec {
   input: string;
 }
 
-/** A deployment someone wants to start (a push, a rotation, an operator, the release hand-off). */
-export interface Claim {
+/** A deployment someone wants to start (a push, a rotation, an operator), before the queue numbers it. */
+export interface Request {
   service: string;
+  environment: string;
   commit: string;
   trigger: Trigger;
+  /** Two deliveries with the same id are the same request (`requestId`). */
+  id: string;
+  /** For a push: GitHub's `before`, the commit the branch pointed at before this push. */
+  before?: string;
+  /** For a push: force-pushed (may move the branch to an older commit on purpose). */
+  forced?: boolean;
+  input: DeployInput;
+}
+
+/** A request the queue accepted: numbered, named, and about to start or wait. */
+export interface Claim extends Request {
+  seq: number;
   name: string;
   /** The ARN the execution will have: `executionArnFor(stateMachineArn, name)`. */
   executionArn: string;
   stateMachineArn: string;
-  input: DeployInput;
-  /** Epoch ms of the push (orders latest-wins); the arrival time for non-push triggers. */
-  pushedAt: number;
+}
+
+/** How many accepted requests an environment remembers (redeliveries older than that are not recognised). */
+export const REQUEST_HISTORY = 200;
+
+/**
+ * The identity of a request. A push is (commit, before): GitHub's redelivery repeats the body byte
+ * for byte, while a new push of the same commit (a force push back to it) has another `before`.
+ * A rotation is (commit, day); an operator request is unique per call (its nonce).
+ */
+export function requestId(r: { trigger: Trigger; commit: string; before?: string; nonce?: string }): string {
+  return `${r.trigger}:${r.commit}:${r.trigger === "push" ? (r.before ?? "") : (r.nonce ?? "")}`;
 }
 
 /** The abort execution a superseding push starts for a failed deployment. */
@@ -49,8 +71,8 @@ export interface Timing {
   pendingLeaseMs: number;
 }
 
-export function emptyItem(service: string, now: number): LockItem {
-  return { service, version: 0, updatedAt: now };
+export function emptyItem(key: string, now: number, unit?: { service: string; environment: string }): LockItem {
+  return { service: key, ...(unit ? { serviceName: unit.service, environment: unit.environment } : {}), version: 0, updatedAt: now };
 }
 
 function leaseExpired(item: LockItem, now: number): boolean {
@@ -84,13 +106,13 @@ export function isFree(item: LockItem | undefined, now: number, status: HolderSt
   return leaseExpired(item, now);
 }
 
-function holderFields(c: { executionArn: string; name: string; commit: string; trigger: string; pushedAt: number }) {
+function holderFields(c: { executionArn: string; name: string; commit: string; trigger: string; seq: number }) {
   return {
     holder: c.executionArn,
     holderName: c.name,
     holderCommit: c.commit,
     holderTrigger: c.trigger,
-    holderPushedAt: c.pushedAt,
+    holderSeq: c.seq,
   };
 }
 
@@ -100,7 +122,7 @@ function withoutHolder(item: LockItem): LockItem {
     holderName: _n,
     holderCommit: _c,
     holderTrigger: _t,
-    holderPushedAt: _p,
+    holderSeq: _q,
     holderState: _s,
     holderStart: _st,
     leaseExpiresAt: _l,
@@ -117,7 +139,7 @@ function queuedFrom(c: Claim, now: number, previous?: QueuedDeploy): QueuedDeplo
     commit: c.commit,
     name: c.name,
     input: c.input,
-    pushedAt: c.pushedAt,
+    seq: c.seq,
     queuedAt: now,
     ...(replaced ? { replaced } : {}),
   };
@@ -128,17 +150,30 @@ function queuedFrom(c: Claim, now: number, previous?: QueuedDeploy): QueuedDeplo
 
 export type AcquireDecision =
   | { ok: true; item: LockItem; reacquired: boolean; tookOverFrom?: string }
-  | { ok: false; holder: string; leaseExpiresAt?: number; reason: string };
+  /** `superseded`: this execution can never get the lock again (a newer request, an abort, or no claim). */
+  | { ok: false; holder?: string; leaseExpiresAt?: number; reason: string; superseded: boolean };
 
 /**
- * AcquireLock, run by the execution itself: granted when the lock is free, when its lease expired
- * and no unresolved failure is recorded on it, or when this same execution holds it (a retry, a
- * redrive, or the claim its starter made) — then it is an idempotent re-acquire that renews the
- * lease, which is also how a running deployment heartbeats.
+ * AcquireLock, run by the execution itself. A deployment gets the lock only if the queue gave it to
+ * it: the trigger's claim, or the release hand-off, names it as the holder — then this is an
+ * idempotent re-acquire that renews the lease (a retry, a redrive, and the heartbeat). Anything else
+ * is refused, so an execution that was superseded, aborted, or started around the queue never
+ * changes the fleet, even days later when the lock is free (I7). An abort may take the lock from
+ * the deployment it aborts; a rollback (an operator naming the previous fleet) may take a free one.
  */
 export function acquire(
   item: LockItem | undefined,
-  req: { service: string; executionArn: string; name?: string; commit?: string; trigger?: string; abortedExecutionArn?: string },
+  req: {
+    service: string;
+    executionArn: string;
+    name?: string;
+    commit?: string;
+    trigger?: string;
+    seq?: number;
+    abortedExecutionArn?: string;
+    /** A rollback may take a free lock (it was not queued: the operator named it). */
+    mayTakeFree?: boolean;
+  },
   t: Timing,
 ): AcquireDecision {
   const base = item ?? emptyItem(req.service, t.now);
@@ -150,7 +185,8 @@ export function acquire(
   const failedUnresolved = holderFailed(base, undefined);
   // An abort started by an operator (not by a superseding push) takes the lock from the deployment it aborts.
   const abortTakesOver = req.abortedExecutionArn !== undefined && base.holder === req.abortedExecutionArn;
-  if (!base.holder || abortTakesOver || (leaseExpired(base, t.now) && !failedUnresolved)) {
+  const free = !base.holder || (leaseExpired(base, t.now) && !failedUnresolved);
+  if (abortTakesOver || (req.mayTakeFree === true && free)) {
     const fresh: LockItem = {
       ...withoutHolder(base),
       holder: req.executionArn,
@@ -165,14 +201,29 @@ export function acquire(
     if (abortTakesOver && f && f.executionArn === base.holder) fresh.lastFailed = { ...f, abortExecutionArn: req.executionArn };
     return { ok: true, reacquired: false, item: fresh, ...(base.holder ? { tookOverFrom: base.holder } : {}) };
   }
+  const mine = req.name ?? req.executionArn;
+  const newer = newestAfter(base, req.seq);
+  let reason: string;
+  if (newer) reason = `${mine} was superseded by request #${newer.seq} (${newer.trigger} of ${newer.commit}, ${newer.name}): it must not change the fleet`;
+  else if (base.lastFailed?.executionArn === req.executionArn && base.lastFailed.abortExecutionArn)
+    reason = `${mine} was aborted by ${base.lastFailed.abortExecutionArn.split(":").at(-1)}: it must not change the fleet`;
+  else if (!base.holder) reason = `${mine} does not hold the lock, which is free: the queue never gave it this execution (started around kiln's queue, superseded or aborted)`;
+  else if (failedUnresolved) reason = `the lock is held by failed deployment ${base.holder}: redrive it or abort it first`;
+  else reason = `the lock is held by ${base.holder} until ${new Date(base.leaseExpiresAt ?? 0).toISOString()}`;
   return {
     ok: false,
-    holder: base.holder,
+    ...(base.holder ? { holder: base.holder } : {}),
     ...(base.leaseExpiresAt !== undefined ? { leaseExpiresAt: base.leaseExpiresAt } : {}),
-    reason: failedUnresolved
-      ? `the lock is held by failed deployment ${base.holder}: redrive it or abort it first`
-      : `the lock is held by ${base.holder} until ${new Date(base.leaseExpiresAt ?? 0).toISOString()}`,
+    superseded: newer !== undefined || !base.holder || base.lastFailed?.executionArn === req.executionArn,
+    reason,
   };
+}
+
+/** The newest accepted request after `seq`, if any (the one that supersedes `seq`). */
+export function newestAfter(item: LockItem, seq: number | undefined): RequestRecord | undefined {
+  if (seq === undefined) return undefined;
+  const last = item.requests?.at(-1);
+  return last && last.seq > seq ? last : undefined;
 }
 
 export type HeartbeatDecision = { ok: true; item: LockItem } | { ok: false; holder?: string };
@@ -253,7 +304,8 @@ export function release(
   const start: StartSpec = { stateMachineArn: t.deployStateMachineArn, name: q.name, input: JSON.stringify(q.input) };
   const handed: LockItem = {
     ...rest,
-    ...holderFields({ executionArn, name: q.name, commit: q.commit, trigger: q.input.trigger, pushedAt: q.pushedAt }),
+    ...holderFields({ executionArn, name: q.name, commit: q.commit, trigger: q.input.trigger, seq: q.seq }),
+    floorSeq: Math.max(rest.floorSeq ?? 0, q.seq),
     holderState: "starting",
     holderStart: start,
     acquiredAt: t.now,
@@ -266,25 +318,26 @@ export function release(
 // Admission: start, queue, supersede, or refuse
 
 export type AdmitDecision =
-  /** The same execution already holds the lock (a redelivery while it runs). */
-  | { kind: "duplicate"; executionArn: string }
+  /** The same request already holds the lock (a redelivery while it runs). */
+  | { kind: "duplicate"; executionArn: string; name: string }
   /** Claimed for this execution: call StartExecution now. */
-  | { kind: "start"; item: LockItem; tookOverFrom?: string }
+  | { kind: "start"; item: LockItem; claim: Claim; tookOverFrom?: string }
   /** Queued behind the running deployment (latest wins). */
   | {
       kind: "queued";
       item?: LockItem;
+      name: string;
       holder: string;
       replaced?: string;
       unchanged: boolean;
       blockedBy?: string;
       reason: string;
-      /** The holder is a claimed abort whose StartExecution never happened: issue it again. */
+      /** The holder was claimed but its StartExecution never happened: issue it again. */
       restart?: StartSpec;
     }
   /** The holder failed: the lock goes to an abort of it, and this claim is queued behind the abort. */
-  | { kind: "supersede"; item: LockItem; failed: string; abort: AbortSpec; replaced?: string }
-  /** Older than what is deploying or queued: nothing to do. */
+  | { kind: "supersede"; item: LockItem; name: string; failed: string; abort: AbortSpec; replaced?: string }
+  /** A redelivery of a request already handled, or a commit older than one already accepted: nothing to do. */
   | { kind: "stale"; holder?: string; reason: string }
   /** `ifBusy: "skip"` and the lock is taken. */
   | { kind: "busy"; holder: string; reason: string };
@@ -292,32 +345,95 @@ export type AdmitDecision =
 export interface AdmitOptions extends Timing {
   holderStatus?: HolderStatus;
   ifBusy: "queue" | "skip";
+  /** The deploy state machine, and the ARN of its execution of a name. */
+  stateMachineArn: string;
+  arnFor: (name: string) => string;
+  /** Execution name of the `seq`-th request. */
+  nameFor: (r: Request, seq: number) => string;
   /** Builds the abort for a failed holder; undefined = no abort state machine configured. */
   abortFor?: (failedExecutionArn: string) => AbortSpec;
+}
+
+/**
+ * Whether `r` was accepted before, or is older than something accepted: a redelivery of a known
+ * request, a push of a commit that a later accepted push named as its `before` (GitHub delivers out
+ * of order), or a non-forced push of a commit already accepted. Order comes from the queue's own
+ * numbering and the pushes' ancestry, never from clocks.
+ */
+function alreadyAccepted(item: LockItem, r: Request): { known?: RequestRecord; reason?: string } {
+  const history = item.requests ?? [];
+  const known = history.find((h) => h.id === r.id);
+  if (known) return { known };
+  if (r.trigger !== "push" || r.forced) return {};
+  const child = history.find((h) => h.trigger === "push" && h.before === r.commit);
+  if (child)
+    return { reason: `commit ${r.commit} is the parent of ${child.commit}, which was pushed after it and accepted as request #${child.seq} (${child.name})` };
+  const same = history.findLast((h) => h.trigger === "push" && h.commit === r.commit);
+  if (same) return { reason: `commit ${r.commit} was already accepted as request #${same.seq} (${same.name})` };
+  return {};
 }
 
 /**
  * Decides what happens to a deployment request given the lock item and (when the lock is held)
  * the holder's execution status. See docs/triggers.md for the table this implements.
  */
-export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): AdmitDecision {
-  const base = item ?? emptyItem(c.service, o.now);
-  if (base.holder === c.executionArn) return { kind: "duplicate", executionArn: c.executionArn };
+export function admit(item: LockItem | undefined, r: Request, o: AdmitOptions): AdmitDecision {
+  const base = item ?? emptyItem(unitKeyOf(r), o.now, r);
+  const seen = alreadyAccepted(base, r);
+  if (seen.known) {
+    const k = seen.known;
+    const arn = o.arnFor(k.name);
+    if (base.holder === arn) return { kind: "duplicate", executionArn: arn, name: k.name };
+    if (base.queued?.seq === k.seq)
+      return { kind: "queued", name: k.name, holder: base.holder ?? "", unchanged: true, reason: `request #${k.seq} (commit ${k.commit}) is already queued` };
+    const newer = newestAfter(base, k.seq);
+    return {
+      kind: "stale",
+      ...(base.holder ? { holder: base.holder } : {}),
+      reason: `a redelivery of request #${k.seq} (commit ${k.commit}, ${k.name}), which was already handled${
+        newer ? ` and is older than request #${newer.seq} (${newer.commit})` : ""
+      }: nothing started`,
+    };
+  }
+  if (seen.reason) return { kind: "stale", ...(base.holder ? { holder: base.holder } : {}), reason: `${seen.reason}: nothing started` };
+
+  const seq = (base.seq ?? 0) + 1;
+  const name = o.nameFor(r, seq);
+  const c: Claim = { ...r, input: { ...r.input, seq }, seq, name, executionArn: o.arnFor(name), stateMachineArn: o.stateMachineArn };
+  const record: RequestRecord = {
+    seq,
+    id: r.id,
+    commit: r.commit,
+    trigger: r.trigger,
+    ...(r.before ? { before: r.before } : {}),
+    name,
+    at: o.now,
+  };
+  /** The item with this request counted and remembered. */
+  const accepted = (it: LockItem): LockItem => ({
+    ...it,
+    serviceName: r.service,
+    environment: r.environment,
+    seq,
+    requests: [...(it.requests ?? []), record].slice(-REQUEST_HISTORY),
+  });
 
   if (isFree(base, o.now, o.holderStatus)) {
-    const claimed: LockItem = {
+    const claimed: LockItem = accepted({
       ...withoutHolder(base),
       ...holderFields(c),
+      // Everything numbered below this request is superseded from now on (I7).
+      floorSeq: seq,
       holderState: "starting",
       holderStart: { stateMachineArn: c.stateMachineArn, name: c.name, input: JSON.stringify(c.input) },
       acquiredAt: o.now,
       leaseExpiresAt: o.now + o.pendingLeaseMs,
       updatedAt: o.now,
       ...(base.holder ? { previousHolder: base.holder } : {}),
-    };
-    // The queued commit, if any, is older or equal to ours by arrival; a newer one stays queued.
-    if (claimed.queued && (claimed.queued.commit === c.commit || claimed.queued.pushedAt <= c.pushedAt)) delete claimed.queued;
-    return { kind: "start", item: claimed, ...(base.holder ? { tookOverFrom: base.holder } : {}) };
+    });
+    // A queued request is always older than this one (numbers only grow): this one replaces it.
+    delete claimed.queued;
+    return { kind: "start", item: claimed, claim: c, ...(base.holder ? { tookOverFrom: base.holder } : {}) };
   }
 
   const holder = base.holder!;
@@ -341,32 +457,11 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
     return { kind: "busy", holder, reason };
   }
 
-  // Latest wins: never queue something older than what is deploying or already queued.
-  if (
-    base.holderTrigger === "push" &&
-    base.holderPushedAt !== undefined &&
-    c.pushedAt < base.holderPushedAt &&
-    c.trigger === "push"
-  ) {
-    return { kind: "stale", holder, reason: `commit ${c.commit} was pushed before ${base.holderCommit}, which is deploying` };
-  }
   const q = base.queued;
-  const restart =
-    abortingFailed && o.holderStatus === "MISSING" && base.holderState === "starting" && base.holderStart
-      ? base.holderStart
-      : undefined;
-  if (q && q.commit === c.commit) {
-    return {
-      kind: "queued",
-      holder,
-      unchanged: true,
-      reason: `commit ${c.commit} is already queued behind ${holder}`,
-      ...(restart ? { restart } : {}),
-    };
-  }
-  if (q && q.pushedAt > c.pushedAt) {
-    return { kind: "stale", holder, reason: `a newer commit ${q.commit} is already queued` };
-  }
+  // The holder was claimed (by a trigger or a hand-off) but its execution does not exist: the
+  // starter crashed or timed out before StartExecution. Issue the start again (same name and
+  // input, so it is idempotent), whoever notices first: the queue never strands behind it.
+  const restart = base.holderState === "starting" && o.holderStatus === "MISSING" && base.holderStart ? base.holderStart : undefined;
   const queued = queuedFrom(c, o.now, q);
 
   if (failed && o.abortFor) {
@@ -380,7 +475,7 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
       supersededAt: o.now,
       supersededBy: c.commit,
     };
-    const next: LockItem = {
+    const next: LockItem = accepted({
       ...withoutHolder(base),
       holder: abort.executionArn,
       holderName: abort.name,
@@ -394,11 +489,11 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
       lastFailed,
       queued,
       updatedAt: o.now,
-    };
-    return { kind: "supersede", item: next, failed: holder, abort, ...(q ? { replaced: q.commit } : {}) };
+    });
+    return { kind: "supersede", item: next, name: c.name, failed: holder, abort, ...(q ? { replaced: q.commit } : {}) };
   }
 
-  const next: LockItem = { ...base, queued, updatedAt: o.now };
+  const next: LockItem = accepted({ ...base, queued, updatedAt: o.now });
   let blockedBy: string | undefined;
   let reason = `queued behind ${holder}`;
   if (failed) {
@@ -414,6 +509,7 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
   return {
     kind: "queued",
     item: next,
+    name: c.name,
     holder,
     unchanged: false,
     ...(q ? { replaced: q.commit } : {}),
@@ -421,6 +517,10 @@ export function admit(item: LockItem | undefined, c: Claim, o: AdmitOptions): Ad
     ...(restart ? { restart } : {}),
     reason,
   };
+}
+
+function unitKeyOf(r: { service: string; environment: string }): string {
+  return unitKey(r.service, r.environment);
 }
 
 // ---------------------------------------------------------------------------------------------

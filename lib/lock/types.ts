@@ -6,8 +6,20 @@ import type { Trigger } from "../names.ts";
  */
 export interface DeployInput {
   service: string;
+  /** The environment deployed (a branch maps to it); with `service`, the unit of deployment. */
+  environment: string;
   commit: string;
   trigger: Trigger;
+  /**
+   * The request's place in its environment's queue, assigned by the queue when the request is first
+   * accepted. Later requests have larger numbers; an execution whose number is below the
+   * environment's floor was superseded and never changes the fleet (I7).
+   */
+  seq?: number;
+  /** For a push: the commit the branch pointed at before it (GitHub's `before`); orders redeliveries. */
+  before?: string;
+  /** For a push: the branch was force-pushed (it may now point at an older commit, on purpose). */
+  forced?: boolean;
   repository?: string;
   branch?: string;
   requestedBy?: string;
@@ -16,14 +28,26 @@ export interface DeployInput {
   baseAmi?: string;
 }
 
-/** A deployment waiting for the service lock (one per service: newer pushes replace it). */
+/** One request the queue accepted (kept for the last `REQUEST_HISTORY` requests of an environment). */
+export interface RequestRecord {
+  seq: number;
+  /** What makes two deliveries the same request: see `requestId`. */
+  id: string;
+  commit: string;
+  trigger: string;
+  before?: string;
+  name: string;
+  at: number;
+}
+
+/** A deployment waiting for the lock (one per environment: newer requests replace it). */
 export interface QueuedDeploy {
   commit: string;
   /** Execution name it will start under. */
   name: string;
   input: DeployInput;
-  /** When the commit was pushed (GitHub `repository.pushed_at`, else arrival), epoch ms: orders "latest". */
-  pushedAt: number;
+  /** Its place in the queue's order (newer requests have larger numbers). */
+  seq: number;
   queuedAt: number;
   /** Older queued commits this one replaced (most recent last, at most 10 kept). */
   replaced?: string[];
@@ -45,18 +69,29 @@ export interface FailedDeploy {
 }
 
 /**
- * One item per service in the lock table (partition key `service`). Every write is conditional on
- * `version`, so two writers can never both believe they changed the same state.
+ * One item per (service, environment) in the lock table. The partition key attribute is named
+ * `service` and holds `unitKey(service, environment)`; the plain names are in `serviceName` and
+ * `environment`. Every write is conditional on `version`, so two writers can never both believe
+ * they changed the same state.
  */
 export interface LockItem {
+  /** Partition key: `unitKey(service, environment)`. */
   service: string;
+  serviceName?: string;
+  environment?: string;
   version: number;
+  /** The last sequence number the queue assigned. */
+  seq?: number;
+  /** Requests numbered below this were superseded (a newer one started) and may never change the fleet. */
+  floorSeq?: number;
+  /** The most recent accepted requests, oldest first (redeliveries and ancestors are recognised by them). */
+  requests?: RequestRecord[];
+  holderSeq?: number;
   /** Execution ARN holding the lock (a deploy, or an abort that took over from a failed deploy). */
   holder?: string;
   holderName?: string;
   holderCommit?: string;
   holderTrigger?: string;
-  holderPushedAt?: number;
   /**
    * `starting`: claimed by whoever is about to call StartExecution (webhook, rotation, the release
    * hand-off), with a short lease; `running`: the execution itself acquired it.

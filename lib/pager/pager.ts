@@ -61,6 +61,7 @@ export interface PagerDeps {
 /** The deploy (or abort) execution input fields the page reports. */
 export interface ExecutionInput {
   service?: string;
+  environment?: string;
   commit?: string;
   trigger?: string;
   branch?: string;
@@ -338,12 +339,12 @@ export async function handleStatusChange(event: StatusChangeEvent, deps: PagerDe
   if (failed) {
     const route = deps.routeFor(service, input, d.executionArn);
     const res = await trigger(event, input, service, route, store, deps);
-    if (deps.updateLock !== false) await recordFailure(service, d.executionArn, d.status, lockDeps);
+    if (deps.updateLock !== false) await recordFailure({ service, environment: environmentIn(input) }, d.executionArn, d.status, lockDeps);
     log.info("page", { ...res });
     return res;
   }
   const res = await resolve(event, service, store, deps);
-  if (deps.updateLock !== false) await recordSuccess(service, d.executionArn, lockDeps);
+  if (deps.updateLock !== false) await recordSuccess({ service, environment: environmentIn(input) }, d.executionArn, lockDeps);
   log.info("page", { ...res });
   return res;
 }
@@ -551,4 +552,9 @@ function prune(r: PageRecord): PageRecord {
   const resolved = entries.filter(([, i]) => i.resolvedAt !== undefined).sort((a, b) => a[1].openedAt - b[1].openedAt);
   const drop = new Set(resolved.slice(0, entries.length - MAX_INCIDENTS).map(([k]) => k));
   return { ...r, incidents: Object.fromEntries(entries.filter(([k]) => !drop.has(k))) };
+}
+
+/** The environment of a kiln execution, from its input (an input without one matches no lock item). */
+function environmentIn(input: { environment?: unknown }): string {
+  return typeof input.environment === "string" ? input.environment : "";
 }

@@ -26,6 +26,7 @@ import {
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, StopExecutionCommand } from "@aws-sdk/client-sfn";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { LockHeldError, StepFailedError } from "../errors.ts";
+import { unitKey } from "../names.ts";
 import { acquireLock, readLock, releaseAndStartNext, type SfnSender, type StartDeps } from "../lock/index.ts";
 import { type Capacity, describeGroup, deleteGroup, fleetReadiness, KILN_TAGS, serviceGroups, setCapacity, tagValue } from "./fleet.ts";
 import { runScriptStep } from "./run.ts";
@@ -47,6 +48,7 @@ export interface AbortDeps extends RollDeps {
 /** What PrepareAbort found and every later abort step carries (`$plan`). */
 export interface AbortPlan {
   service: string;
+  environment: string;
   /** This abort execution. */
   executionArn: string;
   executionName: string;
@@ -75,6 +77,7 @@ export interface AbortPlan {
 
 export interface PrepareAbortInput {
   service: string;
+  environment: string;
   /** The deployment to abort; default: the lock's holder, else its unresolved failure, else the service's newest deployment. */
   executionArn?: string;
   reason?: string;
@@ -98,7 +101,13 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
     );
   }
   const lock = await acquireLock(
-    { service: input.service, executionArn: input.execution.arn, trigger: "abort", ...(target ? { abortedExecutionArn: target.executionArn } : {}) },
+    {
+      service: input.service,
+      environment: input.environment,
+      executionArn: input.execution.arn,
+      trigger: "abort",
+      ...(target ? { abortedExecutionArn: target.executionArn } : {}),
+    },
     deps.lock,
   );
   if (!lock.acquired) {
@@ -126,7 +135,7 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
   const listenerArn = await resolveListener(deps.elbv2, s.listener);
   const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
   const tgArns = await resolveTargetGroups(deps.elbv2, s.targetGroups);
-  const groups = await serviceGroups(deps.autoscaling, input.service);
+  const groups = await serviceGroups(deps.autoscaling, input.service, input.environment);
   const blue = findBlue(groups, tgArns, target?.executionName);
   if (!blue) {
     throw new StepFailedError(
@@ -143,6 +152,7 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
   const lt = blue.group.LaunchTemplate ?? blue.group.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
   return {
     service: input.service,
+    environment: input.environment,
     executionArn: input.execution.arn,
     executionName: input.execution.name,
     ...(target ? { target } : {}),
@@ -168,7 +178,7 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
 async function findTarget(input: PrepareAbortInput, deps: AbortDeps): Promise<AbortPlan["target"] | undefined> {
   let arn = input.executionArn;
   if (!arn) {
-    const item = await readLock(input.service, deps.lock);
+    const item = await readLock(input, deps.lock);
     if (item?.holder && item.holder !== input.execution.arn && /:execution:[^:]*-deploy:/.test(item.holder)) arn = item.holder;
     else if (item?.lastFailed?.unresolved) arn = item.lastFailed.executionArn;
   }
@@ -432,7 +442,7 @@ export async function deleteGreen(plan: AbortPlan, deps: RollDeps): Promise<{ re
   const weights = await readWeights(deps.elbv2, plan.traffic);
   const greenWeight = weights.filter((w) => w.arn !== plan.blue.targetGroupArn).reduce((n, w) => n + w.weight, 0);
   if (greenWeight > 0) throw new StepFailedError(`refusing to delete green: it still takes ${greenWeight}% of the traffic (RestoreTraffic must run first)`);
-  const groups = (await serviceGroups(deps.autoscaling, plan.service)).filter(
+  const groups = (await serviceGroups(deps.autoscaling, plan.service, plan.environment)).filter(
     (g) => tagValue(g.Tags, KILN_TAGS.execution) === target && g.AutoScalingGroupName !== plan.blue.asgName,
   );
   for (const g of groups) if (g.Status !== "Delete in progress") await deleteGroup(deps.autoscaling, g.AutoScalingGroupName!);
@@ -486,7 +496,9 @@ export async function finishAbort(plan: AbortPlan, deps: AbortDeps): Promise<Rec
       new PutCommand({
         TableName: deps.deploymentsTable,
         Item: {
-          service: plan.service,
+          service: unitKey(plan.service, plan.environment),
+          serviceName: plan.service,
+          environment: plan.environment,
           startedAt: plan.target.startedAt ?? new Date(deps.clock.now()).toISOString(),
           execution: plan.target.executionName,
           commit: plan.target.commit,
@@ -501,7 +513,12 @@ export async function finishAbort(plan: AbortPlan, deps: AbortDeps): Promise<Rec
     );
   }
   const released = await releaseAndStartNext(
-    { service: plan.service, executionArn: plan.executionArn, ...(plan.target ? { abortedExecutionArn: plan.target.executionArn } : {}) },
+    {
+      service: plan.service,
+      environment: plan.environment,
+      executionArn: plan.executionArn,
+      ...(plan.target ? { abortedExecutionArn: plan.target.executionArn } : {}),
+    },
     deps.lock,
   );
   return {

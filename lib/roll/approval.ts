@@ -1,5 +1,6 @@
 import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
+import { unitKey } from "../names.ts";
 
 /**
  * The manual approval gate: the state machine waits on a task token (`.waitForTaskToken`); this
@@ -7,7 +8,7 @@ import type { Clock } from "../clock.ts";
  * deployments table, key `approval#<executionArn>`). The token expires with the gate's timeout.
  */
 export async function requestApproval(
-  input: { taskToken: string; executionArn: string; service: string; commit: string; timeoutSeconds: number; table: string },
+  input: { taskToken: string; executionArn: string; service: string; environment?: string; commit: string; timeoutSeconds: number; table: string },
   deps: { dynamodb: DynamoDBDocumentClient; clock: Clock },
 ): Promise<{ recorded: true }> {
   const now = deps.clock.now();
@@ -15,7 +16,10 @@ export async function requestApproval(
     new PutCommand({
       TableName: input.table,
       Item: {
-        service: input.service,
+        // Per (service, environment), like the deployment records.
+        service: unitKey(input.service, input.environment ?? ""),
+        serviceName: input.service,
+        environment: input.environment,
         startedAt: `approval#${input.executionArn}`,
         taskToken: input.taskToken,
         executionArn: input.executionArn,

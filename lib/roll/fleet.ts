@@ -31,15 +31,25 @@ export interface FleetRef {
   targetGroupArn: string;
 }
 
-export const KILN_TAGS = { service: "kiln:service", execution: "kiln:execution", role: "kiln:role", commit: "kiln:commit", image: "kiln:image" } as const;
+export const KILN_TAGS = {
+  service: "kiln:service",
+  environment: "kiln:environment",
+  execution: "kiln:execution",
+  role: "kiln:role",
+  commit: "kiln:commit",
+  image: "kiln:image",
+} as const;
 
 export async function describeGroup(autoscaling: AutoScalingClient, name: string): Promise<AutoScalingGroup | undefined> {
   const r = await autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }));
   return r.AutoScalingGroups?.[0];
 }
 
-/** Every Auto Scaling group tagged for the service (paginated). */
-export async function serviceGroups(autoscaling: AutoScalingClient, service: string): Promise<AutoScalingGroup[]> {
+/**
+ * Every Auto Scaling group tagged for the service (paginated); with `environment`, only that
+ * environment's (tagged `kiln:environment` with it, or untagged: a fleet kiln adopted).
+ */
+export async function serviceGroups(autoscaling: AutoScalingClient, service: string, environment?: string): Promise<AutoScalingGroup[]> {
   const out: AutoScalingGroup[] = [];
   let NextToken: string | undefined;
   do {
@@ -49,7 +59,11 @@ export async function serviceGroups(autoscaling: AutoScalingClient, service: str
     out.push(...(r.AutoScalingGroups ?? []));
     NextToken = r.NextToken;
   } while (NextToken);
-  return out;
+  if (environment === undefined) return out;
+  return out.filter((g) => {
+    const env = tagValue(g.Tags, KILN_TAGS.environment);
+    return env === undefined || env === environment;
+  });
 }
 
 export function tagValue(tags: { Key?: string; Value?: string }[] | undefined, key: string): string | undefined {
@@ -63,6 +77,7 @@ export function greenGroupName(service: string, commit: string, executionName: s
 
 export interface CreateGreenInput {
   service: string;
+  environment?: string;
   executionName: string;
   commit: string;
   imageId: string;
@@ -107,6 +122,7 @@ export async function ensureGreenGroup(
       .map((t) => ({ Key: t.Key, Value: t.Value, PropagateAtLaunch: t.PropagateAtLaunch }));
     const kilnTags: Tag[] = [
       { Key: KILN_TAGS.service, Value: input.service, PropagateAtLaunch: true },
+      ...(input.environment ? [{ Key: KILN_TAGS.environment, Value: input.environment, PropagateAtLaunch: true }] : []),
       { Key: KILN_TAGS.execution, Value: input.executionName, PropagateAtLaunch: true },
       { Key: KILN_TAGS.role, Value: "fleet", PropagateAtLaunch: true },
       { Key: KILN_TAGS.commit, Value: input.commit, PropagateAtLaunch: true },

@@ -30,7 +30,7 @@ export interface RollbackPlan extends RollPlan {
 
 export interface PrepareRollbackInput {
   service: string;
-  environment?: string;
+  environment: string;
   execution: { arn: string; name: string };
   settings: RollSettings;
   env?: Record<string, string>;
@@ -53,7 +53,7 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
       `traffic is split (${s.targetGroups.join(" / ")}: ${weightOf(a)}/${weightOf(b)}): a deployment is in progress or failed mid-shift; abort it (\`kiln abort ${input.service}\`) instead of rolling back`,
     );
   }
-  const groups = await serviceGroups(deps.autoscaling, input.service);
+  const groups = await serviceGroups(deps.autoscaling, input.service, input.environment);
   const current = groups.find(
     (x) => (x.TargetGroupARNs ?? []).includes(currentTg) && (x.DesiredCapacity ?? 0) > 0 && g(x, KILN_TAGS.role) !== "retired",
   );
@@ -76,7 +76,11 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
       }. Deploy the previous commit instead: \`kiln deploy ${input.service} --commit ${prevCommit ?? "<sha>"}\``,
     );
   }
-  const lock = await acquireLock({ service: input.service, executionArn: input.execution.arn, trigger: "rollback" }, deps.lock);
+  // A rollback names its commit (the retained previous fleet), so it may take a free lock (I7).
+  const lock = await acquireLock(
+    { service: input.service, environment: input.environment, executionArn: input.execution.arn, trigger: "rollback", mayTakeFree: true },
+    deps.lock,
+  );
   if (!lock.acquired) throw new LockHeldError(`cannot roll back ${input.service}: ${lock.reason}. Nothing was changed.`);
 
   const ignoredAlarms = await firingAlarms(deps, s.alarms);
@@ -88,7 +92,7 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
   if (!previousCommit) throw new StepFailedError(`previous fleet ${previous.AutoScalingGroupName} has no ${KILN_TAGS.commit} tag: cannot tell what it would serve`);
   return {
     service: input.service,
-    ...(input.environment ? { environment: input.environment } : {}),
+    environment: input.environment,
     executionName: input.execution.name,
     commit: previousCommit,
     imageId: g(previous, KILN_TAGS.image) ?? "",
@@ -164,7 +168,7 @@ export async function finishRollback(
 ): Promise<Record<string, unknown>> {
   const { plan } = input;
   for (const name of [plan.green.asgName!, plan.blue.asgName]) if (await describeGroup(deps.autoscaling, name)) await resumeAll(deps.autoscaling, name);
-  const released = await releaseAndStartNext({ service: plan.service, executionArn: input.executionArn }, deps.lock);
+  const released = await releaseAndStartNext({ service: plan.service, environment: plan.environment ?? "", executionArn: input.executionArn }, deps.lock);
   return {
     service: plan.service,
     live: { asgName: plan.green.asgName, commit: plan.commit },

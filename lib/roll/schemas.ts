@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CommitSchema, ServiceNameSchema } from "../config/index.ts";
+import { CommitSchema, EnvironmentNameSchema, ServiceNameSchema } from "../config/index.ts";
 
 /**
  * Event schemas of the roll handlers. The plan is produced by PlanRoll and only passed along, so it
@@ -59,6 +59,8 @@ const ThisExecution = z.object({ arn: ExecutionArn, name: z.string().min(1).max(
 export const PrepareAbortEvent = z.object({
   input: z.object({
     service: ServiceNameSchema,
+    /** Default: the aborted execution's environment, else the service's default environment. */
+    environment: EnvironmentNameSchema.optional(),
     executionArn: ExecutionArn.nullish().transform((v) => v ?? undefined),
     reason: z.string().max(1000).optional(),
     requestedBy: z.string().max(200).optional(),
@@ -85,7 +87,7 @@ export const AbortCommandEvent = z.object({
 
 /** PrepareRollback: the rollback machine's input plus its own execution. */
 export const PrepareRollbackEvent = z.object({
-  input: z.object({ service: ServiceNameSchema, environment: z.string().optional(), requestedBy: z.string().max(200).optional() }),
+  input: z.object({ service: ServiceNameSchema, environment: EnvironmentNameSchema.optional(), requestedBy: z.string().max(200).optional() }),
   execution: ThisExecution,
 });
 export const FinishRollbackEvent = z.object({ plan: Plan, executionArn: ExecutionArn });

@@ -30,7 +30,9 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
 import type { LockDeps } from "../lock/lock.ts";
-import { StepFailedError, VerificationFailedError } from "../errors.ts";
+import { StepFailedError, SupersededError, VerificationFailedError } from "../errors.ts";
+import type { LockItem } from "../lock/types.ts";
+import { unitKey } from "../names.ts";
 import {
   type Capacity,
   ensureGreenGroup,
@@ -61,15 +63,23 @@ export interface RollDeps {
   lock?: Pick<LockDeps, "ddb" | "table">;
 }
 
-/** Fails the step unless this execution holds the service lock (see `RollDeps.lock`). */
-export async function assertHoldsLock(plan: Pick<RollPlan, "service" | "executionName">, deps: RollDeps): Promise<void> {
+/**
+ * Fails the step with `kiln.Superseded` unless this execution holds its environment's lock (see
+ * `RollDeps.lock`): only the holder may change traffic or the fleet (I6), and the queue hands the
+ * lock only forward, to newer requests, so a superseded or aborted execution never gets it back (I7).
+ */
+export async function assertHoldsLock(plan: Pick<RollPlan, "service" | "environment" | "executionName">, deps: RollDeps): Promise<void> {
   if (!deps.lock) return;
-  const r = await deps.lock.ddb.send(new GetCommand({ TableName: deps.lock.table, Key: { service: plan.service }, ConsistentRead: true }));
-  const holder = r.Item?.holder as string | undefined;
+  const key = unitKey(plan.service, plan.environment ?? "");
+  const r = await deps.lock.ddb.send(new GetCommand({ TableName: deps.lock.table, Key: { service: key }, ConsistentRead: true }));
+  const item = r.Item as LockItem | undefined;
+  const holder = item?.holder;
   if (holder?.endsWith(`:${plan.executionName}`)) return;
-  throw new StepFailedError(
-    `${plan.executionName} no longer holds the lock of ${plan.service} (${holder ? `held by ${holder.split(":").pop()}` : "free"}): ` +
-      "a newer deployment or an abort superseded it, and it must not change traffic or the fleet. Start a new deployment instead of redriving this one.",
+  const newest = item?.requests?.at(-1);
+  throw new SupersededError(
+    `${plan.executionName} no longer holds the lock of ${key} (${holder ? `held by ${holder.split(":").pop()}` : "free"}${
+      newest && newest.name !== plan.executionName ? `; newest request #${newest.seq}: ${newest.trigger} of ${newest.commit}` : ""
+    }): a newer deployment or an abort superseded it, and it must not change traffic or the fleet. Start a new deployment instead of redriving this one.`,
   );
 }
 
@@ -140,7 +150,7 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
       `neither target group of ${input.service} (${s.targetGroups.join(", ")}) takes traffic on ${listenerArn}; point the listener's forward action at one of them`,
     );
   }
-  const groups = await serviceGroups(deps.autoscaling, input.service);
+  const groups = await serviceGroups(deps.autoscaling, input.service, input.environment);
   const blue = groups.find(
     (g) => (g.TargetGroupARNs ?? []).includes(blueTg) && (g.DesiredCapacity ?? 0) > 0 && tagValue(g.Tags, KILN_TAGS.role) !== "retired",
   );
@@ -246,10 +256,11 @@ export async function resolveTargetGroups(elbv2: ElasticLoadBalancingV2Client, t
  */
 export async function createGreenFleet(plan: RollPlan, deps: RollDeps): Promise<RollPlan> {
   await assertHoldsLock(plan, deps);
-  const groups = await serviceGroups(deps.autoscaling, plan.service);
+  const groups = await serviceGroups(deps.autoscaling, plan.service, plan.environment);
   const result = await ensureGreenGroup(
     {
       service: plan.service,
+      ...(plan.environment ? { environment: plan.environment } : {}),
       executionName: plan.executionName,
       commit: plan.commit,
       imageId: plan.imageId,
@@ -664,7 +675,9 @@ export async function recordDeployment(
     new PutCommand({
       TableName: input.table,
       Item: {
-        service: p.service,
+        // Records are per (service, environment): the partition key is unitKey(service, environment).
+        service: unitKey(p.service, p.environment ?? ""),
+        serviceName: p.service,
         startedAt: input.startedAt,
         execution: p.executionName,
         environment: p.environment,

@@ -86,7 +86,11 @@ export async function resolveBaseAmi(source: BaseAmiSource, deps: { ec2: Sender;
  * in-service instances, the commit and AMI it runs, the base AMI that AMI was baked on, and the
  * launch time of its oldest instance.
  */
-export async function findLiveFleet(service: string, deps: { autoscaling: Sender; ec2: Sender }): Promise<LiveFleet | undefined> {
+export async function findLiveFleet(
+  service: string,
+  deps: { autoscaling: Sender; ec2: Sender },
+  environment?: string,
+): Promise<LiveFleet | undefined> {
   const groups: AutoScalingGroup[] = [];
   let NextToken: string | undefined;
   do {
@@ -97,7 +101,9 @@ export async function findLiveFleet(service: string, deps: { autoscaling: Sender
     NextToken = r.NextToken;
   } while (NextToken);
   const inService = (g: AutoScalingGroup) => (g.Instances ?? []).filter((i) => i.LifecycleState === "InService");
+  const envOf = (g: AutoScalingGroup) => g.Tags?.find((t) => t.Key === "kiln:environment")?.Value;
   const live = groups
+    .filter((g) => environment === undefined || envOf(g) === undefined || envOf(g) === environment)
     .filter((g) => (g.DesiredCapacity ?? 0) > 0 && inService(g).length > 0)
     .sort((a, b) => inService(b).length - inService(a).length || Number(b.CreatedTime ?? 0) - Number(a.CreatedTime ?? 0))[0];
   if (!live) return undefined;
@@ -134,14 +140,14 @@ export function rotationNonce(now: number): string {
 
 const DAY_MS = 86_400_000;
 
-/** Rotation for one service (EventBridge Scheduler invokes it with `{service}`). */
-export async function rotate(input: { service: string }, deps: RotationDeps): Promise<RotationResult> {
-  const { service } = input;
+/** Rotation for one (service, environment) (EventBridge Scheduler invokes it with `{service}`: every environment). */
+export async function rotate(input: { service: string; environment: string }, deps: RotationDeps): Promise<RotationResult> {
+  const { service, environment } = input;
   const now = deps.clock.now();
   const maxAgeDays = deps.service.maxInstanceAgeDays;
 
   // Cheap check first; startOrQueue re-checks atomically at the end.
-  const lock = await readLock(service, deps);
+  const lock = await readLock(input, deps);
   if (lock?.holder) {
     const status = await executionStatus(deps.sfn, lock.holder);
     if (!isFree(lock, now, status)) {
@@ -155,7 +161,7 @@ export async function rotate(input: { service: string }, deps: RotationDeps): Pr
     }
   }
 
-  const fleet = await findLiveFleet(service, deps);
+  const fleet = await findLiveFleet(service, deps, environment);
   if (!fleet)
     return {
       action: "skipped",
@@ -179,7 +185,7 @@ export async function rotate(input: { service: string }, deps: RotationDeps): Pr
 
   const r = await startOrQueue(
     {
-      input: { service, commit: fleet.commit, trigger: "rotation", requestedBy: "schedule" },
+      input: { service, environment, commit: fleet.commit, trigger: "rotation", requestedBy: "schedule" },
       nonce: rotationNonce(now),
       ifBusy: "skip",
     },

@@ -8,6 +8,8 @@
 export interface PushTarget {
   service: string;
   environment: string;
+  /** The repository as configured (GitHub names are case-insensitive; kiln uses the configured spelling). */
+  repository: string;
 }
 
 export interface ServiceRouting {
@@ -31,6 +33,7 @@ export function routingFromConfig(config: RoutingConfig): ServiceRouting {
     Object.entries(s.branches).map(([branch, environment]) => ({
       service,
       repository: s.repository.toLowerCase(),
+      configured: s.repository,
       branch,
       environment,
     })),
@@ -40,7 +43,7 @@ export function routingFromConfig(config: RoutingConfig): ServiceRouting {
       const repo = repository.toLowerCase();
       return entries
         .filter((e) => e.repository === repo && e.branch === branch)
-        .map(({ service, environment }) => ({ service, environment }));
+        .map(({ service, environment, configured }) => ({ service, environment, repository: configured }));
     },
     environmentOf(service, branch) {
       const s = Object.hasOwn(config.services, service) ? config.services[service] : undefined;

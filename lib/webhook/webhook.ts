@@ -106,16 +106,6 @@ function decodeBody(req: WebhookRequest, max: number): { ok: true; raw: string }
   return { ok: true, raw: bytes.toString("utf8") };
 }
 
-/** Epoch ms of the push: `repository.pushed_at` (seconds, or ISO), else undefined. */
-function pushedAtMs(v: number | string | null | undefined): number | undefined {
-  if (typeof v === "number" && Number.isFinite(v) && v > 0) return v < 1e11 ? v * 1000 : v;
-  if (typeof v === "string") {
-    const t = Date.parse(v);
-    return Number.isFinite(t) ? t : undefined;
-  }
-  return undefined;
-}
-
 /**
  * Handles one webhook delivery. Never throws: failures of kiln's own dependencies (SSM, Step
  * Functions, DynamoDB) answer 503 so GitHub records the delivery as failed and it can be
@@ -256,10 +246,11 @@ async function handle(
 
   const commit = p.after;
   const pusher = p.pusher?.name;
-  const pushedAt = pushedAtMs(p.repository.pushed_at);
+  // GitHub's `before`: the commit the branch pointed at. The queue orders pushes by it, never by clocks.
+  const before = p.before && COMMIT.test(p.before) && !ZERO_SHA.test(p.before) ? p.before : undefined;
   const results: Record<string, unknown>[] = [];
   for (const t of targets)
-    results.push(await deployOne(t, { commit, repository, branch, pusher, deliveryId, pushedAt }, deps, log));
+    results.push(await deployOne(t, { commit, branch, pusher, deliveryId, before, forced: p.forced === true }, deps, log));
   // One service (the usual case): its answer as is. Several (a monorepo): each, under `deployments`.
   return json(202, results.length === 1 ? results[0]! : { commit, deployments: results });
 }
@@ -276,21 +267,24 @@ async function verified(raw: string, signature: string, deps: WebhookDeps): Prom
 
 async function deployOne(
   t: PushTarget,
-  push: { commit: string; repository: string; branch: string; pusher?: string; deliveryId?: string; pushedAt?: number },
+  push: { commit: string; branch: string; pusher?: string; deliveryId?: string; before?: string; forced: boolean },
   deps: WebhookDeps,
   log: Log,
 ): Promise<Record<string, unknown>> {
   const r = await deps.start({
     input: {
       service: t.service,
+      environment: t.environment,
       commit: push.commit,
       trigger: "push",
-      repository: push.repository,
+      // The configured spelling: `EXAMPLE/WEB` and `example/web` are the same GitHub repository.
+      repository: t.repository,
       branch: push.branch,
+      ...(push.before ? { before: push.before } : {}),
+      ...(push.forced ? { forced: true } : {}),
       ...(push.pusher ? { pusher: push.pusher, requestedBy: `github:${push.pusher}` } : {}),
       ...(push.deliveryId ? { deliveryId: push.deliveryId } : {}),
     },
-    ...(push.pushedAt !== undefined ? { pushedAt: push.pushedAt } : {}),
   });
   const base = { service: t.service, environment: t.environment, commit: push.commit };
   log.info("push handled", { ...base, deliveryId: push.deliveryId, action: r.action });

@@ -13,7 +13,6 @@ import {
 } from "@aws-sdk/client-sfn";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { COMMIT_PATTERN, loadConfig, serviceConfig } from "../../lib/config/index.ts";
-import { executionName } from "../../lib/names.ts";
 import { type ServiceStatus, serviceStatus } from "../../lib/ops/status.ts";
 import { CliError, EXIT, type Target } from "./target.ts";
 
@@ -49,18 +48,23 @@ export function executionArn(t: Target, ref: string | undefined): string {
 export async function deploy(t: Target, service: string | undefined, commit: string | undefined, out: Out): Promise<string> {
   const svc = requireService(service);
   if (!commit || !COMMIT_PATTERN.test(commit)) throw new CliError("--commit must be a 40-character lowercase hex commit id", EXIT.usage);
-  const cfg = serviceConfig(loadConfig(), svc);
-  const branch = Object.keys(cfg.branches)[0]!;
-  const name = executionName(svc, commit, "operator", Date.now().toString(36));
-  const r = await t.clients.sfn.send(
-    new StartExecutionCommand({
-      stateMachineArn: requireMachine(t.stateMachines.deploy, "deploy"),
-      name,
-      input: JSON.stringify({ service: svc, commit, trigger: "operator", repository: cfg.repository, branch, requestedBy: process.env.USER ?? "operator" }),
-    }),
+  // An operator's commit enters the same queue as a push (the requestDeploy function).
+  const fn = t.functions.requestDeploy;
+  if (!fn) throw new CliError("the requestDeploy function is not deployed in this stack", EXIT.notFound);
+  const r = await t.clients.lambda.send(
+    new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify({ service: svc, commit, requestedBy: process.env.USER ?? "operator" })) }),
   );
-  out(`started ${r.executionArn}`);
-  return r.executionArn!;
+  const payload = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8") || "{}");
+  if (r.FunctionError) throw new CliError(`deploy failed: ${payload.errorType}: ${payload.errorMessage}`, EXIT.failed);
+  if (payload.action === "started") {
+    out(`started ${payload.executionArn}`);
+    return payload.executionArn as string;
+  }
+  if (payload.action === "queued") {
+    out(`queued behind ${payload.holder}: ${payload.reason}`);
+    return t.stateMachines.deploy!.replace(":stateMachine:", ":execution:") + `:${payload.name}`;
+  }
+  throw new CliError(`not deployed: ${payload.reason}`, EXIT.failed);
 }
 
 /** Sends a GitHub push webhook, signed with the stack's secret, to the stack's webhook URL. */
