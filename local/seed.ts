@@ -29,7 +29,7 @@ import {
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { CloudWatchClient, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
 import type { Clock } from "../lib/clock.ts";
-import { loadConfig, type ServiceConfig, serviceConfig } from "../lib/config/index.ts";
+import { branchFor, defaultEnvironment, loadConfig, type ServiceConfig, serviceConfig } from "../lib/config/index.ts";
 import { fleetReadiness, onlineInstances } from "../lib/roll/fleet.ts";
 import { runScriptStep } from "../lib/roll/run.ts";
 import { targetGroupHealth } from "../lib/roll/traffic.ts";
@@ -60,17 +60,22 @@ export async function until<T>(clock: Clock, what: string, check: () => Promise<
 
 export async function seedService(
   cloud: Cloud,
-  opts: { service?: string; commit: string; instances?: number; configFile?: string },
+  opts: { service?: string; environment?: string; commit: string; instances?: number; configFile?: string },
 ): Promise<SeedResult> {
   const service = opts.service ?? "web";
-  const cfg: ServiceConfig = serviceConfig(loadConfig(opts.configFile), service);
+  const config = loadConfig(opts.configFile);
+  const environment = opts.environment ?? defaultEnvironment(serviceConfig(config, service), service);
+  const cfg: ServiceConfig = serviceConfig(config, service, environment);
+  // The default environment keeps the plain names; others carry their name.
+  const isDefault = environment === defaultEnvironment(cfg, service);
+  const named = (base: string) => (isDefault ? base : `${base}-${environment}`);
   const c = cloud.clientConfig();
   const ec2 = new EC2Client(c);
   const ssm = new SSMClient(c);
   const elbv2 = new ElasticLoadBalancingV2Client(c);
   const autoscaling = new AutoScalingClient(c);
   const clock = cloud.clock;
-  const env = { KILN_COMMIT: opts.commit, KILN_SERVICE: service, KILN_REPO: cfg.repository, KILN_BRANCH: Object.keys(cfg.branches)[0] ?? "main" };
+  const env = { KILN_COMMIT: opts.commit, KILN_SERVICE: service, KILN_REPO: cfg.repository, KILN_BRANCH: branchFor(cfg, environment) ?? "main" };
 
   // 1. Bake the previous commit the way an earlier pipeline would have.
   const baseAmi =
@@ -84,6 +89,7 @@ export async function seedService(
   const subnets = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? [];
   const tags = (role: string) => [
     { Key: "kiln:service", Value: service },
+    { Key: "kiln:environment", Value: environment },
     { Key: "kiln:execution", Value: "seed" },
     { Key: "kiln:role", Value: role },
     { Key: "kiln:commit", Value: opts.commit },
@@ -95,7 +101,7 @@ export async function seedService(
       MinCount: 1,
       MaxCount: 1,
       SubnetId: subnets[0]?.SubnetId,
-      ClientToken: `seed-${service}-${opts.commit.slice(0, 12)}`,
+      ClientToken: named(`seed-${service}-${opts.commit.slice(0, 12)}`),
       TagSpecifications: [{ ResourceType: "instance", Tags: tags("builder") }],
     }),
   );
@@ -109,7 +115,7 @@ export async function seedService(
   const image = await ec2.send(
     new CreateImageCommand({
       InstanceId: builder,
-      Name: `kiln-${service}-${opts.commit.slice(0, 12)}-seed`,
+      Name: named(`kiln-${service}-${opts.commit.slice(0, 12)}-seed`),
       TagSpecifications: [{ ResourceType: "image", Tags: [...tags("image"), { Key: "kiln:base-ami", Value: baseAmi }] }],
     }),
   );
@@ -166,7 +172,7 @@ export async function seedService(
 
   // The service's 5xx alarm, if kiln.config.yaml lists it: any target 5xx through the load balancer in a
   // minute, whichever target group answered — what the canary verification checks before each step.
-  const alarmName = `kiln-${service}-5xx`;
+  const alarmName = named(`kiln-${service}`) + "-5xx";
   if (cfg.alarms.includes(alarmName)) {
     await new CloudWatchClient(c).send(
       new PutMetricAlarmCommand({
@@ -189,14 +195,14 @@ export async function seedService(
   // 3. Launch template and the blue fleet.
   const lt = await ec2.send(
     new CreateLaunchTemplateCommand({
-      LaunchTemplateName: `kiln-${service}`,
+      LaunchTemplateName: named(`kiln-${service}`),
       VersionDescription: "seed",
       LaunchTemplateData: { ImageId: imageId, InstanceType: cfg.builder.instanceType as _InstanceType },
-      TagSpecifications: [{ ResourceType: "launch-template", Tags: [{ Key: "kiln:service", Value: service }, { Key: "kiln:execution", Value: "seed" }, { Key: "kiln:role", Value: "launch-template" }] }],
+      TagSpecifications: [{ ResourceType: "launch-template", Tags: [{ Key: "kiln:service", Value: service }, { Key: "kiln:environment", Value: environment }, { Key: "kiln:execution", Value: "seed" }, { Key: "kiln:role", Value: "launch-template" }] }],
     }),
   );
   const launchTemplateId = lt.LaunchTemplate!.LaunchTemplateId!;
-  const blueGroup = `kiln-${service}-blue-seed`;
+  const blueGroup = named(`kiln-${service}-blue-seed`);
   const desired = opts.instances ?? 4;
   await autoscaling.send(
     new CreateAutoScalingGroupCommand({

@@ -240,7 +240,11 @@ export class Stack {
       const mod = await import(pathToFileURL(path.join(PROJECT_ROOT, file)).href);
       const handler = mod[exportName];
       if (typeof handler !== "function") throw new Error(`serverless.yml: functions.${key}.handler ${fn.handler} exports no function`);
-      const env = { ...providerEnv, ...((this.resolve(fn.environment ?? {}) ?? {}) as Record<string, unknown>) };
+      const env: Record<string, unknown> = { ...providerEnv, ...((this.resolve(fn.environment ?? {}) ?? {}) as Record<string, unknown>) };
+      // serverless.yml names the packaged kiln.config.yaml; locally the stack's own configuration
+      // (`--config`, KILN_CONFIG) must reach its functions, as an absolute path (never the cwd's file).
+      if (process.env.KILN_CONFIG) env.KILN_CONFIG = path.resolve(process.env.KILN_CONFIG);
+      else if (typeof env.KILN_CONFIG === "string") env.KILN_CONFIG = path.resolve(PROJECT_ROOT, env.KILN_CONFIG);
       this.functions[key] = lambda.registerFunction({
         name: this.functionName(key),
         handler,

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
 import { parse } from "yaml";
 import { parseClock } from "../../lib/clock.ts";
-import { loadConfig, serviceConfig } from "../../lib/config/index.ts";
+import { defaultEnvironment, environmentsOf, loadConfig, serviceConfig } from "../../lib/config/index.ts";
 import { serviceStatus } from "../../lib/ops/status.ts";
 import { createCloud } from "../cloud/index.ts";
 import { seedService, type SeedResult } from "../seed.ts";
@@ -34,6 +34,13 @@ async function bootStack(opts: { clock?: string; port?: number; seed: boolean; s
     opts.out(`seeding ${service}: baking the previous commit and starting a blue fleet of 4 behind an ALB…`);
     seeded = await seedService(stack.cloud, { service, commit: randomBytes(20).toString("hex"), instances: 4 });
     opts.out(`  blue fleet ${seeded.blueGroup} serves ${seeded.commit.slice(0, 12)} at ${seeded.loadBalancerUrl ?? "(no URL)"}`);
+    // The service's other environments, each on its own load balancer, target groups and fleet.
+    const svc = serviceConfig(loadConfig(), service);
+    for (const env of environmentsOf(svc).filter((e) => e !== defaultEnvironment(svc, service))) {
+      opts.out(`seeding ${service} ${env}: a blue fleet of 2 on its own load balancer…`);
+      const s = await seedService(stack.cloud, { service, environment: env, commit: randomBytes(20).toString("hex"), instances: 2 });
+      opts.out(`  ${env} fleet ${s.blueGroup} serves ${s.commit.slice(0, 12)} at ${s.loadBalancerUrl ?? "(no URL)"}`);
+    }
   }
   const info = stack.info();
   writeStackRecord({

@@ -9,7 +9,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { ElasticLoadBalancingV2Client } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { type HistoryEvent, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { executionName } from "../../lib/names.ts";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import type { FaultRule } from "../../local/cloud/faults.ts";
 import { type SeedResult, seedService } from "../../local/seed.ts";
 import { Stack } from "../../local/stack.ts";
@@ -59,17 +59,22 @@ export async function bootE2E(opts: {
 /** A distinct, valid commit id per `n`. */
 export const commitOf = (n: number): string => `${n.toString(16).padStart(8, "0")}${"c".repeat(32)}`;
 
-/** Starts a deploy of `commit` (operator trigger) and returns its ARN and name. */
-export async function startDeploy(e: E2E, commit: string, nonce?: string): Promise<{ arn: string; name: string }> {
-  const name = executionName("web", commit, "operator", nonce);
-  const r = await e.sfn.send(
-    new StartExecutionCommand({
-      stateMachineArn: e.machines.deploy,
-      name,
-      input: JSON.stringify({ service: "web", commit, trigger: "operator", repository: "example/web", branch: "main" }),
+/**
+ * Requests a deploy of `commit` (operator trigger) through kiln's queue — the requestDeploy
+ * function `kiln deploy` invokes — and returns the execution's ARN and name (started or queued).
+ */
+export async function startDeploy(e: E2E, commit: string, opts: { environment?: string } = {}): Promise<{ arn: string; name: string; action: string }> {
+  const r = await new LambdaClient(e.stack.cloud.clientConfig()).send(
+    new InvokeCommand({
+      FunctionName: e.stack.info().functions.requestDeploy,
+      Payload: Buffer.from(JSON.stringify({ service: "web", commit, ...(opts.environment ? { environment: opts.environment } : {}), requestedBy: "test" })),
     }),
   );
-  return { arn: r.executionArn!, name };
+  const out = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8"));
+  if (r.FunctionError) throw new Error(`requestDeploy failed: ${out.errorType}: ${out.errorMessage}`);
+  if (out.action !== "started" && out.action !== "queued") throw new Error(`requestDeploy did not start ${commit}: ${out.reason}`);
+  const arn = out.action === "started" ? out.executionArn : `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${out.name}`;
+  return { arn, name: arn.split(":").at(-1)!, action: out.action };
 }
 
 /** Starts an execution of `machine` with `input`. */

@@ -10,6 +10,7 @@ import {
   readLock,
   recordFailure,
   recordSuccess,
+  reconcileQueue,
   releaseAndStartNext,
   releaseLock,
   type StartDeps,
@@ -18,18 +19,20 @@ import {
 } from "../../../lib/lock/index.ts";
 import * as rules from "../../../lib/lock/rules.ts";
 import type { DeployInput, LockItem } from "../../../lib/lock/types.ts";
-import { executionName } from "../../../lib/names.ts";
 import { ABORT_SM, DEPLOY_SM, type Dynamo, FakeSfn, startDynamo } from "./fakes.ts";
 
 const sha = (n: number) => n.toString(16).padStart(8, "0").repeat(5);
 const arn = (name: string, sm = DEPLOY_SM) => executionArnFor(sm, name);
-const pushArn = (service: string, n: number) => arn(executionName(service, sha(n), "push"));
-const push = (service: string, n: number): DeployInput => ({
+/** The n-th push of a branch: its `before` is the (n-1)-th commit, as GitHub sends it. */
+const push = (service: string, n: number, over: Partial<DeployInput> = {}): DeployInput => ({
   service,
+  environment: "production",
   commit: sha(n),
   trigger: "push",
   repository: "acme/web",
   branch: "main",
+  ...(n > 0 ? { before: sha(n - 1) } : {}),
+  ...over,
 });
 const T0 = Date.parse("2026-01-05T09:00:00Z");
 
@@ -77,11 +80,12 @@ describe("lock rules (pure)", () => {
 
   const t = { now: T0, leaseMs: 1000, pendingLeaseMs: 100 };
   it.each<[string, LockItem | undefined, string, boolean, boolean]>([
-    ["free", undefined, "me", true, false],
+    // A deployment only ever gets the lock the queue gave it (I7): never a free one.
+    ["free: not claimed for me", undefined, "me", false, false],
     ["held by me (redrive)", item({ holder: "me", leaseExpiresAt: T0 + 5 }), "me", true, true],
     ["my starter's claim", item({ holder: "me", holderState: "starting", leaseExpiresAt: T0 + 5 }), "me", true, true],
     ["held by other", item({ holder: "other", leaseExpiresAt: T0 + 5 }), "me", false, false],
-    ["other's lease expired", item({ holder: "other", leaseExpiresAt: T0 - 5 }), "me", true, false],
+    ["other's lease expired: still not mine", item({ holder: "other", leaseExpiresAt: T0 - 5 }), "me", false, false],
     [
       "other failed unresolved, lease expired",
       item({
@@ -102,6 +106,11 @@ describe("lock rules (pure)", () => {
     }
   });
 
+  it("acquire lets a rollback (operator-named) take a free lock, but not a held one", () => {
+    expect(rules.acquire(undefined, { service: "web", executionArn: "rb", mayTakeFree: true }, t)).toMatchObject({ ok: true });
+    expect(rules.acquire(item({ holder: "other", leaseExpiresAt: T0 + 5 }), { service: "web", executionArn: "rb", mayTakeFree: true }, t)).toMatchObject({ ok: false });
+  });
+
   it("acquire lets an abort take the lock from the deployment it aborts", () => {
     const failed = item({
       holder: "dep",
@@ -117,13 +126,17 @@ describe("lock rules (pure)", () => {
   });
 });
 
-describe("service lock (DynamoDB conditional writes, dynalite)", () => {
+describe("environment lock and queue (DynamoDB conditional writes, dynalite)", () => {
   let dyn: Dynamo;
   let clock: VirtualClock;
   let sfn: FakeSfn;
   let deps: StartDeps;
   let n = 0;
   let service: string;
+  const prod = () => ({ service, environment: "production" });
+  /** The execution a request became (started or queued). */
+  const execOf = (r: { action: string; executionArn?: string; name?: string }) =>
+    r.action === "started" ? r.executionArn! : arn(r.name!);
   beforeAll(async () => {
     dyn = await startDynamo();
   });
@@ -135,256 +148,168 @@ describe("service lock (DynamoDB conditional writes, dynalite)", () => {
     deps = { ddb: dyn.ddb, table: dyn.table, clock, sfn, deployStateMachineArn: DEPLOY_SM, abortStateMachineArn: ABORT_SM };
   });
 
-  it("grants one holder; others see who holds it; the holder re-acquires idempotently", async () => {
-    const a = arn("a");
-    await expect(acquireLock({ service, executionArn: a }, deps)).resolves.toMatchObject({ acquired: true, reacquired: false });
-    await expect(acquireLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({ acquired: false, holder: a });
-    await expect(acquireLock({ service, executionArn: a }, deps)).resolves.toMatchObject({ acquired: true, reacquired: true });
+  /** Runs a started execution to success: acquire, then release (which starts what is queued). */
+  async function succeed(executionArn: string) {
+    await expect(acquireLock({ ...prod(), executionArn }, deps)).resolves.toMatchObject({ acquired: true });
+    sfn.end(executionArn, "SUCCEEDED");
+    return releaseAndStartNext({ ...prod(), executionArn }, deps);
+  }
+
+  it("numbers requests and names executions service-environment-commit-trigger-seq", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    expect(a).toMatchObject({ action: "started", seq: 1, name: `${service}-production-${sha(1).slice(0, 12)}-push-1` });
+    expect(JSON.parse(sfn.starts[0]!.input)).toMatchObject({ service, environment: "production", seq: 1 });
+    const b = await startOrQueue({ input: push(service, 2) }, deps);
+    expect(b).toMatchObject({ action: "queued", name: `${service}-production-${sha(2).slice(0, 12)}-push-2` });
   });
 
-  it("lets exactly one of 20 racing executions acquire", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => acquireLock({ service, executionArn: arn(`r${i}`) }, deps)),
-    );
-    expect(results.filter((r) => r.acquired)).toHaveLength(1);
+  it("environments are separate: the same commit deploys to staging and later to production", async () => {
+    const stg = await startOrQueue({ input: push(service, 1, { environment: "staging", branch: "stage" }) }, deps);
+    const prd = await startOrQueue({ input: push(service, 1) }, deps);
+    expect(stg).toMatchObject({ action: "started", duplicate: false });
+    expect(prd).toMatchObject({ action: "started", duplicate: false });
+    expect(stg.action === "started" && prd.action === "started" && stg.executionArn !== prd.executionArn).toBe(true);
+    expect((await readLock({ service, environment: "staging" }, deps))?.holderCommit).toBe(sha(1));
+    expect((await readLock(prod(), deps))?.holderCommit).toBe(sha(1));
   });
 
-  it("expires a lease that is not renewed (virtual clock), and the old holder learns it lost the lock", async () => {
-    const a = arn("a");
-    const b = arn("b");
-    await acquireLock({ service, executionArn: a }, deps);
-    await clock.sleep(DEFAULT_LEASE_MS - 1);
-    await expect(acquireLock({ service, executionArn: b }, deps)).resolves.toMatchObject({ acquired: false });
-    await clock.sleep(1);
-    await expect(acquireLock({ service, executionArn: b }, deps)).resolves.toMatchObject({ acquired: true, tookOverFrom: a });
-    await expect(heartbeat({ service, executionArn: a }, deps)).rejects.toMatchObject({ name: "kiln.LockLost" });
+  it("a redelivery while running returns the same execution; a replaced push redelivered after the newest went live starts nothing", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: true, executionArn: execOf(a) });
+    await startOrQueue({ input: push(service, 2) }, deps); // B queues
+    const c = await startOrQueue({ input: push(service, 3) }, deps); // C replaces B
+    expect(c).toMatchObject({ action: "queued", replaced: sha(2) });
+    const rel = await succeed(execOf(a));
+    expect(rel.started).toEqual([{ executionArn: execOf(c), commit: sha(3), status: "started" }]);
+    await succeed(execOf(c));
+    // GitHub's "Redeliver" of B, byte for byte, after A and C succeeded.
+    const again = await startOrQueue({ input: push(service, 2) }, deps);
+    expect(again).toMatchObject({ action: "ignored", reason: expect.stringMatching(/redelivery of request #2.*older than request #3/) });
+    expect(sfn.starts.map((s) => s.input).filter((i) => JSON.parse(i).commit === sha(2))).toEqual([]);
   });
 
-  it("heartbeat keeps the lease alive past its original end", async () => {
-    const a = arn("a");
-    await acquireLock({ service, executionArn: a }, deps);
-    for (let i = 0; i < 4; i++) {
-      await clock.sleep(DEFAULT_LEASE_MS / 2);
-      await heartbeat({ service, executionArn: a }, deps);
-    }
-    await expect(acquireLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({ acquired: false, holder: a });
-  });
-
-  it("an unresolved failure keeps the lock past the lease until the failed one is redriven to success", async () => {
-    const a = arn("a");
-    await acquireLock({ service, executionArn: a }, deps);
-    expect(await recordFailure(service, a, "FAILED", deps)).toBe(true);
-    await clock.sleep(DEFAULT_LEASE_MS * 3);
-    await expect(acquireLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({
-      acquired: false,
-      reason: expect.stringMatching(/failed deployment/),
-    });
-    // Redrive: the same execution re-acquires, then releases, which resolves the failure.
-    await expect(acquireLock({ service, executionArn: a }, deps)).resolves.toMatchObject({ acquired: true, reacquired: true });
-    await expect(releaseLock({ service, executionArn: a }, deps)).resolves.toMatchObject({ released: true });
-    expect((await readLock(service, deps))?.lastFailed).toMatchObject({
-      unresolved: false,
-      resolution: expect.stringMatching(/after redrive/),
+  it("out-of-order delivery: a push that arrives after its child starts nothing", async () => {
+    const p2 = await startOrQueue({ input: push(service, 2) }, deps); // before = sha(1)
+    expect(p2).toMatchObject({ action: "started" });
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
+      action: "ignored",
+      reason: expect.stringMatching(/is the parent of/),
     });
   });
 
-  it("records failures only for the holder, and successes resolve them", async () => {
-    const a = arn("a");
-    await acquireLock({ service, executionArn: a }, deps);
-    expect(await recordFailure(service, arn("never-held"), "FAILED", deps)).toBe(false);
-    expect(await recordFailure(service, a, "TIMED_OUT", deps)).toBe(true);
-    expect(await recordFailure(service, a, "TIMED_OUT", deps)).toBe(false); // redelivered event
-    expect(await recordSuccess(service, a, deps)).toBe(true);
-    expect((await readLock(service, deps))?.lastFailed?.unresolved).toBe(false);
+  it("a force push back to an older commit is a new request", async () => {
+    const a = await startOrQueue({ input: push(service, 2) }, deps);
+    await succeed(execOf(a));
+    const back = await startOrQueue({ input: push(service, 1, { before: sha(2), forced: true }) }, deps);
+    expect(back).toMatchObject({ action: "started", seq: 2 });
+  });
+
+  it("a superseded execution redriven later cannot take the free lock (redrive of A after B went live)", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    await acquireLock({ ...prod(), executionArn: execOf(a) }, deps);
+    sfn.end(execOf(a), "FAILED");
+    await recordFailure(prod(), execOf(a), "FAILED", deps);
+    const b = await startOrQueue({ input: push(service, 2) }, deps);
+    expect(b).toMatchObject({ action: "queued", superseding: { failedExecutionArn: execOf(a) } });
+    const abortArn = sfn.startsOf(ABORT_SM)[0]!.executionArn;
+    expect(JSON.parse(sfn.startsOf(ABORT_SM)[0]!.input)).toMatchObject({ service, environment: "production" });
+    sfn.end(abortArn, "SUCCEEDED");
+    await releaseAndStartNext({ ...prod(), executionArn: abortArn, abortedExecutionArn: execOf(a) }, deps);
+    await succeed(execOf(b));
+    expect((await readLock(prod(), deps))?.holder).toBeUndefined();
+    // The operator redrives A from its page: RenewLock is refused, naming what superseded it.
+    const r = await acquireLock({ ...prod(), executionArn: execOf(a), seq: 1 }, deps);
+    expect(r).toMatchObject({ acquired: false, superseded: true, reason: expect.stringMatching(/superseded by request #2/) });
+  });
+
+  it("an execution started around the queue (failed at AcquireLock) is refused even when the lock is free", async () => {
+    const r = await acquireLock({ ...prod(), executionArn: arn("hand-started") }, deps);
+    expect(r).toMatchObject({ acquired: false, superseded: true, reason: expect.stringMatching(/never gave it/) });
+  });
+
+  it("a claim whose StartExecution failed is started by the next request, which queues behind it", async () => {
+    sfn.failStarts = ["ServiceUnavailable"];
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).rejects.toMatchObject({ name: "ServiceUnavailable" });
+    expect(sfn.starts).toHaveLength(0);
+    const b = await startOrQueue({ input: push(service, 2) }, deps);
+    expect(b).toMatchObject({ action: "queued" });
+    expect(sfn.starts.map((s) => JSON.parse(s.input).commit)).toEqual([sha(1)]);
+  });
+
+  it("a redelivery of a push whose start was lost starts it", async () => {
+    sfn.failStarts = ["ServiceUnavailable"];
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).rejects.toBeTruthy();
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: true, status: "RUNNING" });
+    expect(sfn.starts).toHaveLength(1);
+  });
+
+  it("reconcileQueue starts a stranded claim and hands a finished holder's lock to the queue", async () => {
+    deps = { ...deps, table: await dyn.newTable() }; // the scan sees only this test's items
+    sfn.failStarts = ["ServiceUnavailable"];
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).rejects.toBeTruthy();
+    let results = await reconcileQueue(deps);
+    expect(results.filter((r) => r.key === `${service}/production`)).toMatchObject([{ action: "started" }]);
+    const first = sfn.starts[0]!.executionArn;
+    await acquireLock({ ...prod(), executionArn: first }, deps);
+    const q = await startOrQueue({ input: push(service, 2) }, deps);
+    // The holder ends without releasing (stopped, or its ReleaseLock never ran).
+    sfn.end(first, "SUCCEEDED");
+    results = await reconcileQueue(deps);
+    expect(results.filter((r) => r.key === `${service}/production`)).toMatchObject([{ action: "released" }]);
+    expect(sfn.starts.at(-1)!.executionArn).toBe(execOf(q));
+  });
+
+  it("lets exactly one of 20 racing deliveries start; the rest are duplicates", async () => {
+    const rs = await Promise.all(Array.from({ length: 20 }, () => startOrQueue({ input: push(service, 1) }, deps)));
+    expect(rs.filter((r) => r.action === "started" && !r.duplicate)).toHaveLength(1);
+    expect(sfn.starts).toHaveLength(1);
+  });
+
+  it("heartbeat renews the holder's lease and tells a stranger it lost", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    await acquireLock({ ...prod(), executionArn: execOf(a) }, deps);
+    await expect(heartbeat({ ...prod(), executionArn: execOf(a) }, deps)).resolves.toMatchObject({ leaseExpiresAt: T0 + DEFAULT_LEASE_MS });
+    await expect(heartbeat({ ...prod(), executionArn: arn("other") }, deps)).rejects.toMatchObject({ name: "kiln.LockLost" });
   });
 
   it("only the holder releases", async () => {
-    await acquireLock({ service, executionArn: arn("a") }, deps);
-    await expect(releaseLock({ service, executionArn: arn("b") }, deps)).resolves.toMatchObject({ released: false });
-    await expect(releaseLock({ service, executionArn: arn("a") }, deps)).resolves.toMatchObject({
-      released: true,
-      reason: "released; nothing queued",
-    });
-    await expect(releaseLock({ service, executionArn: arn("a") }, deps)).resolves.toMatchObject({
-      released: false,
-      reason: "the lock is not held",
-    });
-  });
-
-  it("latest wins: a newer push replaces the queued one, an older push is ignored, release starts the newest", async () => {
-    const first = await startOrQueue({ input: push(service, 1), pushedAt: T0 + 1000 }, deps);
-    expect(first).toMatchObject({ action: "started", duplicate: false, executionArn: pushArn(service, 1) });
-    await expect(startOrQueue({ input: push(service, 2), pushedAt: T0 + 2000 }, deps)).resolves.toMatchObject({
-      action: "queued",
-      position: 1,
-      unchanged: false,
-    });
-    await expect(startOrQueue({ input: push(service, 3), pushedAt: T0 + 3000 }, deps)).resolves.toMatchObject({
-      action: "queued",
-      replaced: sha(2),
-    });
-    await expect(startOrQueue({ input: push(service, 2), pushedAt: T0 + 2000 }, deps)).resolves.toMatchObject({
-      action: "ignored",
-      reason: expect.stringMatching(/newer commit/),
-    });
-    await expect(startOrQueue({ input: push(service, 0), pushedAt: T0 }, deps)).resolves.toMatchObject({
-      action: "ignored",
-      reason: expect.stringMatching(/pushed before/),
-    });
-    await expect(startOrQueue({ input: push(service, 3), pushedAt: T0 + 3000 }, deps)).resolves.toMatchObject({
-      action: "queued",
-      unchanged: true,
-    });
-    expect(sfn.starts.map((s) => s.name)).toEqual([executionName(service, sha(1), "push")]);
-
-    await acquireLock({ service, executionArn: pushArn(service, 1) }, deps);
-    sfn.end(pushArn(service, 1), "SUCCEEDED");
-    const rel = await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
-    expect(rel).toMatchObject({ released: true, next: { commit: sha(3) }, started: [{ commit: sha(3), status: "started" }] });
-    expect(JSON.parse(sfn.starts[1]!.input)).toMatchObject({ service, commit: sha(3), trigger: "push" });
-    const item = await readLock(service, deps);
-    expect(item).toMatchObject({ holder: pushArn(service, 3), holderState: "starting", previousHolder: pushArn(service, 1) });
-    expect(item?.queued).toBeUndefined();
-    // The started execution's own AcquireLock is a re-acquire of the claim made for it.
-    await expect(acquireLock({ service, executionArn: pushArn(service, 3) }, deps)).resolves.toMatchObject({
-      acquired: true,
-      reacquired: true,
-    });
-  });
-
-  it("a retried ReleaseLock after the hand-off re-issues the same start (idempotent)", async () => {
-    await startOrQueue({ input: push(service, 1) }, deps);
-    await startOrQueue({ input: push(service, 2) }, deps);
-    sfn.failStarts = ["ThrottlingException"];
-    await expect(releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps)).rejects.toMatchObject({
-      name: "ThrottlingException",
-    });
-    const again = await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
-    expect(again).toMatchObject({ released: true, started: [{ commit: sha(2), status: "started" }] });
-    const third = await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
-    // StartExecution with the same name and input as a RUNNING execution answers 200 (reference §6.2).
-    expect(third.started).toEqual([{ executionArn: pushArn(service, 2), commit: sha(2), status: "started" }]);
-    expect(sfn.starts).toHaveLength(2);
-  });
-
-  it("a redelivery while running returns the same execution; after it ran, nothing runs again", async () => {
     const a = await startOrQueue({ input: push(service, 1) }, deps);
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
-      action: "started",
-      duplicate: true,
-      executionArn: a.action === "started" ? a.executionArn : "",
-      status: "RUNNING",
-    });
-    sfn.end(pushArn(service, 1), "SUCCEEDED");
-    await releaseAndStartNext({ service, executionArn: pushArn(service, 1) }, deps);
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
-      action: "started",
-      duplicate: true,
-      status: "SUCCEEDED",
-    });
-    expect(sfn.starts).toHaveLength(1);
-    expect((await readLock(service, deps))?.holder).toBeUndefined();
+    await expect(releaseLock({ ...prod(), executionArn: arn("other") }, deps)).resolves.toMatchObject({ released: false });
+    await expect(releaseLock({ ...prod(), executionArn: execOf(a) }, deps)).resolves.toMatchObject({ released: true });
   });
 
-  it("gives the claim back when StartExecution fails", async () => {
-    sfn.failStarts = ["ServiceUnavailable"];
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).rejects.toMatchObject({ name: "ServiceUnavailable" });
-    expect((await readLock(service, deps))?.holder).toBeUndefined();
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: false });
+  it("records failures only for the holder, and successes resolve them", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    await expect(recordFailure(prod(), arn("other"), "FAILED", deps)).resolves.toBe(false);
+    await expect(recordFailure(prod(), execOf(a), "FAILED", deps)).resolves.toBe(true);
+    await expect(recordSuccess(prod(), execOf(a), deps)).resolves.toBe(true);
+    expect((await readLock(prod(), deps))?.lastFailed).toMatchObject({ unresolved: false });
   });
 
-  it("a claim whose start never happened (crash) frees the lock after the short pending lease", async () => {
-    await acquireLock({ service, executionArn: arn("ghost") }, { ...deps, leaseMs: DEFAULT_PENDING_LEASE_MS });
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "queued" });
-    await clock.sleep(DEFAULT_PENDING_LEASE_MS);
-    // ghost is MISSING in Step Functions and its lease ran out: the next push takes over.
-    await expect(startOrQueue({ input: push(service, 2) }, deps)).resolves.toMatchObject({
-      action: "started",
-      tookOverFrom: arn("ghost"),
-    });
-  });
-
-  it("a push after a failed, unresolved deployment aborts it first, then deploys", async () => {
-    const failed = pushArn(service, 1);
-    await startOrQueue({ input: push(service, 1) }, deps);
-    await acquireLock({ service, executionArn: failed }, deps);
-    sfn.end(failed, "FAILED", { error: "kiln.StepFailed" });
-    const r = await startOrQueue({ input: push(service, 2) }, deps);
-    const abortArn = arn(`abort-${executionName(service, sha(1), "push")}`, ABORT_SM);
-    expect(r).toMatchObject({ action: "queued", superseding: { failedExecutionArn: failed, abortExecutionArn: abortArn } });
-    expect(sfn.startsOf(ABORT_SM)).toHaveLength(1);
-    expect(JSON.parse(sfn.startsOf(ABORT_SM)[0]!.input)).toMatchObject({ service, executionArn: failed });
-    // A newer push while aborting just replaces the queued commit; no second abort.
-    await expect(startOrQueue({ input: push(service, 3) }, deps)).resolves.toMatchObject({
-      action: "queued",
-      replaced: sha(2),
-      reason: expect.stringMatching(/abort/),
-    });
-    expect(sfn.startsOf(ABORT_SM)).toHaveLength(1);
-    expect(await readLock(service, deps)).toMatchObject({
-      holder: abortArn,
-      lastFailed: { executionArn: failed, abortExecutionArn: abortArn, unresolved: true, supersededBy: sha(2) },
-    });
-    // The abort releases (ReleaseLock with its own ARN): the failure is resolved and the newest commit starts.
-    sfn.end(abortArn, "SUCCEEDED");
-    const rel = await releaseAndStartNext({ service, executionArn: abortArn, abortedExecutionArn: failed }, deps);
-    expect(rel.started).toEqual([{ executionArn: pushArn(service, 3), commit: sha(3), status: "started" }]);
-    expect((await readLock(service, deps))?.lastFailed).toMatchObject({
-      unresolved: false,
-      resolution: `aborted by ${abortArn}`,
-    });
-  });
-
-  it("supersede(service) is idempotent", async () => {
-    const failed = pushArn(service, 1);
-    await startOrQueue({ input: push(service, 1) }, deps);
-    sfn.end(failed, "TIMED_OUT");
-    await expect(supersede(service, deps)).resolves.toMatchObject({
-      action: "aborting",
-      failedExecutionArn: failed,
-      started: true,
-    });
-    await expect(supersede(service, deps)).resolves.toMatchObject({
-      action: "aborting",
-      failedExecutionArn: failed,
-      started: false,
-    });
+  it("supersede is idempotent", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    sfn.end(execOf(a), "FAILED");
+    const s1 = await supersede(prod(), deps);
+    const s2 = await supersede(prod(), deps);
+    expect(s1).toMatchObject({ action: "aborting", started: true });
+    expect(s2).toMatchObject({ action: "aborting", started: false });
     expect(sfn.startsOf(ABORT_SM)).toHaveLength(1);
   });
 
-  it("without an abort state machine a failed deployment blocks the queue, and says so", async () => {
-    const failed = pushArn(service, 1);
+  it("rotation skips a busy environment without taking a number", async () => {
     await startOrQueue({ input: push(service, 1) }, deps);
-    sfn.end(failed, "FAILED");
-    const { abortStateMachineArn: _, ...noAbort } = deps;
-    await expect(startOrQueue({ input: push(service, 2) }, noAbort)).resolves.toMatchObject({
-      action: "queued",
-      blockedBy: failed,
-      reason: expect.stringMatching(/KILN_ABORT_STATE_MACHINE_ARN/),
-    });
-  });
-
-  it.each<[string, "RUNNING" | "FAILED", RegExp]>([
-    ["running", "RUNNING", /in progress/],
-    ["failed", "FAILED", /unresolved/],
-  ])("ifBusy=skip never queues behind a %s deployment", async (_, status, reason) => {
-    await startOrQueue({ input: push(service, 1) }, deps);
-    if (status !== "RUNNING") sfn.end(pushArn(service, 1), status);
-    const r = await startOrQueue(
-      { input: { service, commit: sha(1), trigger: "rotation" }, nonce: "20260105", ifBusy: "skip" },
-      deps,
-    );
-    expect(r).toMatchObject({ action: "busy", reason: expect.stringMatching(reason) });
-    expect((await readLock(service, deps))?.queued).toBeUndefined();
+    const r = await startOrQueue({ input: push(service, 1, { trigger: "rotation", before: undefined }), nonce: "20260105", ifBusy: "skip" }, deps);
+    expect(r).toMatchObject({ action: "busy" });
+    expect((await readLock(prod(), deps))?.seq).toBe(1);
   });
 
   it("enqueue queues behind a holder and refuses when the lock is free", async () => {
-    await expect(enqueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
-      action: "ignored",
-      reason: expect.stringMatching(/free/),
-    });
-    await acquireLock({ service, executionArn: arn("op") }, deps);
-    await expect(enqueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "queued", position: 1 });
-    await expect(releaseLock({ service, executionArn: arn("op") }, deps)).resolves.toMatchObject({ next: { commit: sha(1) } });
+    await expect(enqueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "ignored" });
+    await startOrQueue({ input: push(service, 1) }, deps);
+    await expect(enqueue({ input: push(service, 2) }, deps)).resolves.toMatchObject({ action: "queued" });
+  });
+
+  it("the pending lease of a never-started claim is short", () => {
+    expect(DEFAULT_PENDING_LEASE_MS).toBeLessThanOrEqual(5 * 60_000);
   });
 });
