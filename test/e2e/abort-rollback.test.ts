@@ -42,7 +42,7 @@ async function kilnVersions(): Promise<string[]> {
 
 async function lockHolder(): Promise<string | undefined> {
   const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(e.stack.cloud.clientConfig()));
-  const item = await readLock("web", { ddb, table: e.stack.info().tables.LockTable!, clock: e.stack.cloud.clock });
+  const item = await readLock({ service: "web", environment: "production" }, { ddb, table: e.stack.info().tables.LockTable!, clock: e.stack.cloud.clock });
   return item?.holder;
 }
 

@@ -297,7 +297,7 @@ async function checkEndState(stack: Stack, tgs: [string, string], commits: strin
   if (healthy === 0) problems.push("no healthy target takes traffic at the end");
   if (served.size !== 1 || !commits.includes([...served][0]!)) problems.push(`serving commits ${[...served].map((c) => c.slice(0, 8)).join(", ")}: expected exactly one of the old or pushed commits`);
   const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(cloud.clientConfig()));
-  const lock = await readLock("web", { ddb, table: stack.info().tables.LockTable!, clock: cloud.clock });
+  const lock = await readLock({ service: "web", environment: "production" }, { ddb, table: stack.info().tables.LockTable!, clock: cloud.clock });
   if (lock?.holder) problems.push(`lock still held by ${lock.holder}`);
 }
 

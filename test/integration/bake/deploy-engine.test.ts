@@ -30,7 +30,7 @@ afterAll(async () => cloud?.stop());
 const commit = (n: number) => `${n.toString(16).padStart(12, "0")}${"b".repeat(28)}`;
 
 async function start(c: string, trigger: "push" | "operator" = "push", nonce?: string) {
-  const name = executionName("web", c, trigger, nonce);
+  const name = executionName("web", "production", c, trigger, nonce ?? "1");
   const r = await sfn.send(
     new StartExecutionCommand({ stateMachineArn: machine, name, input: JSON.stringify({ service: "web", commit: c, trigger, branch: "main", repository: "example/web" }) }),
   );

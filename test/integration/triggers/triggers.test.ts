@@ -217,7 +217,7 @@ describe("triggers and on-call on the simulated cloud", () => {
     const cArn = runningArn.replace("aaaaaaaaaaaa", "cccccccccccc");
     expect((await states.awaitExecution(cArn)).status).toBe("SUCCEEDED");
     expect(states.listAll().filter((e) => e.executionArn.includes("bbbbbbbbbbbb"))).toHaveLength(0);
-    expect((await readLock("web", lockDeps()))?.holder).toBeUndefined();
+    expect((await readLock({ service: "web", environment: "production" }, lockDeps()))?.holder).toBeUndefined();
 
     // A bad commit fails at Install: EventBridge → pager → PagerDuty with the redrive command.
     bad.add(commit("d"));
@@ -238,7 +238,7 @@ describe("triggers and on-call on the simulated cloud", () => {
       },
     });
     expect(sns.messages().find((m) => m.message.includes(`kiln abort ${dArn}`))).toBeDefined();
-    expect(await readLock("web", lockDeps())).toMatchObject({
+    expect(await readLock({ service: "web", environment: "production" }, lockDeps())).toMatchObject({
       holder: dArn,
       lastFailed: { executionArn: dArn, unresolved: true },
     });
@@ -254,7 +254,7 @@ describe("triggers and on-call on the simulated cloud", () => {
     // The successful deployment resolves the page of the one it superseded.
     expect(pages.filter((p) => p.body.event_action === "resolve").map((p) => p.body.dedup_key)).toEqual([dArn]);
     expect(pages.filter((p) => p.body.event_action === "trigger")).toHaveLength(1);
-    const lock = await readLock("web", lockDeps());
+    const lock = await readLock({ service: "web", environment: "production" }, lockDeps());
     expect(lock?.holder).toBeUndefined();
     expect(lock?.lastFailed).toMatchObject({ executionArn: dArn, unresolved: false });
   });

@@ -114,7 +114,7 @@ describe("rotation", () => {
     ["base unknown, fleet young", { newestBase: "ami-0base1", launchedDaysAgo: 3, groups: 1 }, /no kiln:base-ami tag/],
     ["no live fleet", { newestBase: "ami-0base1", launchedDaysAgo: 3, groups: 0 }, /no live fleet/],
   ])("skips: %s", async (_, w, reason) => {
-    const r = await rotate({ service: "web" }, deps(w));
+    const r = await rotate({ service: "web", environment: "production" }, deps(w));
     expect(r).toMatchObject({ action: "skipped", reason: expect.stringMatching(reason) });
     expect(sfn.starts).toHaveLength(0);
   });
@@ -132,16 +132,18 @@ describe("rotation", () => {
     ],
     ["exactly max age", { fleetBase: "ami-0base1", newestBase: "ami-0base1", launchedDaysAgo: 14, groups: 1 }, /14 days old/],
   ])("starts: %s", async (_, w, reason) => {
-    const r = await rotate({ service: "web" }, deps(w));
+    const r = await rotate({ service: "web", environment: "production" }, deps(w));
     expect(r).toMatchObject({ action: "started", reason: expect.stringMatching(reason) });
-    const name = `web-${COMMIT.slice(0, 12)}-rotation-${rotationNonce(T0)}`;
+    const name = `web-production-${COMMIT.slice(0, 12)}-rotation-1`;
     expect(r.executionArn).toBe(executionArnFor(DEPLOY_SM, name));
     expect(sfn.starts).toHaveLength(1);
     expect(JSON.parse(sfn.starts[0]!.input)).toEqual({
       service: "web",
+      environment: "production",
       commit: COMMIT,
       trigger: "rotation",
       requestedBy: "schedule",
+      seq: 1,
     });
   });
 
@@ -154,11 +156,11 @@ describe("rotation", () => {
       status: "RUNNING",
     });
     await acquireLock(
-      { service: "web", executionArn: executionArnFor(DEPLOY_SM, "running") },
+      { service: "web", environment: "production", executionArn: executionArnFor(DEPLOY_SM, "running"), mayTakeFree: true },
       deps({ newestBase: "x", launchedDaysAgo: 0, groups: 1 }),
     );
     const r = await rotate(
-      { service: "web" },
+      { service: "web", environment: "production" },
       deps({ fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 30, groups: 1 }),
     );
     expect(r).toMatchObject({ action: "skipped", reason: expect.stringMatching(/in progress.*never interrupts/) });
@@ -175,9 +177,9 @@ describe("rotation", () => {
       status: "FAILED",
     });
     const d = deps({ fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 30, groups: 1 });
-    await acquireLock({ service: "web", executionArn: failed }, d);
-    await recordFailure("web", failed, "FAILED", d);
-    await expect(rotate({ service: "web" }, d)).resolves.toMatchObject({
+    await acquireLock({ service: "web", environment: "production", executionArn: failed, mayTakeFree: true }, d);
+    await recordFailure({ service: "web", environment: "production" }, failed, "FAILED", d);
+    await expect(rotate({ service: "web", environment: "production" }, d)).resolves.toMatchObject({
       action: "skipped",
       reason: expect.stringMatching(/failed and is unresolved/),
     });
@@ -185,12 +187,12 @@ describe("rotation", () => {
 
   it("a second run the same day starts nothing new", async () => {
     const w = { fleetBase: "ami-0base1", newestBase: "ami-0base2", launchedDaysAgo: 3, groups: 1 };
-    const first = await rotate({ service: "web" }, deps(w));
+    const first = await rotate({ service: "web", environment: "production" }, deps(w));
     sfn.end(first.executionArn!, "SUCCEEDED");
     // The deployment ended without the fleet tags changing in this fake; the lock is released by ReleaseLock.
     const { releaseLock } = await import("../../../lib/lock/index.ts");
-    await releaseLock({ service: "web", executionArn: first.executionArn! }, deps(w));
-    await expect(rotate({ service: "web" }, deps(w))).resolves.toMatchObject({
+    await releaseLock({ service: "web", environment: "production", executionArn: first.executionArn! }, deps(w));
+    await expect(rotate({ service: "web", environment: "production" }, deps(w))).resolves.toMatchObject({
       action: "skipped",
       reason: expect.stringMatching(/already rotated today/),
     });

