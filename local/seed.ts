@@ -64,10 +64,11 @@ export async function seedService(
 ): Promise<SeedResult> {
   const service = opts.service ?? "web";
   const config = loadConfig(opts.configFile);
-  const environment = opts.environment ?? defaultEnvironment(serviceConfig(config, service), service);
+  const defaultEnv = defaultEnvironment(serviceConfig(config, service), service);
+  const environment = opts.environment ?? defaultEnv;
   const cfg: ServiceConfig = serviceConfig(config, service, environment);
   // The default environment keeps the plain names; others carry their name.
-  const isDefault = environment === defaultEnvironment(cfg, service);
+  const isDefault = environment === defaultEnv;
   const named = (base: string) => (isDefault ? base : `${base}-${environment}`);
   const c = cloud.clientConfig();
   const ec2 = new EC2Client(c);

@@ -186,7 +186,9 @@ export function serviceConfig(config: KilnConfig, service: string, environment?:
   const r = environmentSettings(s, environment);
   // The whole file was validated with every environment resolved, so this cannot fail.
   if (!r.success) throw new ConfigError(file, [{ path: formatPath(["services", service, "environments", environment]), expected: "expected valid settings", found: r.error.message }]);
-  return { ...r.data, branches: s.branches, environments: {} };
+  // A resolved environment stands alone: only its own branches, no further overrides.
+  const branches = Object.fromEntries(Object.entries(s.branches).filter(([, e]) => e === environment));
+  return { ...r.data, branches, environments: {} };
 }
 
 /** The environments of a service, in the order its branches name them. */

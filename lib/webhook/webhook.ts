@@ -295,6 +295,8 @@ async function deployOne(
       return {
         ...base,
         queued: true,
+        // The execution it will start as, once its turn comes.
+        executionName: r.name,
         position: r.position,
         runningExecutionArn: r.holder,
         reason: r.reason,

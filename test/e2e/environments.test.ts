@@ -1,0 +1,103 @@
+/**
+ * Deployment safety under real orderings, on the local stack (virtual time): environments are
+ * separate units, no older commit goes live unasked (I7), and operators' redrives of superseded
+ * executions change nothing. Each `it` is named after the scenario it reproduces.
+ */
+import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeExecutionCommand, RedriveExecutionCommand } from "@aws-sdk/client-sfn";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readWeights } from "../../lib/roll/traffic.ts";
+import { sendPush } from "../../local/cli/commands.ts";
+import { type SeedResult, seedService } from "../../local/seed.ts";
+import { statesBackend } from "../../local/states/api.ts";
+import { bootE2E, commitOf, type E2E, failedAt, settle, statesEntered, until } from "../support/stack.ts";
+
+let e: E2E;
+let staging: SeedResult;
+
+beforeAll(async () => {
+  e = await bootE2E({ instances: 2 });
+  staging = await seedService(e.stack.cloud, { environment: "staging", commit: "b".repeat(40), instances: 2 });
+}, 600_000);
+afterAll(async () => e?.stack.stop());
+
+const tag = (tags: { Key?: string; Value?: string }[] | undefined, k: string) => tags?.find((t) => t.Key === k)?.Value;
+
+/** Commits serving traffic (weight > 0) on a listener, by the groups in those target groups. */
+async function liveCommits(listenerArn: string): Promise<string[]> {
+  const w = (await readWeights(e.elbv2, { listenerArn })).filter((x) => x.weight > 0).map((x) => x.arn);
+  const r = await e.autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }));
+  return (r.AutoScalingGroups ?? [])
+    .filter((g) => (g.DesiredCapacity ?? 0) > 0 && (g.TargetGroupARNs ?? []).some((a) => w.includes(a)))
+    .map((g) => tag(g.Tags, "kiln:commit")!)
+    .sort();
+}
+
+const push = (branch: string, commit: string, before?: string) =>
+  sendPush(e.stack.webhookUrl, e.stack.webhookSecret, { repository: "example/web", branch, commit, ...(before ? { before } : {}) });
+
+async function pushed(branch: string, commit: string, before?: string): Promise<string> {
+  const r = await push(branch, commit, before);
+  expect(r.status).toBe(202);
+  return (r.body.executionArn as string) ?? `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${r.body.executionName}`;
+}
+
+describe("deployment safety under real orderings", () => {
+  it("a push to stage rolls only staging, and the same commit can later go to production", async () => {
+    const c = commitOf(0x51);
+    const prodBefore = await liveCommits(e.seeded.listenerArn);
+    const stg = await pushed("stage", c);
+    const stgEnd = await settle(e, stg);
+    expect(stgEnd.status, `${failedAt(e, stg)}: ${stgEnd.error} ${stgEnd.cause}`).toBe("SUCCEEDED");
+    expect(JSON.parse((await e.sfn.send(new DescribeExecutionCommand({ executionArn: stg }))).input!)).toMatchObject({ environment: "staging" });
+    expect(await liveCommits(staging.listenerArn)).toEqual([c]);
+    // Production's traffic and fleet are untouched.
+    expect(await liveCommits(e.seeded.listenerArn)).toEqual(prodBefore);
+    // The same commit to main is a new deployment of production (not a duplicate of staging's).
+    const prd = await pushed("main", c);
+    expect(prd).not.toBe(stg);
+    expect((await settle(e, prd)).status).toBe("SUCCEEDED");
+    expect(await liveCommits(e.seeded.listenerArn)).toEqual([c]);
+  }, 600_000);
+
+  it("a redelivery of a replaced push after the newest went live starts nothing", async () => {
+    const [a, b, c] = [commitOf(0x61), commitOf(0x62), commitOf(0x63)];
+    const aArn = await pushed("main", a);
+    await pushed("main", b, a);
+    const cRes = await push("main", c, b);
+    expect(cRes.body).toMatchObject({ queued: true, replaced: b });
+    expect((await settle(e, aArn)).status).toBe("SUCCEEDED");
+    const cArn = `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${cRes.body.executionName}`;
+    expect((await settle(e, cArn)).status).toBe("SUCCEEDED");
+    // GitHub's "Redeliver" of B.
+    const again = await push("main", b, a);
+    expect(again.status).toBe(202);
+    expect(again.body).toMatchObject({ ignored: true, reason: expect.stringMatching(/redelivery/) });
+    expect(statesBackend(e.stack.cloud).listAll().filter((x) => x.executionArn.includes(b.slice(0, 12)))).toHaveLength(0);
+    expect(await liveCommits(e.seeded.listenerArn)).toEqual([c]);
+  }, 600_000);
+
+  it("a redrive of a deployment superseded by a newer push fails at RenewLock and changes nothing", async () => {
+    // A fails in the bake (at PruneImages, beyond its retries), B supersedes it (A is aborted) and succeeds.
+    const [a, b] = [commitOf(0x71), commitOf(0x72)];
+    e.stack.cloud.faults.add({ kind: "lambda", function: "kiln-local-pruneImages", mode: "crash-before", times: 1_000 });
+    const aArn = await pushed("main", a);
+    expect((await settle(e, aArn)).status).toBe("FAILED");
+    expect(failedAt(e, aArn)).toBe("PruneImages");
+    e.stack.cloud.faults.clear("lambda");
+    const bRes = await push("main", b, a);
+    expect(bRes.body).toMatchObject({ queued: true, superseding: { failedExecutionArn: aArn } });
+    const bArn = `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${bRes.body.executionName}`;
+    // B starts once the abort of A releases the lock to it.
+    await until(e, "B started", () => statesBackend(e.stack.cloud).listAll().some((x) => x.executionArn === bArn), 5_000);
+    expect((await settle(e, bArn)).status).toBe("SUCCEEDED");
+    // The operator redrives A from its page.
+    await e.sfn.send(new RedriveExecutionCommand({ executionArn: aArn }));
+    const redriven = await settle(e, aArn);
+    expect(redriven.status).toBe("FAILED");
+    expect(redriven.error).toBe("kiln.Superseded");
+    expect(statesEntered(e, aArn)).not.toContain("CreateGreenFleet");
+    expect(failedAt(e, aArn)).toBe("RenewLock");
+    expect(await liveCommits(e.seeded.listenerArn)).toEqual([b]);
+  }, 600_000);
+});
