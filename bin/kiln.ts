@@ -74,7 +74,8 @@ const OPTIONS = {
 
 const REMOTE_COMMANDS = new Set(["console", "deploy", "push", "status", "history", "logs", "approve", "reject", "abort", "redrive", "rollback", "rotate"]);
 
-export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
+/** `target` replaces the stack the CLI would find (tests drive the CLI against a target they built). */
+export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l), opts: { target?: Target } = {}): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -106,7 +107,8 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
       console.error(`kiln: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;
     }
-    const target: Target = v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget();
+    const target: Target =
+      opts.target ?? (v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget());
     switch (command) {
       case "console":
         return await runConsole({ port, target, out });

@@ -432,7 +432,8 @@ export async function rotate(t: Target, service: string | undefined, opts: { env
   const fn = t.functions.rotate;
   if (!fn) throw new CliError("the rotate function is not deployed in this stack", EXIT.notFound);
   const r = await t.clients.lambda.send(
-    new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify({ service: unit.service, environment: unit.environment })) }),
+    // The environment is sent only when named: the rotate function takes it once rotation is per environment.
+    new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify({ service: unit.service, ...(opts.env ? { environment: unit.environment } : {}) })) }),
   );
   const payload = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8") || "{}");
   if (r.FunctionError) throw new CliError(`rotation failed: ${payload.errorType}: ${payload.errorMessage}`, EXIT.failed);
