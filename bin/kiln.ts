@@ -72,10 +72,27 @@ const OPTIONS = {
   env: { type: "string" },
 } as const;
 
-const REMOTE_COMMANDS = new Set(["console", "deploy", "push", "status", "history", "logs", "approve", "reject", "abort", "redrive", "rollback", "rotate"]);
+const REMOTE_COMMANDS = new Set([
+  "console",
+  "deploy",
+  "push",
+  "status",
+  "history",
+  "logs",
+  "approve",
+  "reject",
+  "abort",
+  "redrive",
+  "rollback",
+  "rotate",
+]);
 
 /** `target` replaces the stack the CLI would find (tests drive the CLI against a target they built). */
-export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l), opts: { target?: Target } = {}): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (line: string) => void = (l) => console.log(l),
+  opts: { target?: Target } = {},
+): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -97,7 +114,14 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
   try {
     switch (command) {
       case "start":
-        return await runStart({ once: Boolean(v.once), clock: v.clock, badCommit: Boolean(v["bad-commit"]), service: v.service, port, out });
+        return await runStart({
+          once: Boolean(v.once),
+          clock: v.clock,
+          badCommit: Boolean(v["bad-commit"]),
+          service: v.service,
+          port,
+          out,
+        });
       case "up":
         return await runUp({ port, clock: v.clock, seed: !v["no-seed"], out });
       case "cloud":
@@ -108,7 +132,8 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
       return EXIT.usage;
     }
     const target: Target =
-      opts.target ?? (v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget());
+      opts.target ??
+      (v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget());
     switch (command) {
       case "console":
         return await runConsole({ port, target, out });
@@ -133,7 +158,11 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
         const s = await status(target, arg, resolveUnit(arg, v.env).environment);
         const execs = s.services[0]?.executions ?? [];
         if (v.json) out(JSON.stringify(execs, null, 2));
-        else for (const e of execs) out(`${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""} → ${e.stopDate ?? ""}${e.redriveCount ? `  redriven ${e.redriveCount}×` : ""}`);
+        else
+          for (const e of execs)
+            out(
+              `${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""} → ${e.stopDate ?? ""}${e.redriveCount ? `  redriven ${e.redriveCount}×` : ""}`,
+            );
         return EXIT.ok;
       }
       case "logs": {

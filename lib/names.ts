@@ -31,10 +31,17 @@ export function unitKey(service: string, environment: string): string {
  * accepted), so names are unique per request and a redelivery of the same request derives the same
  * name. The name is for people; code reads service and environment from the execution's input.
  */
-export function executionName(service: string, environment: string, commit: string, trigger: Trigger, seq: number | string): string {
+export function executionName(
+  service: string,
+  environment: string,
+  commit: string,
+  trigger: Trigger,
+  seq: number | string,
+): string {
   // With a hyphen in either name the split is ambiguous (`a-b` + `c` and `a` + `b-c` read the same):
   // such names end in a hash of the unit, which keeps them apart (and longer than any plain name).
-  const unit = service.includes("-") || environment.includes("-") ? `-${shortHash(unitKey(service, environment)).slice(0, 6)}` : "";
+  const unit =
+    service.includes("-") || environment.includes("-") ? `-${shortHash(unitKey(service, environment)).slice(0, 6)}` : "";
   const base = `${service}-${environment}-${commit.slice(0, 12)}-${trigger}-${seq}${unit}`.replace(SAFE, "-");
   if (base.length <= 80) return base;
   return `${base.slice(0, 71)}-${shortHash(base)}`;

@@ -61,14 +61,25 @@ export async function serviceStatus(
   deps: StatusDeps,
   opts: { deployStateMachineArn?: string; executions?: number; environment?: string; config?: KilnConfig } = {},
 ): Promise<ServiceStatus> {
-  const out: ServiceStatus = { service, ...(opts.environment ? { environment: opts.environment } : {}), weights: [], fleets: [], executions: [] };
+  const out: ServiceStatus = {
+    service,
+    ...(opts.environment ? { environment: opts.environment } : {}),
+    weights: [],
+    fleets: [],
+    executions: [],
+  };
   try {
     const tgs = await deps.elbv2.send(new DescribeTargetGroupsCommand({ Names: [...cfg.targetGroups] }));
     const nameOf = new Map((tgs.TargetGroups ?? []).map((t) => [t.TargetGroupArn!, t.TargetGroupName!]));
     const lbArn = tgs.TargetGroups?.flatMap((t) => t.LoadBalancerArns ?? [])[0];
     if (lbArn) {
       const lb = (await deps.elbv2.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [lbArn] }))).LoadBalancers?.[0];
-      if (lb) out.loadBalancer = { name: lb.LoadBalancerName!, dns: lb.DNSName, url: lb.DNSName ? (lb.DNSName.startsWith("http") ? lb.DNSName : `http://${lb.DNSName}`) : undefined };
+      if (lb)
+        out.loadBalancer = {
+          name: lb.LoadBalancerName!,
+          dns: lb.DNSName,
+          url: lb.DNSName ? (lb.DNSName.startsWith("http") ? lb.DNSName : `http://${lb.DNSName}`) : undefined,
+        };
     }
     let listenerArn = "arn" in cfg.listener ? cfg.listener.arn : undefined;
     if (!listenerArn && lbArn) {
@@ -92,7 +103,8 @@ export async function serviceStatus(
     const commits = new Map<string, string>();
     for (let i = 0; i < ids.length; i += 200) {
       const r = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids.slice(i, i + 200) }));
-      for (const res of r.Reservations ?? []) for (const inst of res.Instances ?? []) commits.set(inst.InstanceId!, tagValue(inst.Tags, KILN_TAGS.commit) ?? "");
+      for (const res of r.Reservations ?? [])
+        for (const inst of res.Instances ?? []) commits.set(inst.InstanceId!, tagValue(inst.Tags, KILN_TAGS.commit) ?? "");
     }
     for (const g of groups) {
       out.fleets.push({
@@ -111,7 +123,10 @@ export async function serviceStatus(
       });
     }
     const liveTg = [...out.weights].sort((a, b) => b.weight - a.weight)[0];
-    const live = liveTg && liveTg.weight > 0 ? groups.find((g) => (g.TargetGroupARNs ?? []).includes(liveTg.targetGroup) && (g.DesiredCapacity ?? 0) > 0) : undefined;
+    const live =
+      liveTg && liveTg.weight > 0
+        ? groups.find((g) => (g.TargetGroupARNs ?? []).includes(liveTg.targetGroup) && (g.DesiredCapacity ?? 0) > 0)
+        : undefined;
     out.liveCommit = live ? tagValue(live.Tags, KILN_TAGS.commit) : undefined;
     if (opts.deployStateMachineArn)
       out.executions = await unitExecutions(

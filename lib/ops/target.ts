@@ -4,7 +4,12 @@
  * configuration and from an execution's input, never from its name: names are for people
  * (`web-api-pre-prod-…` does not say where the service ends).
  */
-import { DescribeExecutionCommand, type DescribeExecutionCommandOutput, GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+} from "@aws-sdk/client-sfn";
 import { environmentFor, type KilnConfig, type ServiceConfig } from "../config/index.ts";
 
 /** The environment the CLI picks when `--env` is not given and the service has it. */
@@ -40,7 +45,10 @@ export function resolveEnvironment(service: string, cfg: Pick<ServiceConfig, "br
   const envs = environmentsOf(cfg);
   if (requested !== undefined) {
     if (envs.includes(requested)) return requested;
-    throw new TargetError(`service ${service} has no environment ${JSON.stringify(requested)} (it has: ${envs.join(", ")})`, "unknown");
+    throw new TargetError(
+      `service ${service} has no environment ${JSON.stringify(requested)} (it has: ${envs.join(", ")})`,
+      "unknown",
+    );
   }
   if (envs.includes(DEFAULT_ENVIRONMENT)) return DEFAULT_ENVIRONMENT;
   if (envs.length === 1) return envs[0]!;
@@ -51,7 +59,11 @@ export function resolveEnvironment(service: string, cfg: Pick<ServiceConfig, "br
 export function resolveService(config: KilnConfig, service: string | undefined): { service: string; cfg: ServiceConfig } {
   if (!service) throw new TargetError("a service name is required", "usage");
   const cfg = Object.hasOwn(config.services, service) ? config.services[service] : undefined;
-  if (!cfg) throw new TargetError(`no service ${JSON.stringify(service)} in kiln.config.yaml (known: ${Object.keys(config.services).join(", ")})`, "unknown");
+  if (!cfg)
+    throw new TargetError(
+      `no service ${JSON.stringify(service)} in kiln.config.yaml (known: ${Object.keys(config.services).join(", ")})`,
+      "unknown",
+    );
   return { service, cfg };
 }
 
@@ -101,7 +113,10 @@ export interface SfnSender {
 }
 
 /** DescribeExecution, with `undefined` for an execution Step Functions does not know. */
-export async function describeExecution(sfn: SfnSender, executionArn: string): Promise<DescribeExecutionCommandOutput | undefined> {
+export async function describeExecution(
+  sfn: SfnSender,
+  executionArn: string,
+): Promise<DescribeExecutionCommandOutput | undefined> {
   try {
     return (await sfn.send(new DescribeExecutionCommand({ executionArn }))) as DescribeExecutionCommandOutput;
   } catch (err) {
@@ -138,7 +153,13 @@ export async function stateVisit(sfn: SfnSender, executionArn: string, state: st
   // A state's latest visit is near the end of the history: two pages of 200 reach it.
   for (let page = 0; page < 2; page++) {
     const r = await sfn.send(
-      new GetExecutionHistoryCommand({ executionArn, reverseOrder: true, maxResults: 200, includeExecutionData: false, nextToken }),
+      new GetExecutionHistoryCommand({
+        executionArn,
+        reverseOrder: true,
+        maxResults: 200,
+        includeExecutionData: false,
+        nextToken,
+      }),
     );
     for (const e of (r.events ?? []) as HistoryEvent[]) {
       if (e.stateExitedEventDetails?.name === state) return "left";

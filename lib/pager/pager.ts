@@ -12,7 +12,13 @@ import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCom
 import { PublishCommand } from "@aws-sdk/client-sns";
 import type { Clock } from "../clock.ts";
 import { unitKey } from "../names.ts";
-import { describeExecution, machineOfExecution, operatorRequestOf, parseInput as parseInputObject, unitOfInput } from "../ops/target.ts";
+import {
+  describeExecution,
+  machineOfExecution,
+  operatorRequestOf,
+  parseInput as parseInputObject,
+  unitOfInput,
+} from "../ops/target.ts";
 import { ThrottledError } from "../errors.ts";
 import { type LockDeps, recordFailure, recordSuccess, type SfnSender } from "../lock/lock.ts";
 import { type DocumentSender, VersionedStore } from "../lock/store.ts";
@@ -236,7 +242,11 @@ function truncate(s: string | undefined, n: number): string | undefined {
 /** The one-line summary every channel leads with. */
 export function summary(f: PageFacts): string {
   const where = f.environment ? `${f.service} (${f.environment})` : f.service;
-  if (f.notice) return `kiln: ${where} ${NOTICE_TEXT[f.notice.kind]}${f.commit ? ` of ${f.commit.slice(0, 12)}` : ""}${f.notice.by ? ` by ${f.notice.by}` : ""}`.slice(0, 1024);
+  if (f.notice)
+    return `kiln: ${where} ${NOTICE_TEXT[f.notice.kind]}${f.commit ? ` of ${f.commit.slice(0, 12)}` : ""}${f.notice.by ? ` by ${f.notice.by}` : ""}`.slice(
+      0,
+      1024,
+    );
   const at = f.failedState ? ` at ${f.failedState}` : "";
   const err = f.error ? `: ${f.error}` : "";
   const commit = f.commit ? ` of ${f.commit.slice(0, 12)}` : "";
@@ -391,8 +401,7 @@ export async function handleStatusChange(event: StatusChangeEvent, deps: PagerDe
     input = parseInput(r.input) ?? {};
   }
   const unit = unitOfInput(input as Record<string, unknown>);
-  if (!unit)
-    return { action: "ignored", executionArn: d.executionArn, reason: "not a kiln execution (no service in its input)" };
+  if (!unit) return { action: "ignored", executionArn: d.executionArn, reason: "not a kiln execution (no service in its input)" };
   const { service } = unit;
   // Inputs without an environment (from before environments) take the route's, from their branch.
   const route = deps.routeFor(service, input, d.executionArn);
@@ -440,7 +449,12 @@ const ABORTS_SCANNED = 20;
  * Anything else — a failed compensation, a rollback that failed midway, an abort kiln started
  * itself — pages.
  */
-export async function noticeFor(event: StatusChangeEvent, input: ExecutionInput, f: PageFacts, deps: PagerDeps): Promise<Notice | undefined> {
+export async function noticeFor(
+  event: StatusChangeEvent,
+  input: ExecutionInput,
+  f: PageFacts,
+  deps: PagerDeps,
+): Promise<Notice | undefined> {
   const d = event.detail;
   const machine = d.stateMachineArn ?? machineOfExecution(d.executionArn);
   const op = operatorRequestOf(input as Record<string, unknown>);
@@ -448,7 +462,9 @@ export async function noticeFor(event: StatusChangeEvent, input: ExecutionInput,
   if (machine === deps.machines.deploy) {
     if (d.status === "FAILED" && f.error === REJECTED_ERROR && f.failedState === APPROVAL_STATE) return { kind: "rejected" };
     if (d.status === "ABORTED" && d.error === "kiln.Aborted" && deps.machines.abort) {
-      const r = await deps.sfn.send(new ListExecutionsCommand({ stateMachineArn: deps.machines.abort, maxResults: ABORTS_SCANNED }));
+      const r = await deps.sfn.send(
+        new ListExecutionsCommand({ stateMachineArn: deps.machines.abort, maxResults: ABORTS_SCANNED }),
+      );
       for (const e of (r.executions ?? []) as { executionArn?: string }[]) {
         const abortInput = parseInputObject((await describeExecution(deps.sfn, e.executionArn!))?.input);
         const req = operatorRequestOf(abortInput);
@@ -508,7 +524,9 @@ async function trigger(
       sent: inc?.sent ?? {},
       claims: { ...(inc?.claims ?? {}), [key]: now() },
       facts,
-      ...(notice ? { level: "info" as const, resolvedAt: inc?.resolvedAt ?? now(), resolvedBy: "notice" } : { level: "page" as const }),
+      ...(notice
+        ? { level: "info" as const, resolvedAt: inc?.resolvedAt ?? now(), resolvedBy: "notice" }
+        : { level: "page" as const }),
     };
     return {
       write: prune({ ...r, incidents: { ...r.incidents, [d.executionArn]: next }, updatedAt: now() }),
@@ -553,7 +571,8 @@ async function trigger(
     });
     throw new ThrottledError(`paging ${service} for ${d.executionArn}: ${transient.message}`, { cause: transient });
   }
-  if (notice) return { action: "notified", executionArn: d.executionArn, service, ...env, channels: delivered, notice: notice.kind };
+  if (notice)
+    return { action: "notified", executionArn: d.executionArn, service, ...env, channels: delivered, notice: notice.kind };
   return { action: "triggered", executionArn: d.executionArn, service, ...env, channels: delivered };
 }
 
@@ -588,7 +607,12 @@ async function resolve(
     return { write: { ...rec, incidents, updatedAt: now }, result: toResolve };
   });
   if (open.length === 0)
-    return { action: "duplicate", executionArn: d.executionArn, service, reason: "no open page for this service and environment" };
+    return {
+      action: "duplicate",
+      executionArn: d.executionArn,
+      service,
+      reason: "no open page for this service and environment",
+    };
   const channels = new Set<string>();
   let transient: DeliveryError | undefined;
   for (const [arn, inc] of open) {
@@ -651,7 +675,9 @@ async function send(c: Channel, route: PagerRoute, f: PageFacts, deps: PagerDeps
         new PublishCommand({
           TopicArn: route.snsTopicArn,
           // SNS subjects: at most 100 printable ASCII characters.
-          Subject: `${resolvedBy ? "RESOLVED " : f.notice ? "INFO " : ""}${summary(f)}`.replace(/[^\x20-\x7e]/g, "?").slice(0, 100),
+          Subject: `${resolvedBy ? "RESOLVED " : f.notice ? "INFO " : ""}${summary(f)}`
+            .replace(/[^\x20-\x7e]/g, "?")
+            .slice(0, 100),
           Message: pageText(f, resolvedBy),
           // Subscribers filter on these (SNS subscription filter policies): a notice is severity info.
           MessageAttributes: {

@@ -29,6 +29,7 @@ import {
   TargetError,
   unitOfInput,
 } from "../../lib/ops/target.ts";
+import { APPROVAL_STATE, REJECTED_ERROR } from "../../lib/pager/index.ts";
 import { CliError, EXIT, type Target } from "./target.ts";
 
 export type Out = (line: string) => void;
@@ -66,7 +67,8 @@ function requireMachine(arn: string | undefined, what: string): string {
 export function executionArn(t: Target, ref: string | undefined): string {
   if (!ref) throw new CliError("an execution ARN or name is required", EXIT.usage);
   if (ref.startsWith("arn:")) {
-    if (!/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/.test(ref)) throw new CliError(`not an execution ARN: ${ref}`, EXIT.usage);
+    if (!/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/.test(ref))
+      throw new CliError(`not an execution ARN: ${ref}`, EXIT.usage);
     return ref;
   }
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(ref)) throw new CliError(`not an execution name: ${ref}`, EXIT.usage);
@@ -83,15 +85,24 @@ export interface DeploymentRef {
 }
 
 /** Checks the deployment `ref` names before anything acts on it (unknown → exit 3). */
-export async function deploymentRef(t: Target, ref: string | undefined, config: KilnConfig = loadConfig()): Promise<DeploymentRef> {
+export async function deploymentRef(
+  t: Target,
+  ref: string | undefined,
+  config: KilnConfig = loadConfig(),
+): Promise<DeploymentRef> {
   const arn = executionArn(t, ref);
   const deployMachine = requireMachine(t.stateMachines.deploy, "deploy");
-  if (machineOfExecution(arn) !== deployMachine) throw new CliError(`${arn} is not a deployment of this stack (its deploy machine is ${deployMachine})`, EXIT.notFound);
+  if (machineOfExecution(arn) !== deployMachine)
+    throw new CliError(`${arn} is not a deployment of this stack (its deploy machine is ${deployMachine})`, EXIT.notFound);
   const execution = await describeExecution(t.clients.sfn, arn);
   if (!execution) throw new CliError(`no execution ${arn}`, EXIT.notFound);
   const input = parseInput(execution.input) ?? {};
   const unit = unitOfInput(input, config);
-  if (!unit) throw new CliError(`${arn} does not deploy a service of kiln.config.yaml (input service ${JSON.stringify(input.service)})`, EXIT.notFound);
+  if (!unit)
+    throw new CliError(
+      `${arn} does not deploy a service of kiln.config.yaml (input service ${JSON.stringify(input.service)})`,
+      EXIT.notFound,
+    );
   // Inputs from before environments had only a branch: an unknown branch means the service's default environment.
   const environment = unit.environment ?? resolveUnit(unit.service, undefined, config).environment;
   return { arn, execution, input, unit: { service: unit.service, environment } };
@@ -113,7 +124,8 @@ export async function deploy(
   out: Out,
 ): Promise<{ code: number; result: Record<string, unknown> }> {
   const unit = resolveUnit(service, opts.env);
-  if (!opts.commit || !COMMIT_PATTERN.test(opts.commit)) throw new CliError("--commit must be a 40-character lowercase hex commit id", EXIT.usage);
+  if (!opts.commit || !COMMIT_PATTERN.test(opts.commit))
+    throw new CliError("--commit must be a 40-character lowercase hex commit id", EXIT.usage);
   const fn = t.functions.requestDeploy;
   if (!fn) throw new CliError("the requestDeploy function is not deployed in this stack", EXIT.notFound);
   const request = {
@@ -161,7 +173,8 @@ export async function push(
       cliError(err);
     }
   })();
-  if (!t.webhookUrl || !t.webhookSecret) throw new CliError("this target has no local webhook URL and secret (push works against the local stack)", EXIT.usage);
+  if (!t.webhookUrl || !t.webhookSecret)
+    throw new CliError("this target has no local webhook URL and secret (push works against the local stack)", EXIT.usage);
   const commit = opts.commit ?? randomBytes(20).toString("hex");
   if (!COMMIT_PATTERN.test(commit)) throw new CliError("--commit must be a 40-character lowercase hex commit id", EXIT.usage);
   const branch = opts.branch ?? branchOf(svc.cfg, resolveUnit(service, opts.env).environment)!;
@@ -181,7 +194,14 @@ export function pushPayload(p: { repository: string; branch: string; commit: str
     deleted: false,
     forced: false,
     compare: `https://github.com/${p.repository}/compare/${p.commit.slice(0, 12)}`,
-    repository: { id: 1, name, full_name: p.repository, owner: { login: owner, name: owner }, default_branch: p.branch, private: true },
+    repository: {
+      id: 1,
+      name,
+      full_name: p.repository,
+      owner: { login: owner, name: owner },
+      default_branch: p.branch,
+      private: true,
+    },
     pusher: { name: "kiln-local", email: "kiln@example.invalid" },
     sender: { login: "kiln-local" },
     head_commit: { id: p.commit, message: "local change", timestamp: new Date().toISOString(), author: { name: "kiln-local" } },
@@ -232,28 +252,46 @@ export async function status(
     ? environment !== undefined
       ? [resolveUnit(service, environment, config)]
       : environmentsOf(resolveUnit(service, undefined, config).cfg).map((env) => resolveUnit(service, env, config))
-    : Object.entries(config.services).flatMap(([s, cfg]) => environmentsOf(cfg).map((env) => ({ service: s, environment: env, cfg })));
+    : Object.entries(config.services).flatMap(([s, cfg]) =>
+        environmentsOf(cfg).map((env) => ({ service: s, environment: env, cfg })),
+      );
   const services = await Promise.all(
     units.map((u) =>
-      serviceStatus(u.service, u.cfg, t.clients, { deployStateMachineArn: t.stateMachines.deploy, environment: u.environment, config }),
+      serviceStatus(u.service, u.cfg, t.clients, {
+        deployStateMachineArn: t.stateMachines.deploy,
+        environment: u.environment,
+        config,
+      }),
     ),
   );
   return {
     services,
-    stack: { kind: t.kind, region: t.region, endpoint: t.endpoint, webhookUrl: t.webhookUrl, consoleUrl: t.consoleUrl, stateMachines: t.stateMachines },
+    stack: {
+      kind: t.kind,
+      region: t.region,
+      endpoint: t.endpoint,
+      webhookUrl: t.webhookUrl,
+      consoleUrl: t.consoleUrl,
+      stateMachines: t.stateMachines,
+    },
   };
 }
 
 export function formatStatus(s: { services: ServiceStatus[]; stack: Record<string, unknown> }, out: Out): void {
-  if (s.stack.kind === "local") out(`local stack  endpoint ${s.stack.endpoint}  console ${s.stack.consoleUrl ?? "-"}  webhook ${s.stack.webhookUrl ?? "-"}`);
+  if (s.stack.kind === "local")
+    out(`local stack  endpoint ${s.stack.endpoint}  console ${s.stack.consoleUrl ?? "-"}  webhook ${s.stack.webhookUrl ?? "-"}`);
   for (const svc of s.services) {
     out("");
-    out(`${svc.service}${svc.environment ? ` (${svc.environment})` : ""}  live commit ${svc.liveCommit?.slice(0, 12) ?? "(unknown)"}  ${svc.loadBalancer?.url ?? ""}`);
+    out(
+      `${svc.service}${svc.environment ? ` (${svc.environment})` : ""}  live commit ${svc.liveCommit?.slice(0, 12) ?? "(unknown)"}  ${svc.loadBalancer?.url ?? ""}`,
+    );
     if (svc.error) out(`  error: ${svc.error}`);
     out(`  traffic  ${svc.weights.map((w) => `${w.name} ${w.weight}%`).join("  |  ") || "-"}`);
     for (const f of svc.fleets) {
       const healthy = f.instances.filter((i) => i.health === "healthy").length;
-      out(`  ${f.role.padEnd(8)} ${f.group}  commit ${f.commit?.slice(0, 12) ?? "?"}  desired ${f.capacity.desired}  instances ${f.instances.length}  healthy ${healthy}`);
+      out(
+        `  ${f.role.padEnd(8)} ${f.group}  commit ${f.commit?.slice(0, 12) ?? "?"}  desired ${f.capacity.desired}  instances ${f.instances.length}  healthy ${healthy}`,
+      );
     }
     for (const e of svc.executions.slice(0, 5)) out(`  ${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""}`);
   }
@@ -312,7 +350,8 @@ export async function redrive(t: Target, ref: string | undefined, out: Out): Pro
     await t.clients.sfn.send(new RedriveExecutionCommand({ executionArn: arn }));
   } catch (err) {
     const name = (err as Error).name;
-    if (name === "ExecutionNotRedrivable" || name === "ExecutionDoesNotExist") throw new CliError(`cannot redrive ${arn}: ${(err as Error).message}`, EXIT.failed);
+    if (name === "ExecutionNotRedrivable" || name === "ExecutionDoesNotExist")
+      throw new CliError(`cannot redrive ${arn}: ${(err as Error).message}`, EXIT.failed);
     throw err;
   }
   out(`redriven ${arn}`);
@@ -326,7 +365,12 @@ const FINISHED = new Set(["SUCCEEDED", "ABORTED"]);
  * unit has superseded by succeeding. `ref` is an execution, or a service (with `env`): then its
  * newest deployment.
  */
-export async function abortTarget(t: Target, ref: string | undefined, env: string | undefined, config: KilnConfig = loadConfig()): Promise<DeploymentRef> {
+export async function abortTarget(
+  t: Target,
+  ref: string | undefined,
+  env: string | undefined,
+  config: KilnConfig = loadConfig(),
+): Promise<DeploymentRef> {
   if (!ref) throw new CliError("an execution ARN/name or a service is required", EXIT.usage);
   const deployMachine = requireMachine(t.stateMachines.deploy, "deploy");
   let target: DeploymentRef;
@@ -336,25 +380,37 @@ export async function abortTarget(t: Target, ref: string | undefined, env: strin
     if (!newest) throw new CliError(`${unit.service} (${unit.environment}) has no deployment to abort`, EXIT.notFound);
     target = await deploymentRef(t, newest.arn, config);
   } else {
-    if (env !== undefined) throw new CliError("--env applies to `abort <service>`; an execution names its own environment", EXIT.usage);
+    if (env !== undefined)
+      throw new CliError("--env applies to `abort <service>`; an execution names its own environment", EXIT.usage);
     try {
       target = await deploymentRef(t, ref, config);
     } catch (err) {
       // A bare word that is neither a configured service nor an execution of this stack.
       if (err instanceof CliError && !ref.startsWith("arn:"))
-        throw new CliError(`nothing to abort: ${JSON.stringify(ref)} is neither a service of kiln.config.yaml nor a deployment of this stack (${err.message})`, err.code === EXIT.usage ? EXIT.usage : EXIT.notFound);
+        throw new CliError(
+          `nothing to abort: ${JSON.stringify(ref)} is neither a service of kiln.config.yaml nor a deployment of this stack (${err.message})`,
+          err.code === EXIT.usage ? EXIT.usage : EXIT.notFound,
+        );
       throw err;
     }
   }
   const status = target.execution.status ?? "UNKNOWN";
-  if (FINISHED.has(status)) throw new CliError(`${target.arn} already finished (${status}): there is nothing to abort${status === "SUCCEEDED" ? ` — to go back to the previous fleet use \`kiln rollback ${target.unit.service} --env ${target.unit.environment}\`` : ""}`, EXIT.notFound);
+  if (FINISHED.has(status))
+    throw new CliError(
+      `${target.arn} already finished (${status}): there is nothing to abort${status === "SUCCEEDED" ? ` — to go back to the previous fleet use \`kiln rollback ${target.unit.service} --env ${target.unit.environment}\`` : ""}`,
+      EXIT.notFound,
+    );
   if (status !== "RUNNING" && status !== "PENDING_REDRIVE") {
     // A failed deployment is worth compensating only while nothing newer went live.
     const started = target.execution.startDate?.getTime() ?? 0;
     const newer = (await unitExecutions(t.clients.sfn, deployMachine, target.unit, { limit: 10, config })).find(
       (e) => e.status === "SUCCEEDED" && Date.parse(e.startDate ?? "") > started,
     );
-    if (newer) throw new CliError(`${target.arn} (${status}) was superseded by ${newer.name}, which succeeded: there is nothing to abort`, EXIT.notFound);
+    if (newer)
+      throw new CliError(
+        `${target.arn} (${status}) was superseded by ${newer.name}, which succeeded: there is nothing to abort`,
+        EXIT.notFound,
+      );
   }
   return target;
 }
@@ -412,7 +468,10 @@ export async function rollback(
     const d = await describeExecution(t.clients.sfn, arn);
     if (d && d.status !== "RUNNING" && d.status !== "PENDING_REDRIVE") {
       if (d.status === "SUCCEEDED") break;
-      throw new CliError(`rollback of ${unit.service} (${unit.environment}) refused or failed (${d.status}): ${d.error ?? ""} ${causeMessage(d.cause)}`.trim(), EXIT.failed);
+      throw new CliError(
+        `rollback of ${unit.service} (${unit.environment}) refused or failed (${d.status}): ${d.error ?? ""} ${causeMessage(d.cause)}`.trim(),
+        EXIT.failed,
+      );
     }
     if ((await stateVisit(t.clients.sfn, arn, "PrepareRollback")) === "left") break;
     await new Promise((res) => setTimeout(res, opts.everyMs ?? 250));
@@ -427,13 +486,21 @@ function causeMessage(cause: string | undefined): string {
   return typeof v?.errorMessage === "string" ? v.errorMessage : (cause ?? "");
 }
 
-export async function rotate(t: Target, service: string | undefined, opts: { env?: string }, out: Out): Promise<Record<string, unknown>> {
+export async function rotate(
+  t: Target,
+  service: string | undefined,
+  opts: { env?: string },
+  out: Out,
+): Promise<Record<string, unknown>> {
   const unit = resolveUnit(service, opts.env);
   const fn = t.functions.rotate;
   if (!fn) throw new CliError("the rotate function is not deployed in this stack", EXIT.notFound);
   const r = await t.clients.lambda.send(
     // The environment is sent only when named: the rotate function takes it once rotation is per environment.
-    new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify({ service: unit.service, ...(opts.env ? { environment: unit.environment } : {}) })) }),
+    new InvokeCommand({
+      FunctionName: fn,
+      Payload: Buffer.from(JSON.stringify({ service: unit.service, ...(opts.env ? { environment: unit.environment } : {}) })),
+    }),
   );
   const payload = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8") || "{}");
   if (r.FunctionError) throw new CliError(`rotation failed: ${payload.errorType}: ${payload.errorMessage}`, EXIT.failed);
@@ -441,20 +508,22 @@ export async function rotate(t: Target, service: string | undefined, opts: { env
   return payload;
 }
 
-/** The approval gate's state in the deploy machine. */
-export const APPROVAL_STATE = "RequestApproval";
-
 /** The approval record RequestApproval wrote for a deployment, if it is waiting at the gate now. */
 export async function approvalTarget(t: Target, ref: string | undefined): Promise<DeploymentRef & { taskToken: string }> {
+  const table = t.tables.DeploymentsTable;
+  if (!table) throw new CliError("the deployments table is not known for this target", EXIT.notFound);
   const target = await deploymentRef(t, ref);
   const status = target.execution.status ?? "UNKNOWN";
   if (status !== "RUNNING") throw new CliError(`${target.arn} is ${status}: it is not waiting for approval`, EXIT.notFound);
-  if ((await stateVisit(t.clients.sfn, target.arn, APPROVAL_STATE)) !== "in") throw new CliError(`${target.arn} is not waiting for approval`, EXIT.notFound);
-  const table = t.tables.DeploymentsTable;
-  if (!table) throw new CliError("the deployments table is not known for this target", EXIT.notFound);
+  if ((await stateVisit(t.clients.sfn, target.arn, APPROVAL_STATE)) !== "in")
+    throw new CliError(`${target.arn} is not waiting for approval`, EXIT.notFound);
   const startedAt = `approval#${target.arn}`;
   const { service, environment } = target.unit;
-  let item = (await t.clients.dynamodb.send(new GetCommand({ TableName: table, Key: { service: unitKey(service, environment), startedAt } }))).Item;
+  let item = (
+    await t.clients.dynamodb.send(
+      new GetCommand({ TableName: table, Key: { service: unitKey(service, environment), startedAt } }),
+    )
+  ).Item;
   // Approval records written before (service, environment) became the key.
   item ??= (await t.clients.dynamodb.send(new GetCommand({ TableName: table, Key: { service, startedAt } }))).Item;
   const token = item?.taskToken as string | undefined;
@@ -476,23 +545,32 @@ export async function decide(
   const target = await approvalTarget(t, ref);
   const by = opts.by ?? operator();
   try {
-    if (approve) await t.clients.sfn.send(new SendTaskSuccessCommand({ taskToken: target.taskToken, output: JSON.stringify({ approvedBy: by }) }));
+    if (approve)
+      await t.clients.sfn.send(
+        new SendTaskSuccessCommand({ taskToken: target.taskToken, output: JSON.stringify({ approvedBy: by }) }),
+      );
     else
       await t.clients.sfn.send(
-        new SendTaskFailureCommand({ taskToken: target.taskToken, error: REJECTED, cause: `rejected by ${by}${opts.reason ? `: ${opts.reason}` : ""}`.slice(0, 32_000) }),
+        new SendTaskFailureCommand({
+          taskToken: target.taskToken,
+          error: REJECTED_ERROR,
+          cause: `rejected by ${by}${opts.reason ? `: ${opts.reason}` : ""}`.slice(0, 32_000),
+        }),
       );
   } catch (err) {
-    if (/TaskTimedOut|InvalidToken|TaskDoesNotExist/.test((err as Error).name)) throw new CliError(`${target.arn} is no longer waiting for approval`, EXIT.notFound);
+    if (/TaskTimedOut|InvalidToken|TaskDoesNotExist/.test((err as Error).name))
+      throw new CliError(`${target.arn} is no longer waiting for approval`, EXIT.notFound);
     throw err;
   }
   out(`${approve ? "approved" : "rejected"} ${target.arn} (${target.unit.service} ${target.unit.environment})`);
 }
 
-/** The error a rejection fails the approval gate with. */
-export const REJECTED = "kiln.Rejected";
-
 /** Waits until an execution stops running; returns its final status. */
-export async function waitForExecution(t: Target, arn: string, opts: { everyMs?: number; onPoll?: () => Promise<void> } = {}): Promise<string> {
+export async function waitForExecution(
+  t: Target,
+  arn: string,
+  opts: { everyMs?: number; onPoll?: () => Promise<void> } = {},
+): Promise<string> {
   for (;;) {
     const d = await describeExecution(t.clients.sfn, arn);
     if (!d) throw new CliError(`no execution ${arn}`, EXIT.notFound);

@@ -88,7 +88,12 @@ export async function runAction(t: Target, req: ActionRequest): Promise<{ messag
       await decide(t, req.execution, false, { reason: req.reason ?? "rejected from the console", by: CONSOLE_OPERATOR }, out);
       break;
     case "abort":
-      executionArn = await abort(t, req.execution, { reason: req.reason ?? "aborted from the console", by: CONSOLE_OPERATOR }, out);
+      executionArn = await abort(
+        t,
+        req.execution,
+        { reason: req.reason ?? "aborted from the console", by: CONSOLE_OPERATOR },
+        out,
+      );
       break;
     case "redrive":
       await redrive(t, req.execution, out);

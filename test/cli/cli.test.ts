@@ -65,7 +65,18 @@ describe("kiln CLI against a running local stack", () => {
       handler: async (event: unknown) => {
         const e = event as { service: string; environment: string; commit: string; requestedBy: string; reason?: string };
         return startOrQueue(
-          { input: { service: e.service, commit: e.commit, trigger: "operator", branch: e.environment === "staging" ? "stage" : "main", repository: "example/web", requestedBy: e.requestedBy, environment: e.environment } as never, nonce: e.commit.slice(0, 6) },
+          {
+            input: {
+              service: e.service,
+              commit: e.commit,
+              trigger: "operator",
+              branch: e.environment === "staging" ? "stage" : "main",
+              repository: "example/web",
+              requestedBy: e.requestedBy,
+              environment: e.environment,
+            } as never,
+            nonce: e.commit.slice(0, 6),
+          },
           {
             ddb,
             sfn,
@@ -88,10 +99,15 @@ describe("kiln CLI against a running local stack", () => {
   }, 120_000);
 
   const machine = (suffix: string) => Object.values(stack.info().stateMachines).find((m) => m.endsWith(`-${suffix}`))!;
-  const executionsOf = async (suffix: string) => (await sfn.send(new ListExecutionsCommand({ stateMachineArn: machine(suffix) }))).executions ?? [];
-  const pagerDutyTriggers = () => stack.cloud.captured.filter((c) => c.name === "pagerduty" && (c.body as { event_action?: string }).event_action === "trigger");
+  const executionsOf = async (suffix: string) =>
+    (await sfn.send(new ListExecutionsCommand({ stateMachineArn: machine(suffix) }))).executions ?? [];
+  const pagerDutyTriggers = () =>
+    stack.cloud.captured.filter(
+      (c) => c.name === "pagerduty" && (c.body as { event_action?: string }).event_action === "trigger",
+    );
   /** The notices and pages posted to Slack (the local stack captures them). */
-  const slackTexts = () => stack.cloud.captured.filter((c) => c.name === "slack").map((c) => String((c.body as { text?: string }).text ?? ""));
+  const slackTexts = () =>
+    stack.cloud.captured.filter((c) => c.name === "slack").map((c) => String((c.body as { text?: string }).text ?? ""));
   afterAll(async () => {
     removeStackRecord(process.pid);
     await stack?.stop();
@@ -150,7 +166,13 @@ describe("kiln CLI against a running local stack", () => {
     const [rb] = await executionsOf("rollback");
     const input = JSON.parse((await sfn.send(new DescribeExecutionCommand({ executionArn: rb!.executionArn! }))).input!);
     expect(input).toMatchObject({ service: "web", environment: "production", trigger: "operator", reason: "try it" });
-    const notice = await until(stack.cloud.clock, "rollback notice", async () => slackTexts().find((t) => t.includes(rb!.executionArn!)), 1_000, 600_000);
+    const notice = await until(
+      stack.cloud.clock,
+      "rollback notice",
+      async () => slackTexts().find((t) => t.includes(rb!.executionArn!)),
+      1_000,
+      600_000,
+    );
     expect(notice).toMatch(/^:information_source: \*kiln: web \(production\) rollback refused by /);
     expect(notice).toContain("Severity: info");
     expect(pagerDutyTriggers()).toHaveLength(0);
@@ -208,9 +230,13 @@ describe("kiln CLI against a running local stack", () => {
   it("rollback starts its state machine once kiln accepted it; reject of a deployment not waiting for approval exits 3", async () => {
     const rb = await run("rollback", "web");
     expect(rb.code, rb.err).toBe(0);
-    expect(rb.out).toMatch(/rolling back web \(production\): arn:aws:states:.*:execution:kiln-local-rollback:web-production-rollback-operator-/);
+    expect(rb.out).toMatch(
+      /rolling back web \(production\): arn:aws:states:.*:execution:kiln-local-rollback:web-production-rollback-operator-/,
+    );
     await statesBackend(stack.cloud).awaitExecution(rb.out.replace(/^.*: /, ""));
-    expect((await sfn.send(new DescribeExecutionCommand({ executionArn: rb.out.replace(/^.*: /, "") }))).status).toBe("SUCCEEDED");
+    expect((await sfn.send(new DescribeExecutionCommand({ executionArn: rb.out.replace(/^.*: /, "") }))).status).toBe(
+      "SUCCEEDED",
+    );
     expect((await run("reject", "web-none", "--reason", "no")).code).toBe(3);
     expect((await run("abort")).code).toBe(2);
     expect((await run("rollback")).code).toBe(2);
@@ -241,7 +267,13 @@ describe("kiln CLI against a running local stack", () => {
     });
     await statesBackend(stack.cloud).awaitExecution(abortArn);
     expect((await sfn.send(new DescribeExecutionCommand({ executionArn: first.executionArn }))).status).toBe("ABORTED");
-    const notice = await until(stack.cloud.clock, "abort notice", async () => slackTexts().find((t) => t.includes(first.executionArn)), 1_000, 600_000);
+    const notice = await until(
+      stack.cloud.clock,
+      "abort notice",
+      async () => slackTexts().find((t) => t.includes(first.executionArn)),
+      1_000,
+      600_000,
+    );
     expect(notice).toMatch(/^:information_source: \*kiln: web \(production\) deployment aborted of dddddddddddd by /);
     expect(notice).toContain("Reason: wrong commit");
     expect(pagerDutyTriggers()).toHaveLength(0);

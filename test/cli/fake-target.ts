@@ -70,7 +70,12 @@ export class FakeStates {
       return { events: cmd.input.reverseOrder ? events.reverse() : events };
     }
     if (cmd instanceof DescribeStateMachineForExecutionCommand) {
-      return { definition: JSON.stringify({ StartAt: "RequestApproval", States: { RequestApproval: { Type: "Task", Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken", End: true } } }) };
+      return {
+        definition: JSON.stringify({
+          StartAt: "RequestApproval",
+          States: { RequestApproval: { Type: "Task", Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken", End: true } },
+        }),
+      };
     }
     if (cmd instanceof StartExecutionCommand) {
       const { stateMachineArn, name, input } = cmd.input;
@@ -122,7 +127,14 @@ export class FakeTable {
 
 /** A Target on the fakes (the clients the CLI and console use for these commands). */
 export function fakeTarget(states: FakeStates, table: FakeTable): Target {
-  const unused = new Proxy({}, { get: () => { throw new Error("not used by these commands"); } });
+  const unused = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error("not used by these commands");
+      },
+    },
+  );
   return {
     kind: "local",
     region: "us-east-1",

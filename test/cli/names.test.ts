@@ -59,7 +59,12 @@ describe("a service named web-api can be approved, rejected and aborted from the
     expect(ab.code, ab.err).toBe(0);
     const started = [...states.executions.values()].filter((e) => e.stateMachineArn === MACHINES.abort);
     expect(started).toHaveLength(1);
-    expect(JSON.parse(started[0]!.input)).toMatchObject({ service: "web-api", environment: "pre-prod", executionArn: a.executionArn, trigger: "operator" });
+    expect(JSON.parse(started[0]!.input)).toMatchObject({
+      service: "web-api",
+      environment: "pre-prod",
+      executionArn: a.executionArn,
+      trigger: "operator",
+    });
     // The default environment is production.
     expect((await run(target, "abort", "web-api")).out).toContain(`aborting ${b.executionArn}`);
     // `web` has no deployment, though web-api's names start with `web-`.
@@ -103,7 +108,12 @@ describe("a service named web-api can be approved, rejected and aborted from the
       const aborted = await act("abort", a.executionArn);
       expect(aborted.status).toBe(200);
       const abortExec = [...states.executions.values()].find((e) => e.stateMachineArn === MACHINES.abort)!;
-      expect(JSON.parse(abortExec.input)).toMatchObject({ service: "web-api", environment: "pre-prod", executionArn: a.executionArn, trigger: "operator" });
+      expect(JSON.parse(abortExec.input)).toMatchObject({
+        service: "web-api",
+        environment: "pre-prod",
+        executionArn: a.executionArn,
+        trigger: "operator",
+      });
       // Finished: the console refuses as the CLI does (404), nothing started.
       a.status = "SUCCEEDED";
       expect((await act("abort", a.executionArn)).status).toBe(404);

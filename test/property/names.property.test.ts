@@ -52,8 +52,15 @@ describe("execution names over generated service and environment names", () => {
 
   it("are unique across (service, environment, commit, trigger, seq)", () => {
     // Few distinct parts, so that units share prefixes (`a-b`/`c` and `a`/`b-c`) and names would collide.
-    const small = (max: number) => fc.string({ unit: fc.constantFrom("a", "b", "-"), minLength: 0, maxLength: max }).map((t) => `a${t}`);
-    const tuple = fc.tuple(fc.oneof(small(4), service), fc.oneof(small(4), environment), fc.constantFrom("a".repeat(40), "b".repeat(40)), trigger, fc.nat({ max: 3 }));
+    const small = (max: number) =>
+      fc.string({ unit: fc.constantFrom("a", "b", "-"), minLength: 0, maxLength: max }).map((t) => `a${t}`);
+    const tuple = fc.tuple(
+      fc.oneof(small(4), service),
+      fc.oneof(small(4), environment),
+      fc.constantFrom("a".repeat(40), "b".repeat(40)),
+      trigger,
+      fc.nat({ max: 3 }),
+    );
     fc.assert(
       fc.property(fc.uniqueArray(tuple, { minLength: 2, maxLength: 60, selector: (x) => JSON.stringify(x) }), (tuples) => {
         const names = tuples.map(([s, e, c, t, q]) => executionName(s, e, c, t, q));
@@ -90,7 +97,10 @@ describe("the CLI, the console API and the pager read service and environment fr
           fc.pre(env !== other);
           // The look-alike: the same prefix up to the first hyphen (`web` for `web-api`), configured too.
           const prefix = svc.split("-")[0]!;
-          useConfig({ [svc]: { main: other, [`env-${env}`]: env }, ...(prefix !== svc && prefix !== "web" ? { [prefix]: { main: other } } : {}) });
+          useConfig({
+            [svc]: { main: other, [`env-${env}`]: env },
+            ...(prefix !== svc && prefix !== "web" ? { [prefix]: { main: other } } : {}),
+          });
           const states = new FakeStates();
           const table = new FakeTable();
           const target = fakeTarget(states, table);
@@ -137,7 +147,14 @@ describe("the CLI, the console API and the pager read service and environment fr
             {
               "detail-type": "Step Functions Execution Status Change",
               source: "aws.states",
-              detail: { executionArn: b.executionArn, stateMachineArn: MACHINES.deploy, status: "FAILED", input: b.input, error: "kiln.Rejected", cause: "rejected by x" },
+              detail: {
+                executionArn: b.executionArn,
+                stateMachineArn: MACHINES.deploy,
+                status: "FAILED",
+                input: b.input,
+                error: "kiln.Rejected",
+                cause: "rejected by x",
+              },
             },
             deps,
           );

@@ -17,7 +17,11 @@ class PagerSfn extends FakeSfn {
   override async send(cmd: unknown): Promise<unknown> {
     if (cmd instanceof ListExecutionsCommand) {
       const executions = [...this.executions.values()].filter((e) => e.stateMachineArn === cmd.input.stateMachineArn).reverse();
-      return { executions: executions.slice(0, cmd.input.maxResults ?? 100).map((e) => ({ executionArn: e.executionArn, name: e.name, status: e.status })) };
+      return {
+        executions: executions
+          .slice(0, cmd.input.maxResults ?? 100)
+          .map((e) => ({ executionArn: e.executionArn, name: e.name, status: e.status })),
+      };
     }
     return super.send(cmd);
   }
@@ -170,7 +174,13 @@ describe("pager", () => {
 
   it("a failure triggers one page carrying the failed step, error, cause and the redrive/abort commands", async () => {
     const r = await handleStatusChange(statusEvent(ARN, "FAILED"), deps);
-    expect(r).toEqual({ action: "triggered", executionArn: ARN, service: "web", environment: "production", channels: ["pagerduty", "slack", "sns"] });
+    expect(r).toEqual({
+      action: "triggered",
+      executionArn: ARN,
+      service: "web",
+      environment: "production",
+      channels: ["pagerduty", "slack", "sns"],
+    });
     const pd = http.calls.find((c) => c.url === PD_URL)!;
     expect(pd.body).toMatchObject({
       routing_key: "R0UTINGKEY",
@@ -339,7 +349,14 @@ describe("pager: operator actions notify at info, other machines are ignored", (
   });
 
   /** An execution of `machine` (key of MACHINES) that failed in `state` with `error`. */
-  function failed(machine: keyof typeof MACHINES, name: string, input: Record<string, unknown>, state: string, error: string, cause = "x") {
+  function failed(
+    machine: keyof typeof MACHINES,
+    name: string,
+    input: Record<string, unknown>,
+    state: string,
+    error: string,
+    cause = "x",
+  ) {
     const stateMachineArn = MACHINES[machine];
     const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`;
     sfn.executions.set(executionArn, {
@@ -367,7 +384,10 @@ describe("pager: operator actions notify at info, other machines are ignored", (
       stateMachineArn: other,
       input: JSON.stringify({ service: "web", commit: COMMIT }),
     });
-    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "ignored", reason: expect.stringContaining("not an execution of kiln's") });
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({
+      action: "ignored",
+      reason: expect.stringContaining("not an execution of kiln's"),
+    });
     expect(http.calls).toHaveLength(0);
     expect(published).toHaveLength(0);
   });
@@ -382,35 +402,70 @@ describe("pager: operator actions notify at info, other machines are ignored", (
       "the previous fleet's fast-rollback window ended",
     );
     const r = await handleStatusChange(e, deps);
-    expect(r).toMatchObject({ action: "notified", notice: "rollback-refused", service: "web-api", environment: "pre-prod", channels: ["slack", "sns"] });
+    expect(r).toMatchObject({
+      action: "notified",
+      notice: "rollback-refused",
+      service: "web-api",
+      environment: "pre-prod",
+      channels: ["slack", "sns"],
+    });
     expect(pagedAtCritical()).toBe(false);
     expect(http.calls.filter((c) => c.url === PD_URL)).toHaveLength(0);
     const slack = http.calls.find((c) => c.url === SLACK_URL)!;
     expect(slack.body.text).toMatch(/^:information_source: \*kiln: web-api \(pre-prod\) rollback refused by alice\*/);
     expect(slack.body.text).toContain("Severity: info");
-    expect(published[0]!.MessageAttributes).toMatchObject({ severity: { StringValue: "info" }, kind: { StringValue: "notice:rollback-refused" } });
+    expect(published[0]!.MessageAttributes).toMatchObject({
+      severity: { StringValue: "info" },
+      kind: { StringValue: "notice:rollback-refused" },
+    });
     // Recorded: a redelivered event notifies nobody again.
     await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "duplicate" });
     expect(published).toHaveLength(1);
   });
 
   it("a rollback that fails after kiln accepted it still pages at critical", async () => {
-    const e = failed("rollback", "web-production-rollback-operator-x2", { service: "web", environment: "production", trigger: "operator", requestedBy: "alice" }, "RestorePrevious", "kiln.StepFailed");
+    const e = failed(
+      "rollback",
+      "web-production-rollback-operator-x2",
+      { service: "web", environment: "production", trigger: "operator", requestedBy: "alice" },
+      "RestorePrevious",
+      "kiln.StepFailed",
+    );
     await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "triggered" });
     expect(pagedAtCritical()).toBe(true);
-    expect(published[0]!.MessageAttributes).toMatchObject({ severity: { StringValue: "critical" }, kind: { StringValue: "page" } });
+    expect(published[0]!.MessageAttributes).toMatchObject({
+      severity: { StringValue: "critical" },
+      kind: { StringValue: "page" },
+    });
   });
 
   it("an abort kiln started itself (superseding push) that is refused pages", async () => {
-    const e = failed("abort", "abort-web-production-aaaa-push-1", { service: "web", executionArn: ARN, requestedBy: "kiln:supersede" }, "PrepareAbort", "kiln.LockHeld");
+    const e = failed(
+      "abort",
+      "abort-web-production-aaaa-push-1",
+      { service: "web", executionArn: ARN, requestedBy: "kiln:supersede" },
+      "PrepareAbort",
+      "kiln.LockHeld",
+    );
     await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "triggered" });
     expect(pagedAtCritical()).toBe(true);
   });
 
   it("reject and operator abort notify at info", async () => {
     const input = { service: "web-api", environment: "pre-prod", commit: COMMIT, trigger: "push", branch: "pre" };
-    const rejected = failed("deploy", "web-api-pre-prod-0d1a26e67d8f-push-3", input, "RequestApproval", "kiln.Rejected", "rejected by bob: not today");
-    await expect(handleStatusChange(rejected, deps)).resolves.toMatchObject({ action: "notified", notice: "rejected", environment: "pre-prod" });
+    const rejected = failed(
+      "deploy",
+      "web-api-pre-prod-0d1a26e67d8f-push-3",
+      input,
+      "RequestApproval",
+      "kiln.Rejected",
+      "rejected by bob: not today",
+    );
+    await expect(handleStatusChange(rejected, deps)).resolves.toMatchObject({
+      action: "notified",
+      notice: "rejected",
+      environment: "pre-prod",
+    });
 
     // The operator's abort execution (its input names the deployment) stopped a running deployment.
     const deployArn = `${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-api-pre-prod-1111aaaa2222-push-4`;
@@ -419,10 +474,24 @@ describe("pager: operator actions notify at info, other machines are ignored", (
       executionArn: abortArn,
       stateMachineArn: MACHINES.abort,
       name: abortArn.split(":").at(-1)!,
-      input: JSON.stringify({ service: "web-api", environment: "pre-prod", executionArn: deployArn, trigger: "operator", requestedBy: "carol", reason: "bad canary" }),
+      input: JSON.stringify({
+        service: "web-api",
+        environment: "pre-prod",
+        executionArn: deployArn,
+        trigger: "operator",
+        requestedBy: "carol",
+        reason: "bad canary",
+      }),
       status: "RUNNING",
     });
-    sfn.executions.set(deployArn, { executionArn: deployArn, stateMachineArn: MACHINES.deploy, name: deployArn.split(":").at(-1)!, input: JSON.stringify(input), status: "ABORTED", history: [] });
+    sfn.executions.set(deployArn, {
+      executionArn: deployArn,
+      stateMachineArn: MACHINES.deploy,
+      name: deployArn.split(":").at(-1)!,
+      input: JSON.stringify(input),
+      status: "ABORTED",
+      history: [],
+    });
     const aborted = statusEvent(deployArn, "ABORTED", {
       stateMachineArn: MACHINES.deploy,
       input: JSON.stringify(input),
@@ -434,29 +503,60 @@ describe("pager: operator actions notify at info, other machines are ignored", (
     expect(published.map((p) => p.MessageAttributes?.severity?.StringValue)).toEqual(["info", "info"]);
     expect(published[1]!.Message).toContain("Reason: bad canary");
     // Nothing is left open: the abort's success resolves (and sends) nothing.
-    await expect(handleStatusChange(statusEvent(abortArn, "SUCCEEDED", { stateMachineArn: MACHINES.abort, input: sfn.executions.get(abortArn)!.input }), deps)).resolves.toMatchObject({ action: "duplicate" });
+    await expect(
+      handleStatusChange(
+        statusEvent(abortArn, "SUCCEEDED", { stateMachineArn: MACHINES.abort, input: sfn.executions.get(abortArn)!.input }),
+        deps,
+      ),
+    ).resolves.toMatchObject({ action: "duplicate" });
   });
 
   it("a deployment stopped by anything but an operator's abort pages", async () => {
     const input = { service: "web", environment: "production", commit: COMMIT, trigger: "push" };
-    sfn.executions.set(ARN, { executionArn: ARN, stateMachineArn: MACHINES.deploy, name: ARN.split(":").at(-1)!, input: JSON.stringify(input), status: "ABORTED", history: [] });
-    const e = statusEvent(ARN, "ABORTED", { stateMachineArn: MACHINES.deploy, input: JSON.stringify(input), error: null, cause: null });
+    sfn.executions.set(ARN, {
+      executionArn: ARN,
+      stateMachineArn: MACHINES.deploy,
+      name: ARN.split(":").at(-1)!,
+      input: JSON.stringify(input),
+      status: "ABORTED",
+      history: [],
+    });
+    const e = statusEvent(ARN, "ABORTED", {
+      stateMachineArn: MACHINES.deploy,
+      input: JSON.stringify(input),
+      error: null,
+      cause: null,
+    });
     await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "triggered" });
     expect(pagedAtCritical()).toBe(true);
   });
 
   it("a success in one environment does not resolve the other's page", async () => {
-    const prod = failed("deploy", "web-production-aaaa-push-1", { service: "web", environment: "production", commit: COMMIT }, "ShiftTraffic", "kiln.StepFailed");
+    const prod = failed(
+      "deploy",
+      "web-production-aaaa-push-1",
+      { service: "web", environment: "production", commit: COMMIT },
+      "ShiftTraffic",
+      "kiln.StepFailed",
+    );
     await handleStatusChange(prod, deps);
-    const stagingOk = statusEvent(`${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-staging-bbbb-push-2`, "SUCCEEDED", {
-      stateMachineArn: MACHINES.deploy,
-      input: JSON.stringify({ service: "web", environment: "staging", commit: COMMIT }),
-    });
+    const stagingOk = statusEvent(
+      `${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-staging-bbbb-push-2`,
+      "SUCCEEDED",
+      {
+        stateMachineArn: MACHINES.deploy,
+        input: JSON.stringify({ service: "web", environment: "staging", commit: COMMIT }),
+      },
+    );
     await expect(handleStatusChange(stagingOk, deps)).resolves.toMatchObject({ action: "duplicate" });
-    const prodOk = statusEvent(`${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-production-cccc-push-3`, "SUCCEEDED", {
-      stateMachineArn: MACHINES.deploy,
-      input: JSON.stringify({ service: "web", environment: "production", commit: COMMIT }),
-    });
+    const prodOk = statusEvent(
+      `${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-production-cccc-push-3`,
+      "SUCCEEDED",
+      {
+        stateMachineArn: MACHINES.deploy,
+        input: JSON.stringify({ service: "web", environment: "production", commit: COMMIT }),
+      },
+    );
     await expect(handleStatusChange(prodOk, deps)).resolves.toMatchObject({ action: "resolved" });
   });
 });
