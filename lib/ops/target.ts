@@ -145,13 +145,12 @@ export function operatorRequestOf(input: Record<string, unknown> | undefined): O
 }
 
 /**
- * Whether an execution is in `state` now (entered, not exited since), from the newest history
- * events: `in`, `left` (exited after its last entry), or `never` within the pages read.
+ * An execution's history, newest event first, for at most `pages` pages of 200: what happened last
+ * (the state it is in, the step that failed) is near the end, while a history can hold 25,000 events.
  */
-export async function stateVisit(sfn: SfnSender, executionArn: string, state: string): Promise<"in" | "left" | "never"> {
+export async function* newestEvents(sfn: SfnSender, executionArn: string, pages: number): AsyncGenerator<HistoryEvent> {
   let nextToken: string | undefined;
-  // A state's latest visit is near the end of the history: two pages of 200 reach it.
-  for (let page = 0; page < 2; page++) {
+  for (let page = 0; page < pages; page++) {
     const r = await sfn.send(
       new GetExecutionHistoryCommand({
         executionArn,
@@ -161,12 +160,21 @@ export async function stateVisit(sfn: SfnSender, executionArn: string, state: st
         nextToken,
       }),
     );
-    for (const e of (r.events ?? []) as HistoryEvent[]) {
-      if (e.stateExitedEventDetails?.name === state) return "left";
-      if (e.stateEnteredEventDetails?.name === state) return "in";
-    }
+    yield* (r.events ?? []) as HistoryEvent[];
     nextToken = r.nextToken;
-    if (!nextToken) break;
+    if (!nextToken) return;
+  }
+}
+
+/**
+ * Whether an execution is in `state` now (entered, not exited since), from the newest history
+ * events: `in`, `left` (exited after its last entry), or `never` within the pages read.
+ */
+export async function stateVisit(sfn: SfnSender, executionArn: string, state: string): Promise<"in" | "left" | "never"> {
+  // A state's latest visit is near the end of the history: two pages reach it.
+  for await (const e of newestEvents(sfn, executionArn, 2)) {
+    if (e.stateExitedEventDetails?.name === state) return "left";
+    if (e.stateEnteredEventDetails?.name === state) return "in";
   }
   return "never";
 }

@@ -8,13 +8,14 @@
  * See docs/on-call.md.
  */
 
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, ListExecutionsCommand } from "@aws-sdk/client-sfn";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import type { Clock } from "../clock.ts";
 import { unitKey } from "../names.ts";
 import {
   describeExecution,
   machineOfExecution,
+  newestEvents,
   operatorRequestOf,
   parseInput as parseInputObject,
   unitOfInput,
@@ -188,39 +189,26 @@ export async function failedStep(
   let state: string | undefined;
   let error: string | undefined;
   let cause: string | undefined;
-  let nextToken: string | undefined;
   // Five pages of 200 reach far enough back for the failure; histories can hold 25,000 events.
-  for (let page = 0; page < 5; page++) {
-    const r = await sfn.send(
-      new GetExecutionHistoryCommand({
-        executionArn,
-        reverseOrder: true,
-        maxResults: 200,
-        includeExecutionData: false,
-        nextToken,
-      }),
-    );
-    for (const e of (r.events ?? []) as Record<string, unknown>[]) {
-      const type = String(e.type ?? "");
-      for (const [k, v] of Object.entries(e)) {
-        if (!k.endsWith("EventDetails") || !v || typeof v !== "object") continue;
-        const d = v as { name?: string; error?: string; cause?: string };
-        if (type.endsWith("StateExited") && d.name) exited.set(d.name, (exited.get(d.name) ?? 0) + 1);
-        else if (type.endsWith("StateEntered") && d.name && !state) {
-          const n = exited.get(d.name) ?? 0;
-          if (n > 0) exited.set(d.name, n - 1);
-          else state = d.name;
-        }
-        // The execution's own failure is in the event already; the point here is the task's.
-        if ((type.endsWith("Failed") || type.endsWith("TimedOut")) && !type.startsWith("Execution")) {
-          if (!error && d.error) error = d.error;
-          if (!cause && d.cause) cause = d.cause;
-        }
+  for await (const event of newestEvents(sfn, executionArn, 5)) {
+    const e = event as unknown as Record<string, unknown>;
+    const type = String(e.type ?? "");
+    for (const [k, v] of Object.entries(e)) {
+      if (!k.endsWith("EventDetails") || !v || typeof v !== "object") continue;
+      const d = v as { name?: string; error?: string; cause?: string };
+      if (type.endsWith("StateExited") && d.name) exited.set(d.name, (exited.get(d.name) ?? 0) + 1);
+      else if (type.endsWith("StateEntered") && d.name && !state) {
+        const n = exited.get(d.name) ?? 0;
+        if (n > 0) exited.set(d.name, n - 1);
+        else state = d.name;
       }
-      if (state && error) return { state, error, ...(cause !== undefined ? { cause } : {}) };
+      // The execution's own failure is in the event already; the point here is the task's.
+      if ((type.endsWith("Failed") || type.endsWith("TimedOut")) && !type.startsWith("Execution")) {
+        if (!error && d.error) error = d.error;
+        if (!cause && d.cause) cause = d.cause;
+      }
     }
-    nextToken = r.nextToken;
-    if (!nextToken) break;
+    if (state && error) return { state, error, ...(cause !== undefined ? { cause } : {}) };
   }
   return { ...(state ? { state } : {}), ...(error ? { error } : {}), ...(cause !== undefined ? { cause } : {}) };
 }

@@ -112,6 +112,14 @@ function operatorInput(reason?: string, by?: string): OperatorRequest {
   return { trigger: "operator", requestedBy: by ?? operator(), ...(reason ? { reason } : {}) };
 }
 
+/** Invokes one of the stack's functions and returns its answer; a function error fails the command. */
+async function invoke(t: Target, fn: string, payload: unknown, what: string): Promise<Record<string, unknown>> {
+  const r = await t.clients.lambda.send(new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify(payload)) }));
+  const result = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8") || "{}") as Record<string, unknown>;
+  if (r.FunctionError) throw new CliError(`${what} failed: ${result.errorType}: ${result.errorMessage}`, EXIT.failed);
+  return result;
+}
+
 /**
  * `kiln deploy`: the request enters the same queue as a push (the stack's `requestDeploy`
  * function: lock, sequence number, latest wins) and the outcome is printed. Started or queued is
@@ -135,9 +143,7 @@ export async function deploy(
     requestedBy: operator(),
     ...(opts.reason ? { reason: opts.reason } : {}),
   };
-  const r = await t.clients.lambda.send(new InvokeCommand({ FunctionName: fn, Payload: Buffer.from(JSON.stringify(request)) }));
-  const result = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8") || "{}") as Record<string, unknown>;
-  if (r.FunctionError) throw new CliError(`deploy request failed: ${result.errorType}: ${result.errorMessage}`, EXIT.failed);
+  const result = await invoke(t, fn, request, "deploy request");
   const where = `${unit.service} (${unit.environment})`;
   switch (result.action) {
     case "started":
@@ -495,15 +501,13 @@ export async function rotate(
   const unit = resolveUnit(service, opts.env);
   const fn = t.functions.rotate;
   if (!fn) throw new CliError("the rotate function is not deployed in this stack", EXIT.notFound);
-  const r = await t.clients.lambda.send(
-    // The environment is sent only when named: the rotate function takes it once rotation is per environment.
-    new InvokeCommand({
-      FunctionName: fn,
-      Payload: Buffer.from(JSON.stringify({ service: unit.service, ...(opts.env ? { environment: unit.environment } : {}) })),
-    }),
+  // The environment is sent only when named: the rotate function takes it once rotation is per environment.
+  const payload = await invoke(
+    t,
+    fn,
+    { service: unit.service, ...(opts.env ? { environment: unit.environment } : {}) },
+    "rotation",
   );
-  const payload = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8") || "{}");
-  if (r.FunctionError) throw new CliError(`rotation failed: ${payload.errorType}: ${payload.errorMessage}`, EXIT.failed);
   out(JSON.stringify(payload));
   return payload;
 }
