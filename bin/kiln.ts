@@ -14,6 +14,7 @@ import {
   logs,
   push,
   redrive,
+  resolveUnit,
   rollback,
   rotate,
   status,
@@ -32,20 +33,25 @@ Local stack (the embedded default — no AWS account needed):
 
 Operations (against the local stack, or AWS with --profile/--region):
   console [--port N]                   the web console (executions, graph, history, approve/abort/redrive)
-  deploy <service> --commit <sha>      start a deployment of a commit
-  push <service> [--commit sha] [--branch b]   send a signed GitHub push webhook (local stack)
-  status [service] [--json]            live commit, traffic, fleets, recent executions
-  history <service> [--json]           recent deployments of a service
+  deploy <service> --commit <sha> [--env E] [--reason text]
+                                       request a deployment of a commit: it joins the same queue as a push
+  push <service> [--commit sha] [--env E | --branch b]   send a signed GitHub push webhook (local stack)
+  status [service] [--env E] [--json]  live commit, traffic, fleets, recent executions
+  history <service> [--env E] [--json] recent deployments of a service's environment
   logs <execution> [--json]            an execution's history
   approve <execution>                  approve a deployment waiting at its approval gate
   reject <execution> [--reason text]   reject it (traffic stays on blue)
-  abort <execution|service>            restore blue, remove green, release the lock
+  abort <execution | service [--env E]> [--reason text]
+                                       restore blue, remove green, release the lock
   redrive <execution>                  retry a failed execution from the failed step
-  rollback <service>                   return to the previous fleet within its fast-rollback window
-  rotate <service>                     rebake the live commit on the newest base AMI if due
+  rollback <service> [--env E] [--reason text]
+                                       return to the previous fleet within its fast-rollback window
+  rotate <service> [--env E]           rebake the live commit on the newest base AMI if due
 
+--env defaults to the service's \`production\` environment, else its only one.
 Options: --json  --profile P  --region R  --stage S  -h/--help
-Exit codes: 0 ok · 1 failed · 2 bad arguments · 3 unknown service/execution · 4 no local stack`;
+Exit codes: 0 ok · 1 failed or refused · 2 bad arguments · 3 unknown or finished service/environment/execution
+            (nothing was started) · 4 no local stack`;
 
 const OPTIONS = {
   json: { type: "boolean" },
@@ -63,11 +69,30 @@ const OPTIONS = {
   region: { type: "string" },
   stage: { type: "string" },
   service: { type: "string" },
+  env: { type: "string" },
 } as const;
 
-const REMOTE_COMMANDS = new Set(["console", "deploy", "push", "status", "history", "logs", "approve", "reject", "abort", "redrive", "rollback", "rotate"]);
+const REMOTE_COMMANDS = new Set([
+  "console",
+  "deploy",
+  "push",
+  "status",
+  "history",
+  "logs",
+  "approve",
+  "reject",
+  "abort",
+  "redrive",
+  "rollback",
+  "rotate",
+]);
 
-export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
+/** `target` replaces the stack the CLI would find (tests drive the CLI against a target they built). */
+export async function main(
+  argv: string[],
+  out: (line: string) => void = (l) => console.log(l),
+  opts: { target?: Target } = {},
+): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -89,7 +114,14 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
   try {
     switch (command) {
       case "start":
-        return await runStart({ once: Boolean(v.once), clock: v.clock, badCommit: Boolean(v["bad-commit"]), service: v.service, port, out });
+        return await runStart({
+          once: Boolean(v.once),
+          clock: v.clock,
+          badCommit: Boolean(v["bad-commit"]),
+          service: v.service,
+          port,
+          out,
+        });
       case "up":
         return await runUp({ port, clock: v.clock, seed: !v["no-seed"], out });
       case "cloud":
@@ -99,30 +131,38 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
       console.error(`kiln: unknown command "${command}"\n\n${USAGE}`);
       return EXIT.usage;
     }
-    const target: Target = v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget();
+    const target: Target =
+      opts.target ??
+      (v.profile || v.region ? await awsTarget({ profile: v.profile, region: v.region, stage: v.stage }) : localTarget());
     switch (command) {
       case "console":
         return await runConsole({ port, target, out });
-      case "deploy":
-        await deploy(target, arg, v.commit, out);
-        return EXIT.ok;
+      case "deploy": {
+        const r = await deploy(target, arg, { commit: v.commit, env: v.env, reason: v.reason }, v.json ? () => {} : out);
+        if (v.json) out(JSON.stringify(r.result));
+        return r.code;
+      }
       case "push": {
-        const r = await push(target, arg, { commit: v.commit, branch: v.branch }, () => {});
+        const r = await push(target, arg, { commit: v.commit, branch: v.branch, env: v.env }, () => {});
         out(v.json ? JSON.stringify(r) : `${r.status} ${JSON.stringify(r.body)}`);
         return r.status < 300 ? EXIT.ok : EXIT.failed;
       }
       case "status": {
-        const s = await status(target, arg);
+        const s = await status(target, arg, v.env);
         if (v.json) out(JSON.stringify(s, null, 2));
         else formatStatus(s, out);
         return EXIT.ok;
       }
       case "history": {
         if (!arg) throw new CliError("history needs a service", EXIT.usage);
-        const s = await status(target, arg);
+        const s = await status(target, arg, resolveUnit(arg, v.env).environment);
         const execs = s.services[0]?.executions ?? [];
         if (v.json) out(JSON.stringify(execs, null, 2));
-        else for (const e of execs) out(`${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""} → ${e.stopDate ?? ""}${e.redriveCount ? `  redriven ${e.redriveCount}×` : ""}`);
+        else
+          for (const e of execs)
+            out(
+              `${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""} → ${e.stopDate ?? ""}${e.redriveCount ? `  redriven ${e.redriveCount}×` : ""}`,
+            );
         return EXIT.ok;
       }
       case "logs": {
@@ -132,22 +172,22 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
         return EXIT.ok;
       }
       case "approve":
-        await decide(target, arg, true, undefined, out);
+        await decide(target, arg, true, {}, out);
         return EXIT.ok;
       case "reject":
-        await decide(target, arg, false, v.reason, out);
+        await decide(target, arg, false, { reason: v.reason }, out);
         return EXIT.ok;
       case "abort":
-        await abort(target, arg, out);
+        await abort(target, arg, { env: v.env, reason: v.reason }, out);
         return EXIT.ok;
       case "redrive":
         await redrive(target, arg, out);
         return EXIT.ok;
       case "rollback":
-        await rollback(target, arg, out);
+        await rollback(target, arg, { env: v.env, reason: v.reason }, out);
         return EXIT.ok;
       case "rotate":
-        await rotate(target, arg, out);
+        await rotate(target, arg, { env: v.env }, out);
         return EXIT.ok;
       default:
         console.error(`kiln: unknown command "${command}"\n\n${USAGE}`);

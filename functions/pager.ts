@@ -3,8 +3,9 @@
  * state machines. Environment: KILN_LOCK_TABLE (page records live beside the lock items),
  * KILN_PAGERDUTY_ROUTING_KEY_PARAM and KILN_SLACK_WEBHOOK_PARAM (SSM SecureStrings; each optional),
  * KILN_PAGERDUTY_URL (default the real Events API v2), KILN_CONSOLE_URL (optional: link to the kiln
- * console instead of the AWS console). A service's `pager.topic` adds SNS and `pager.severity`
- * sets the PagerDuty severity.
+ * console instead of the AWS console), KILN_DEPLOY_/ABORT_/ROLLBACK_STATE_MACHINE_ARN (kiln's
+ * machines: executions of any other are ignored). A service's `pager.topic` adds SNS and
+ * `pager.severity` sets the PagerDuty severity.
  */
 import middy from "@middy/core";
 import { awsClients } from "../lib/aws.ts";
@@ -25,6 +26,17 @@ import { routingFromConfig, SecureParameterCache } from "../lib/webhook/index.ts
 
 const clients = awsClients();
 const secrets = new SecureParameterCache(clients.ssm, clock());
+
+/** kiln's state machines, from the environment (read per invocation, as the local stack sets it then). */
+function machines() {
+  const abort = process.env.KILN_ABORT_STATE_MACHINE_ARN;
+  const rollback = process.env.KILN_ROLLBACK_STATE_MACHINE_ARN;
+  return {
+    deploy: requireEnv("KILN_DEPLOY_STATE_MACHINE_ARN"),
+    ...(abort ? { abort } : {}),
+    ...(rollback ? { rollback } : {}),
+  };
+}
 
 function routeFor(service: string, input: { branch?: string }, executionArn: string): PagerRoute {
   const config = loadConfig();
@@ -51,6 +63,7 @@ export const handler = middy<unknown, PagerResult>().handler(async (event) => {
   try {
     return await handleStatusChange(parsed.data, {
       sfn: clients.sfn,
+      machines: machines(),
       sns: clients.sns,
       ddb: clients.dynamodb,
       table: requireEnv("KILN_LOCK_TABLE"),

@@ -25,14 +25,24 @@ export function unitKey(service: string, environment: string): string {
 }
 
 /**
- * Step Functions execution name for a deployment: `<service>-<environment>-<commit12>-<trigger>-<seq>`,
- * at most 80 characters and only `[A-Za-z0-9-]` (longer ones keep a prefix and a hash of the whole).
+ * Step Functions execution name for a deployment: `<service>-<environment>-<commit12>-<trigger>-<seq>`
+ * (plus `-<unit hash>` when the service or environment has a hyphen), at most 80 characters and only `[A-Za-z0-9-]` (longer ones keep a prefix and a hash of the whole).
  * `seq` is the request's place in its environment's queue (assigned once, when the request is first
  * accepted), so names are unique per request and a redelivery of the same request derives the same
  * name. The name is for people; code reads service and environment from the execution's input.
  */
-export function executionName(service: string, environment: string, commit: string, trigger: Trigger, seq: number | string): string {
-  const base = `${service}-${environment}-${commit.slice(0, 12)}-${trigger}-${seq}`.replace(SAFE, "-");
+export function executionName(
+  service: string,
+  environment: string,
+  commit: string,
+  trigger: Trigger,
+  seq: number | string,
+): string {
+  // With a hyphen in either name the split is ambiguous (`a-b` + `c` and `a` + `b-c` read the same):
+  // such names end in a hash of the unit, which keeps them apart (and longer than any plain name).
+  const unit =
+    service.includes("-") || environment.includes("-") ? `-${shortHash(unitKey(service, environment)).slice(0, 6)}` : "";
+  const base = `${service}-${environment}-${commit.slice(0, 12)}-${trigger}-${seq}${unit}`.replace(SAFE, "-");
   if (base.length <= 80) return base;
   return `${base.slice(0, 71)}-${shortHash(base)}`;
 }

@@ -11,10 +11,11 @@ import {
   DescribeTargetGroupsCommand,
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { type ExecutionListItem, ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
-import type { ServiceConfig } from "../config/index.ts";
+import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import type { KilnConfig, ServiceConfig } from "../config/index.ts";
 import { KILN_TAGS, serviceGroups, tagValue } from "../roll/fleet.ts";
 import { readWeights, targetGroupHealth } from "../roll/traffic.ts";
+import { describeExecution, parseInput, unitOfInput } from "./target.ts";
 
 export interface FleetStatus {
   group: string;
@@ -28,11 +29,21 @@ export interface FleetStatus {
 
 export interface ServiceStatus {
   service: string;
+  /** The environment shown (executions are filtered to it). */
+  environment?: string;
   liveCommit?: string;
   weights: { targetGroup: string; name: string; weight: number }[];
   loadBalancer?: { name: string; dns?: string; url?: string };
   fleets: FleetStatus[];
-  executions: { name: string; arn: string; status: string; startDate?: string; stopDate?: string; redriveCount?: number }[];
+  executions: {
+    name: string;
+    arn: string;
+    status: string;
+    environment?: string;
+    startDate?: string;
+    stopDate?: string;
+    redriveCount?: number;
+  }[];
   error?: string;
 }
 
@@ -48,16 +59,27 @@ export async function serviceStatus(
   service: string,
   cfg: ServiceConfig,
   deps: StatusDeps,
-  opts: { deployStateMachineArn?: string; executions?: number } = {},
+  opts: { deployStateMachineArn?: string; executions?: number; environment?: string; config?: KilnConfig } = {},
 ): Promise<ServiceStatus> {
-  const out: ServiceStatus = { service, weights: [], fleets: [], executions: [] };
+  const out: ServiceStatus = {
+    service,
+    ...(opts.environment ? { environment: opts.environment } : {}),
+    weights: [],
+    fleets: [],
+    executions: [],
+  };
   try {
     const tgs = await deps.elbv2.send(new DescribeTargetGroupsCommand({ Names: [...cfg.targetGroups] }));
     const nameOf = new Map((tgs.TargetGroups ?? []).map((t) => [t.TargetGroupArn!, t.TargetGroupName!]));
     const lbArn = tgs.TargetGroups?.flatMap((t) => t.LoadBalancerArns ?? [])[0];
     if (lbArn) {
       const lb = (await deps.elbv2.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [lbArn] }))).LoadBalancers?.[0];
-      if (lb) out.loadBalancer = { name: lb.LoadBalancerName!, dns: lb.DNSName, url: lb.DNSName ? (lb.DNSName.startsWith("http") ? lb.DNSName : `http://${lb.DNSName}`) : undefined };
+      if (lb)
+        out.loadBalancer = {
+          name: lb.LoadBalancerName!,
+          dns: lb.DNSName,
+          url: lb.DNSName ? (lb.DNSName.startsWith("http") ? lb.DNSName : `http://${lb.DNSName}`) : undefined,
+        };
     }
     let listenerArn = "arn" in cfg.listener ? cfg.listener.arn : undefined;
     if (!listenerArn && lbArn) {
@@ -81,7 +103,8 @@ export async function serviceStatus(
     const commits = new Map<string, string>();
     for (let i = 0; i < ids.length; i += 200) {
       const r = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids.slice(i, i + 200) }));
-      for (const res of r.Reservations ?? []) for (const inst of res.Instances ?? []) commits.set(inst.InstanceId!, tagValue(inst.Tags, KILN_TAGS.commit) ?? "");
+      for (const res of r.Reservations ?? [])
+        for (const inst of res.Instances ?? []) commits.set(inst.InstanceId!, tagValue(inst.Tags, KILN_TAGS.commit) ?? "");
     }
     for (const g of groups) {
       out.fleets.push({
@@ -100,38 +123,66 @@ export async function serviceStatus(
       });
     }
     const liveTg = [...out.weights].sort((a, b) => b.weight - a.weight)[0];
-    const live = liveTg && liveTg.weight > 0 ? groups.find((g) => (g.TargetGroupARNs ?? []).includes(liveTg.targetGroup) && (g.DesiredCapacity ?? 0) > 0) : undefined;
+    const live =
+      liveTg && liveTg.weight > 0
+        ? groups.find((g) => (g.TargetGroupARNs ?? []).includes(liveTg.targetGroup) && (g.DesiredCapacity ?? 0) > 0)
+        : undefined;
     out.liveCommit = live ? tagValue(live.Tags, KILN_TAGS.commit) : undefined;
-    if (opts.deployStateMachineArn) out.executions = await recentExecutions(deps.sfn, opts.deployStateMachineArn, service, opts.executions ?? 10);
+    if (opts.deployStateMachineArn)
+      out.executions = await unitExecutions(
+        deps.sfn,
+        opts.deployStateMachineArn,
+        { service, ...(opts.environment ? { environment: opts.environment } : {}) },
+        { limit: opts.executions ?? 10, ...(opts.config ? { config: opts.config } : {}) },
+      );
   } catch (err) {
     out.error = `${(err as Error).name}: ${(err as Error).message}`;
   }
   return out;
 }
 
-/** The newest executions of a state machine whose name starts with `<service>-`. */
-export async function recentExecutions(
-  sfn: SFNClient,
+/** One deployment of a unit, as the status and the CLI list it. */
+export type UnitExecution = ServiceStatus["executions"][number];
+
+/**
+ * The newest executions of `stateMachineArn` that belong to (service, environment), newest first.
+ * Membership is read from each candidate's input (DescribeExecution), never from its name; the
+ * name's `<service>-` prefix only narrows which executions are described. `environment` undefined
+ * = any environment of the service. At most `limit` are returned and `describeBudget` described.
+ */
+export async function unitExecutions(
+  sfn: Pick<SFNClient, "send">,
   stateMachineArn: string,
-  service: string,
-  limit = 10,
-): Promise<ServiceStatus["executions"]> {
-  const found: ExecutionListItem[] = [];
+  unit: { service: string; environment?: string },
+  opts: { limit?: number; config?: KilnConfig; describeBudget?: number } = {},
+): Promise<UnitExecution[]> {
+  const limit = opts.limit ?? 10;
+  let budget = opts.describeBudget ?? Math.max(50, limit * 5);
+  const found: UnitExecution[] = [];
   let nextToken: string | undefined;
   do {
     const r = await sfn.send(new ListExecutionsCommand({ stateMachineArn, maxResults: 100, nextToken }));
-    for (const e of r.executions ?? []) if (e.name?.startsWith(`${service}-`)) found.push(e);
+    // ListExecutions is newest first.
+    const page = [...(r.executions ?? [])].sort((a, b) => (b.startDate?.getTime() ?? 0) - (a.startDate?.getTime() ?? 0));
+    for (const e of page) {
+      if (found.length >= limit || budget <= 0) break;
+      if (!e.name?.startsWith(`${unit.service}-`)) continue;
+      budget--;
+      const d = await describeExecution(sfn, e.executionArn!);
+      const u = unitOfInput(parseInput(d?.input), opts.config);
+      if (!u || u.service !== unit.service) continue;
+      if (unit.environment !== undefined && u.environment !== unit.environment) continue;
+      found.push({
+        name: e.name!,
+        arn: e.executionArn!,
+        status: d?.status ?? e.status!,
+        ...(u.environment ? { environment: u.environment } : {}),
+        startDate: e.startDate?.toISOString(),
+        stopDate: (d?.stopDate ?? e.stopDate)?.toISOString(),
+        redriveCount: e.redriveCount,
+      });
+    }
     nextToken = r.nextToken;
-  } while (nextToken && found.length < limit);
-  return found
-    .sort((a, b) => (b.startDate?.getTime() ?? 0) - (a.startDate?.getTime() ?? 0))
-    .slice(0, limit)
-    .map((e) => ({
-      name: e.name!,
-      arn: e.executionArn!,
-      status: e.status!,
-      startDate: e.startDate?.toISOString(),
-      stopDate: e.stopDate?.toISOString(),
-      redriveCount: e.redriveCount,
-    }));
+  } while (nextToken && found.length < limit && budget > 0);
+  return found;
 }

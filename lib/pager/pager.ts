@@ -2,13 +2,24 @@
  * On-call: a failed, timed-out or aborted deployment pages (PagerDuty Events API v2, Slack, SNS)
  * once per failure, with everything needed to act — the failed step, error, cause, console link
  * and the exact `kiln redrive` / `kiln abort` commands. A later success of the same execution
- * (after a redrive) or of a later deployment of the same service resolves the page.
+ * (after a redrive) or of a later deployment of the same (service, environment) resolves the page.
+ * What an operator did on purpose — an abort, a rejection, a rollback or abort kiln refused —
+ * is recorded and notified at info (Slack, SNS), never paged. Only kiln's own state machines count.
  * See docs/on-call.md.
  */
 
-import { DescribeExecutionCommand, GetExecutionHistoryCommand } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, ListExecutionsCommand } from "@aws-sdk/client-sfn";
 import { PublishCommand } from "@aws-sdk/client-sns";
 import type { Clock } from "../clock.ts";
+import { unitKey } from "../names.ts";
+import {
+  describeExecution,
+  machineOfExecution,
+  newestEvents,
+  operatorRequestOf,
+  parseInput as parseInputObject,
+  unitOfInput,
+} from "../ops/target.ts";
 import { ThrottledError } from "../errors.ts";
 import { type LockDeps, recordFailure, recordSuccess, type SfnSender } from "../lock/lock.ts";
 import { type DocumentSender, VersionedStore } from "../lock/store.ts";
@@ -36,8 +47,16 @@ export interface SnsSender {
   send(command: any): Promise<any>;
 }
 
+/** kiln's state machines (ARNs): executions of any other machine are ignored. */
+export interface KilnMachines {
+  deploy?: string;
+  abort?: string;
+  rollback?: string;
+}
+
 export interface PagerDeps {
   sfn: SfnSender;
+  machines: KilnMachines;
   sns?: SnsSender;
   /** Page records (and the lock, whose failure bookkeeping the pager keeps) live in this table. */
   ddb: DocumentSender;
@@ -69,6 +88,17 @@ export interface ExecutionInput {
   requestedBy?: string;
   /** Abort executions name the deployment they abort. */
   executionArn?: string;
+  reason?: string;
+}
+
+/** What an operator did that the pager notifies at info instead of paging. */
+export type NoticeKind = "operator-abort" | "rejected" | "rollback-refused" | "abort-refused";
+
+export interface Notice {
+  kind: NoticeKind;
+  /** Who acted (the operator request's `requestedBy`, or the rejection's cause). */
+  by?: string;
+  reason?: string;
 }
 
 /** Everything a page says about a failure. */
@@ -90,10 +120,20 @@ export interface PageFacts {
   redrive: string;
   abort: string;
   stoppedAt?: string;
+  /** Set when this is an operator's action notified at info rather than a page. */
+  notice?: Notice;
 }
 
 export type PagerResult =
-  | { action: "triggered" | "resolved"; executionArn: string; service: string; channels: string[]; resolved?: string[] }
+  | {
+      action: "triggered" | "notified" | "resolved";
+      executionArn: string;
+      service: string;
+      environment?: string;
+      channels: string[];
+      resolved?: string[];
+      notice?: NoticeKind;
+    }
   | { action: "duplicate" | "ignored"; executionArn?: string; service?: string; reason: string };
 
 type Channel = "pagerduty" | "slack" | "sns";
@@ -108,10 +148,12 @@ interface Incident {
   claims: Record<string, number>;
   resolvedAt?: number;
   resolvedBy?: string;
+  /** `info`: an operator's action, notified and closed at once (nothing to resolve). */
+  level?: "page" | "info";
   facts: PageFacts;
 }
 
-/** One item per service (`service = "pager#<service>"`) next to the lock items. */
+/** One item per (service, environment) (`service = "pager#<service>/<environment>"`) next to the lock items. */
 interface PageRecord {
   service: string;
   version: number;
@@ -124,7 +166,8 @@ const CLAIM_TIMEOUT_MS = 5 * 60_000;
 const MAX_INCIDENTS = 50;
 const CAUSE_LIMIT = 2_000;
 
-const recordKey = (service: string) => `pager#${service}`;
+/** Page records are per unit of deployment; an execution whose environment is unknown is filed under its service. */
+const recordKey = (unit: string) => `pager#${unit}`;
 
 /** Step Functions console link for an execution. */
 export function awsConsoleUrl(executionArn: string): string {
@@ -146,39 +189,26 @@ export async function failedStep(
   let state: string | undefined;
   let error: string | undefined;
   let cause: string | undefined;
-  let nextToken: string | undefined;
   // Five pages of 200 reach far enough back for the failure; histories can hold 25,000 events.
-  for (let page = 0; page < 5; page++) {
-    const r = await sfn.send(
-      new GetExecutionHistoryCommand({
-        executionArn,
-        reverseOrder: true,
-        maxResults: 200,
-        includeExecutionData: false,
-        nextToken,
-      }),
-    );
-    for (const e of (r.events ?? []) as Record<string, unknown>[]) {
-      const type = String(e.type ?? "");
-      for (const [k, v] of Object.entries(e)) {
-        if (!k.endsWith("EventDetails") || !v || typeof v !== "object") continue;
-        const d = v as { name?: string; error?: string; cause?: string };
-        if (type.endsWith("StateExited") && d.name) exited.set(d.name, (exited.get(d.name) ?? 0) + 1);
-        else if (type.endsWith("StateEntered") && d.name && !state) {
-          const n = exited.get(d.name) ?? 0;
-          if (n > 0) exited.set(d.name, n - 1);
-          else state = d.name;
-        }
-        // The execution's own failure is in the event already; the point here is the task's.
-        if ((type.endsWith("Failed") || type.endsWith("TimedOut")) && !type.startsWith("Execution")) {
-          if (!error && d.error) error = d.error;
-          if (!cause && d.cause) cause = d.cause;
-        }
+  for await (const event of newestEvents(sfn, executionArn, 5)) {
+    const e = event as unknown as Record<string, unknown>;
+    const type = String(e.type ?? "");
+    for (const [k, v] of Object.entries(e)) {
+      if (!k.endsWith("EventDetails") || !v || typeof v !== "object") continue;
+      const d = v as { name?: string; error?: string; cause?: string };
+      if (type.endsWith("StateExited") && d.name) exited.set(d.name, (exited.get(d.name) ?? 0) + 1);
+      else if (type.endsWith("StateEntered") && d.name && !state) {
+        const n = exited.get(d.name) ?? 0;
+        if (n > 0) exited.set(d.name, n - 1);
+        else state = d.name;
       }
-      if (state && error) return { state, error, ...(cause !== undefined ? { cause } : {}) };
+      // The execution's own failure is in the event already; the point here is the task's.
+      if ((type.endsWith("Failed") || type.endsWith("TimedOut")) && !type.startsWith("Execution")) {
+        if (!error && d.error) error = d.error;
+        if (!cause && d.cause) cause = d.cause;
+      }
     }
-    nextToken = r.nextToken;
-    if (!nextToken) break;
+    if (state && error) return { state, error, ...(cause !== undefined ? { cause } : {}) };
   }
   return { ...(state ? { state } : {}), ...(error ? { error } : {}), ...(cause !== undefined ? { cause } : {}) };
 }
@@ -200,11 +230,23 @@ function truncate(s: string | undefined, n: number): string | undefined {
 /** The one-line summary every channel leads with. */
 export function summary(f: PageFacts): string {
   const where = f.environment ? `${f.service} (${f.environment})` : f.service;
+  if (f.notice)
+    return `kiln: ${where} ${NOTICE_TEXT[f.notice.kind]}${f.commit ? ` of ${f.commit.slice(0, 12)}` : ""}${f.notice.by ? ` by ${f.notice.by}` : ""}`.slice(
+      0,
+      1024,
+    );
   const at = f.failedState ? ` at ${f.failedState}` : "";
   const err = f.error ? `: ${f.error}` : "";
   const commit = f.commit ? ` of ${f.commit.slice(0, 12)}` : "";
   return `kiln: ${where} deployment${commit} ${f.status}${at}${err}`.slice(0, 1024);
 }
+
+const NOTICE_TEXT: Record<NoticeKind, string> = {
+  "operator-abort": "deployment aborted",
+  rejected: "deployment rejected",
+  "rollback-refused": "rollback refused",
+  "abort-refused": "abort refused",
+};
 
 /** PagerDuty Events API v2 trigger (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/). */
 export function pagerDutyTrigger(routingKey: string, f: PageFacts, severity: Severity) {
@@ -248,6 +290,17 @@ export function pagerDutyResolve(routingKey: string, executionArn: string) {
 
 /** The page as text (Slack mrkdwn / SNS), with the same facts as the PagerDuty event. */
 export function pageText(f: PageFacts, resolvedBy?: string): string {
+  if (f.notice) {
+    return [
+      `:information_source: *${summary(f)}*`,
+      `Severity: info (an operator's action: nobody is paged)`,
+      `Service: ${f.service}${f.environment ? `  Environment: ${f.environment}` : ""}${f.commit ? `  Commit: ${f.commit}` : ""}`,
+      ...(f.notice.reason ? [`Reason: ${f.notice.reason}`] : []),
+      ...(f.cause ? [`Detail: ${f.cause}`] : []),
+      `Execution: ${f.executionArn}`,
+      `Console: ${f.console}`,
+    ].join("\n");
+  }
   if (resolvedBy) {
     const how =
       resolvedBy === f.executionArn ? "the execution succeeded (redriven)" : `a later deployment succeeded: ${resolvedBy}`;
@@ -289,9 +342,10 @@ async function factsFor(
     }
     cause ??= h.cause;
   }
+  const environment = input.environment ?? route?.environment;
   return {
     service: input.service!,
-    ...(route?.environment ? { environment: route.environment } : {}),
+    ...(environment ? { environment } : {}),
     ...(input.commit ? { commit: input.commit } : {}),
     ...(input.trigger ? { trigger: input.trigger } : {}),
     status: d.status,
@@ -320,6 +374,10 @@ async function factsFor(
 export async function handleStatusChange(event: StatusChangeEvent, deps: PagerDeps): Promise<PagerResult> {
   const d = event.detail;
   const log = deps.log ?? silentLog;
+  // The rule matches only kiln's machines; this is the same check for a rule someone widened.
+  const machine = d.stateMachineArn ?? machineOfExecution(d.executionArn);
+  if (!Object.values(deps.machines).includes(machine))
+    return { action: "ignored", executionArn: d.executionArn, reason: `not an execution of kiln's state machines (${machine})` };
   const failed = d.status === "FAILED" || d.status === "TIMED_OUT" || d.status === "ABORTED";
   if (!failed && d.status !== "SUCCEEDED")
     return { action: "ignored", executionArn: d.executionArn, reason: `status ${d.status} neither pages nor resolves` };
@@ -330,23 +388,81 @@ export async function handleStatusChange(event: StatusChangeEvent, deps: PagerDe
     const r = await deps.sfn.send(new DescribeExecutionCommand({ executionArn: d.executionArn }));
     input = parseInput(r.input) ?? {};
   }
-  const service = typeof input.service === "string" && input.service ? input.service : undefined;
-  if (!service)
-    return { action: "ignored", executionArn: d.executionArn, reason: "not a kiln execution (no service in its input)" };
+  const unit = unitOfInput(input as Record<string, unknown>);
+  if (!unit) return { action: "ignored", executionArn: d.executionArn, reason: "not a kiln execution (no service in its input)" };
+  const { service } = unit;
+  // Inputs without an environment (from before environments) take the route's, from their branch.
+  const route = deps.routeFor(service, input, d.executionArn);
+  const environment = unit.environment ?? route.environment;
+  const withEnv: ExecutionInput = { ...input, service, ...(environment ? { environment } : {}) };
+  const record = recordKey(environment ? unitKey(service, environment) : service);
 
   const store = new VersionedStore<PageRecord>(deps.ddb, deps.table);
   const lockDeps: LockDeps = { ddb: deps.ddb, table: deps.table, clock: deps.clock };
   if (failed) {
-    const route = deps.routeFor(service, input, d.executionArn);
-    const res = await trigger(event, input, service, route, store, deps);
-    if (deps.updateLock !== false) await recordFailure({ service, environment: environmentIn(input) }, d.executionArn, d.status, lockDeps);
+    const res = await trigger(event, withEnv, record, route, store, deps);
+    if (deps.updateLock !== false) await recordFailure(lockUnitOf(service, environment), d.executionArn, d.status, lockDeps);
     log.info("page", { ...res });
     return res;
   }
-  const res = await resolve(event, service, store, deps);
-  if (deps.updateLock !== false) await recordSuccess({ service, environment: environmentIn(input) }, d.executionArn, lockDeps);
+  const res = await resolve(event, service, record, store, deps);
+  if (deps.updateLock !== false) await recordSuccess(lockUnitOf(service, environment), d.executionArn, lockDeps);
   log.info("page", { ...res });
   return res;
+}
+
+/** The (service, environment) lock item the pager keeps failure bookkeeping on. */
+function lockUnitOf(service: string, environment: string | undefined): { service: string; environment: string } {
+  return { service, environment: environment ?? "" };
+}
+
+/** The error a rejection at the approval gate fails it with (`kiln reject`, the console). */
+export const REJECTED_ERROR = "kiln.Rejected";
+/** The deploy machine's approval gate. */
+export const APPROVAL_STATE = "RequestApproval";
+
+/** How many of the abort machine's newest executions are read to find the one that stopped a deployment. */
+const ABORTS_SCANNED = 20;
+
+/**
+ * Whether a failure is an operator's own action, to be notified at info instead of paged:
+ * - a deployment ABORTED (`kiln.Aborted`) by an abort execution whose input has `trigger: operator`
+ *   and names it (`executionArn`);
+ * - a deployment that failed at the approval gate with `kiln.Rejected`;
+ * - an operator's rollback or abort (input `trigger: operator`) that failed at its Prepare step,
+ *   i.e. kiln refused it before changing anything (no retained fleet, window passed, lock held).
+ * Anything else — a failed compensation, a rollback that failed midway, an abort kiln started
+ * itself — pages.
+ */
+export async function noticeFor(
+  event: StatusChangeEvent,
+  input: ExecutionInput,
+  f: PageFacts,
+  deps: PagerDeps,
+): Promise<Notice | undefined> {
+  const d = event.detail;
+  const machine = d.stateMachineArn ?? machineOfExecution(d.executionArn);
+  const op = operatorRequestOf(input as Record<string, unknown>);
+  const asOperator = (kind: NoticeKind): Notice => ({ kind, by: op!.requestedBy, ...(op!.reason ? { reason: op!.reason } : {}) });
+  if (machine === deps.machines.deploy) {
+    if (d.status === "FAILED" && f.error === REJECTED_ERROR && f.failedState === APPROVAL_STATE) return { kind: "rejected" };
+    if (d.status === "ABORTED" && d.error === "kiln.Aborted" && deps.machines.abort) {
+      const r = await deps.sfn.send(
+        new ListExecutionsCommand({ stateMachineArn: deps.machines.abort, maxResults: ABORTS_SCANNED }),
+      );
+      for (const e of (r.executions ?? []) as { executionArn?: string }[]) {
+        const abortInput = parseInputObject((await describeExecution(deps.sfn, e.executionArn!))?.input);
+        const req = operatorRequestOf(abortInput);
+        if (abortInput?.executionArn === d.executionArn && req)
+          return { kind: "operator-abort", by: req.requestedBy, ...(req.reason ? { reason: req.reason } : {}) };
+      }
+    }
+    return undefined;
+  }
+  if (!op || d.status !== "FAILED") return undefined;
+  if (machine === deps.machines.rollback && f.failedState === "PrepareRollback") return asOperator("rollback-refused");
+  if (machine === deps.machines.abort && f.failedState === "PrepareAbort") return asOperator("abort-refused");
+  return undefined;
 }
 
 function channelsOf(route: PagerRoute, deps: PagerDeps): Channel[] {
@@ -360,20 +476,24 @@ function channelsOf(route: PagerRoute, deps: PagerDeps): Channel[] {
 async function trigger(
   event: StatusChangeEvent,
   input: ExecutionInput,
-  service: string,
+  record: string,
   route: PagerRoute,
   store: VersionedStore<PageRecord>,
   deps: PagerDeps,
 ): Promise<PagerResult> {
   const d = event.detail;
+  const service = input.service!;
   const key = `trigger#${d.redriveCount ?? 0}`;
   const now = () => deps.clock.now();
   const facts = await factsFor(event, input, deps, route);
-  const channels = channelsOf(route, deps);
+  const notice = await noticeFor(event, input, facts, deps);
+  if (notice) facts.notice = notice;
+  // An operator's action is news, not an incident: PagerDuty pages people, so it does not get it.
+  const channels = channelsOf(route, deps).filter((c) => !notice || c !== "pagerduty");
 
   // Claim this failure (one page per failure, even when EventBridge delivers the event twice).
-  const claim = await store.mutate<{ go: boolean; reason?: string; sent: Record<string, number> }>(recordKey(service), (rec) => {
-    const r: PageRecord = rec ?? { service: recordKey(service), version: 0, incidents: {}, updatedAt: now() };
+  const claim = await store.mutate<{ go: boolean; reason?: string; sent: Record<string, number> }>(record, (rec) => {
+    const r: PageRecord = rec ?? { service: record, version: 0, incidents: {}, updatedAt: now() };
     const inc = r.incidents[d.executionArn];
     const done = channels.every((c) => inc?.sent[`${key}:${c}`] !== undefined);
     if (inc && done && inc.claims[key] !== undefined)
@@ -389,6 +509,9 @@ async function trigger(
       sent: inc?.sent ?? {},
       claims: { ...(inc?.claims ?? {}), [key]: now() },
       facts,
+      ...(notice
+        ? { level: "info" as const, resolvedAt: inc?.resolvedAt ?? now(), resolvedBy: "notice" }
+        : { level: "page" as const }),
     };
     return {
       write: prune({ ...r, incidents: { ...r.incidents, [d.executionArn]: next }, updatedAt: now() }),
@@ -396,6 +519,7 @@ async function trigger(
     };
   });
   if (!claim.go) return { action: "duplicate", executionArn: d.executionArn, service, reason: claim.reason! };
+  const env = input.environment ? { environment: input.environment } : {};
 
   const delivered: string[] = [];
   let transient: DeliveryError | undefined;
@@ -404,7 +528,7 @@ async function trigger(
     try {
       await send(c, route, facts, deps, undefined);
       delivered.push(c);
-      await markSent(store, service, d.executionArn, `${key}:${c}`, now());
+      await markSent(store, record, d.executionArn, `${key}:${c}`, now());
     } catch (err) {
       const e =
         err instanceof DeliveryError ? err : new DeliveryError(String((err as Error)?.message ?? err), false, { cause: err });
@@ -415,13 +539,13 @@ async function trigger(
         error: e.message,
       });
       // A rejected message will be rejected again: record it (negative time = failed) so retries skip it.
-      if (e.permanent) await markSent(store, service, d.executionArn, `${key}:${c}`, -now());
+      if (e.permanent) await markSent(store, record, d.executionArn, `${key}:${c}`, -now());
       else transient = e;
     }
   }
   if (transient) {
     // Let the claim lapse at once so the retry is not taken for a concurrent delivery.
-    await store.mutate(recordKey(service), (rec) => {
+    await store.mutate(record, (rec) => {
       const inc = rec?.incidents[d.executionArn];
       if (!rec || !inc) return { result: undefined };
       const { [key]: _, ...claims } = inc.claims;
@@ -432,11 +556,13 @@ async function trigger(
     });
     throw new ThrottledError(`paging ${service} for ${d.executionArn}: ${transient.message}`, { cause: transient });
   }
-  return { action: "triggered", executionArn: d.executionArn, service, channels: delivered };
+  if (notice)
+    return { action: "notified", executionArn: d.executionArn, service, ...env, channels: delivered, notice: notice.kind };
+  return { action: "triggered", executionArn: d.executionArn, service, ...env, channels: delivered };
 }
 
-async function markSent(store: VersionedStore<PageRecord>, service: string, executionArn: string, key: string, at: number) {
-  await store.mutate(recordKey(service), (rec) => {
+async function markSent(store: VersionedStore<PageRecord>, record: string, executionArn: string, key: string, at: number) {
+  await store.mutate(record, (rec) => {
     const inc = rec?.incidents[executionArn];
     if (!rec || !inc) return { result: undefined };
     return {
@@ -449,6 +575,7 @@ async function markSent(store: VersionedStore<PageRecord>, service: string, exec
 async function resolve(
   event: StatusChangeEvent,
   service: string,
+  record: string,
   store: VersionedStore<PageRecord>,
   deps: PagerDeps,
 ): Promise<PagerResult> {
@@ -456,7 +583,7 @@ async function resolve(
   const now = deps.clock.now();
   // Every open incident of the service: this execution's own (redriven to success) and any
   // earlier failure this successful deployment superseded.
-  const open = await store.mutate<[string, Incident][]>(recordKey(service), (rec) => {
+  const open = await store.mutate<[string, Incident][]>(record, (rec) => {
     if (!rec) return { result: [] };
     const toResolve = Object.entries(rec.incidents).filter(([, inc]) => inc.resolvedAt === undefined);
     if (toResolve.length === 0) return { result: [] };
@@ -465,7 +592,12 @@ async function resolve(
     return { write: { ...rec, incidents, updatedAt: now }, result: toResolve };
   });
   if (open.length === 0)
-    return { action: "duplicate", executionArn: d.executionArn, service, reason: "no open page for this service" };
+    return {
+      action: "duplicate",
+      executionArn: d.executionArn,
+      service,
+      reason: "no open page for this service and environment",
+    };
   const channels = new Set<string>();
   let transient: DeliveryError | undefined;
   for (const [arn, inc] of open) {
@@ -485,7 +617,7 @@ async function resolve(
   }
   if (transient) {
     // Reopen so the retry resolves again (PagerDuty resolve is idempotent by dedup key).
-    await store.mutate(recordKey(service), (rec) => {
+    await store.mutate(record, (rec) => {
       if (!rec) return { result: undefined };
       const incidents = { ...rec.incidents };
       for (const [arn] of open) {
@@ -528,8 +660,17 @@ async function send(c: Channel, route: PagerRoute, f: PageFacts, deps: PagerDeps
         new PublishCommand({
           TopicArn: route.snsTopicArn,
           // SNS subjects: at most 100 printable ASCII characters.
-          Subject: `${resolvedBy ? "RESOLVED " : ""}${summary(f)}`.replace(/[^\x20-\x7e]/g, "?").slice(0, 100),
+          Subject: `${resolvedBy ? "RESOLVED " : f.notice ? "INFO " : ""}${summary(f)}`
+            .replace(/[^\x20-\x7e]/g, "?")
+            .slice(0, 100),
           Message: pageText(f, resolvedBy),
+          // Subscribers filter on these (SNS subscription filter policies): a notice is severity info.
+          MessageAttributes: {
+            severity: { DataType: "String", StringValue: f.notice ? "info" : route.severity },
+            kind: { DataType: "String", StringValue: resolvedBy ? "resolved" : f.notice ? `notice:${f.notice.kind}` : "page" },
+            service: { DataType: "String", StringValue: f.service },
+            ...(f.environment ? { environment: { DataType: "String", StringValue: f.environment } } : {}),
+          },
         }),
       );
     } catch (err) {
@@ -554,7 +695,3 @@ function prune(r: PageRecord): PageRecord {
   return { ...r, incidents: Object.fromEntries(entries.filter(([k]) => !drop.has(k))) };
 }
 
-/** The environment of a kiln execution, from its input (an input without one matches no lock item). */
-function environmentIn(input: { environment?: unknown }): string {
-  return typeof input.environment === "string" ? input.environment : "";
-}

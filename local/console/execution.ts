@@ -10,8 +10,9 @@ import {
   GetExecutionHistoryCommand,
   type HistoryEvent,
 } from "@aws-sdk/client-sfn";
-import { loadConfig, serviceConfig } from "../../lib/config/index.ts";
+import { type KilnConfig, loadConfig, serviceConfig } from "../../lib/config/index.ts";
 import { type ServiceStatus, serviceStatus } from "../../lib/ops/status.ts";
+import { type ExecutionUnit, machineOfExecution, parseInput, unitOfInput } from "../../lib/ops/target.ts";
 import type { Target } from "../cli/target.ts";
 import { type GraphLayout, layoutGraph, stateGraph } from "./graph.ts";
 
@@ -77,6 +78,8 @@ export interface ExecutionView {
     input?: unknown;
   };
   service?: string;
+  /** The environment the execution acts on (from its input). */
+  environment?: string;
   graph: GraphLayout;
   replay: Replay;
   status?: ServiceStatus;
@@ -253,10 +256,7 @@ export async function executionHistory(t: Target, executionArn: string): Promise
   return events;
 }
 
-/** The machine (ARN prefix) an execution ARN belongs to: `…:execution:<machine>:<name>` → `…:stateMachine:<machine>`. */
-export function machineOfExecution(executionArn: string): string {
-  return executionArn.replace(":execution:", ":stateMachine:").replace(/:[^:]+$/, "");
-}
+export { machineOfExecution };
 
 /** Which operator actions apply to an execution, and why the others do not. */
 export function availableActions(
@@ -308,12 +308,12 @@ function layoutOf(definition: string): GraphLayout {
   return l;
 }
 
-/** The service an execution deploys: its input's `service`, else its name's prefix — if kiln.config.yaml knows it. */
-function serviceOf(d: DescribeExecutionCommandOutput, services: Record<string, unknown>): string | undefined {
-  const input = parseJson(d.input);
-  const fromInput = input && typeof input === "object" ? (input as { service?: unknown }).service : undefined;
-  const candidates = [fromInput, d.name?.split("-")[0]];
-  return candidates.find((c): c is string => typeof c === "string" && Object.hasOwn(services, c));
+/**
+ * The unit an execution acts on, from its input (never its name) — if kiln.config.yaml knows the
+ * service. An input without an environment (from before environments) gets its branch's.
+ */
+function unitOf(d: DescribeExecutionCommandOutput, config: KilnConfig): ExecutionUnit | undefined {
+  return unitOfInput(parseInput(d.input), config);
 }
 
 /** Everything the execution page shows, in one read. */
@@ -329,11 +329,14 @@ export async function executionView(t: Target, executionArn: string): Promise<Ex
     graph.nodes.map((n) => n.id),
   );
   const config = loadConfig();
-  const service = serviceOf(d, config.services);
-  const status = service
-    ? await serviceStatus(service, serviceConfig(config, service), t.clients, {
+  const unit = unitOf(d, config);
+  const service = unit?.service;
+  const status = unit
+    ? await serviceStatus(unit.service, serviceConfig(config, unit.service), t.clients, {
         deployStateMachineArn: t.stateMachines.deploy,
         executions: 5,
+        config,
+        ...(unit.environment ? { environment: unit.environment } : {}),
       })
     : undefined;
   const input = parseJson(d.input);
@@ -353,6 +356,7 @@ export async function executionView(t: Target, executionArn: string): Promise<Ex
       input: typeof input === "string" ? clip(input, MAX_OUTPUT_CHARS) : input,
     },
     service,
+    ...(unit?.environment ? { environment: unit.environment } : {}),
     graph,
     replay,
     status,

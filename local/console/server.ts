@@ -72,6 +72,9 @@ function cliStatus(err: CliError): number {
   return 409;
 }
 
+/** Who the console says acted (it has no login of its own; the machine's user runs it). */
+const CONSOLE_OPERATOR = `${process.env.USER || "operator"} (console)`;
+
 /** Runs one validated action through the CLI's own command functions. */
 export async function runAction(t: Target, req: ActionRequest): Promise<{ message: string; executionArn?: string }> {
   const lines: string[] = [];
@@ -79,13 +82,18 @@ export async function runAction(t: Target, req: ActionRequest): Promise<{ messag
   let executionArn: string | undefined;
   switch (req.action) {
     case "approve":
-      await decide(t, req.execution, true, undefined, out);
+      await decide(t, req.execution, true, { by: CONSOLE_OPERATOR }, out);
       break;
     case "reject":
-      await decide(t, req.execution, false, req.reason ?? "rejected from the console", out);
+      await decide(t, req.execution, false, { reason: req.reason ?? "rejected from the console", by: CONSOLE_OPERATOR }, out);
       break;
     case "abort":
-      executionArn = await abort(t, req.execution, out);
+      executionArn = await abort(
+        t,
+        req.execution,
+        { reason: req.reason ?? "aborted from the console", by: CONSOLE_OPERATOR },
+        out,
+      );
       break;
     case "redrive":
       await redrive(t, req.execution, out);

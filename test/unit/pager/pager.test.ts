@@ -9,7 +9,29 @@ import {
   postJson,
   type StatusChangeEvent,
 } from "../../../lib/pager/index.ts";
+import { ListExecutionsCommand } from "@aws-sdk/client-sfn";
 import { type Dynamo, FakeSfn, startDynamo } from "../lock/fakes.ts";
+
+/** The lock's fake Step Functions plus ListExecutions (the pager reads the abort machine's newest). */
+class PagerSfn extends FakeSfn {
+  override async send(cmd: unknown): Promise<unknown> {
+    if (cmd instanceof ListExecutionsCommand) {
+      const executions = [...this.executions.values()].filter((e) => e.stateMachineArn === cmd.input.stateMachineArn).reverse();
+      return {
+        executions: executions
+          .slice(0, cmd.input.maxResults ?? 100)
+          .map((e) => ({ executionArn: e.executionArn, name: e.name, status: e.status })),
+      };
+    }
+    return super.send(cmd);
+  }
+}
+
+const MACHINES = {
+  deploy: "arn:aws:states:us-east-1:123456789012:stateMachine:kiln-deploy",
+  abort: "arn:aws:states:us-east-1:123456789012:stateMachine:kiln-abort",
+  rollback: "arn:aws:states:us-east-1:123456789012:stateMachine:kiln-rollback",
+};
 
 const ARN = "arn:aws:states:us-east-1:123456789012:execution:kiln-deploy:web-0d1a26e67d8f-push";
 const ARN2 = "arn:aws:states:us-east-1:123456789012:execution:kiln-deploy:web-1111aaaa2222-push";
@@ -26,7 +48,7 @@ function statusEvent(executionArn: string, status: string, over: Partial<StatusC
     region: "us-east-1",
     detail: {
       executionArn,
-      stateMachineArn: "arn:aws:states:us-east-1:123456789012:stateMachine:kiln-deploy",
+      stateMachineArn: MACHINES.deploy,
       name: executionArn.split(":").at(-1)!,
       status: status as StatusChangeEvent["detail"]["status"],
       startDate: 1767607200000,
@@ -105,7 +127,7 @@ describe("postJson (bounded retries)", () => {
 
 describe("pager", () => {
   let dyn: Dynamo;
-  let sfn: FakeSfn;
+  let sfn: PagerSfn;
   let clock: VirtualClock;
   let http: ReturnType<typeof capturingFetch>;
   let published: { TopicArn?: string; Subject?: string; Message?: string }[];
@@ -115,7 +137,7 @@ describe("pager", () => {
   });
   afterAll(async () => dyn?.stop());
   beforeEach(async () => {
-    sfn = new FakeSfn();
+    sfn = new PagerSfn();
     for (const arn of [ARN, ARN2]) {
       sfn.executions.set(arn, {
         executionArn: arn,
@@ -131,6 +153,7 @@ describe("pager", () => {
     published = [];
     deps = {
       sfn,
+      machines: MACHINES,
       sns: { send: async (cmd: { input: (typeof published)[number] }) => void published.push(cmd.input) },
       ddb: dyn.ddb,
       table: await dyn.newTable(),
@@ -151,7 +174,13 @@ describe("pager", () => {
 
   it("a failure triggers one page carrying the failed step, error, cause and the redrive/abort commands", async () => {
     const r = await handleStatusChange(statusEvent(ARN, "FAILED"), deps);
-    expect(r).toEqual({ action: "triggered", executionArn: ARN, service: "web", channels: ["pagerduty", "slack", "sns"] });
+    expect(r).toEqual({
+      action: "triggered",
+      executionArn: ARN,
+      service: "web",
+      environment: "production",
+      channels: ["pagerduty", "slack", "sns"],
+    });
     const pd = http.calls.find((c) => c.url === PD_URL)!;
     expect(pd.body).toMatchObject({
       routing_key: "R0UTINGKEY",
@@ -282,5 +311,252 @@ describe("pager", () => {
     });
     await handleStatusChange(statusEvent(ARN, "SUCCEEDED", { redriveCount: 1 }), deps);
     expect((await readLock({ service: "web", environment: "production" }, { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed?.unresolved).toBe(false);
+  });
+});
+
+describe("pager: operator actions notify at info, other machines are ignored", () => {
+  let dyn: Dynamo;
+  let sfn: PagerSfn;
+  let http: ReturnType<typeof capturingFetch>;
+  let published: { Subject?: string; Message?: string; MessageAttributes?: Record<string, { StringValue?: string }> }[];
+  let deps: PagerDeps;
+  beforeAll(async () => {
+    dyn = await startDynamo();
+  });
+  afterAll(async () => dyn?.stop());
+  beforeEach(async () => {
+    sfn = new PagerSfn();
+    http = capturingFetch();
+    published = [];
+    deps = {
+      sfn,
+      machines: MACHINES,
+      sns: { send: async (cmd: { input: (typeof published)[number] }) => void published.push(cmd.input) },
+      ddb: dyn.ddb,
+      table: await dyn.newTable(),
+      clock: new VirtualClock(),
+      fetch: http.fetch,
+      secret: async (param) => (param === "/kiln/pagerduty" ? "R0UTINGKEY" : SLACK_URL),
+      routeFor: () => ({
+        severity: "critical",
+        pagerDutyRoutingKeyParam: "/kiln/pagerduty",
+        slackWebhookParam: "/kiln/slack",
+        snsTopicArn: "arn:aws:sns:us-east-1:123456789012:oncall",
+      }),
+      pagerDutyUrl: PD_URL,
+      random: () => 0.5,
+    };
+  });
+
+  /** An execution of `machine` (key of MACHINES) that failed in `state` with `error`. */
+  function failed(
+    machine: keyof typeof MACHINES,
+    name: string,
+    input: Record<string, unknown>,
+    state: string,
+    error: string,
+    cause = "x",
+  ) {
+    const stateMachineArn = MACHINES[machine];
+    const executionArn = `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`;
+    sfn.executions.set(executionArn, {
+      executionArn,
+      stateMachineArn,
+      name,
+      input: JSON.stringify(input),
+      status: "FAILED",
+      history: [
+        { id: 1, type: "ExecutionStarted", executionStartedEventDetails: {} },
+        { id: 2, type: "TaskStateEntered", stateEnteredEventDetails: { name: state } },
+        { id: 3, type: "TaskFailed", taskFailedEventDetails: { error, cause } },
+        { id: 4, type: "ExecutionFailed", executionFailedEventDetails: { error, cause } },
+      ],
+    });
+    return statusEvent(executionArn, "FAILED", { stateMachineArn, input: JSON.stringify(input), error, cause });
+  }
+
+  const pagedAtCritical = () =>
+    http.calls.some((c) => c.url === PD_URL && (c.body.payload as { severity?: string } | undefined)?.severity === "critical");
+
+  it("the pager ignores executions of other state machines", async () => {
+    const other = "arn:aws:states:us-east-1:123456789012:stateMachine:billing-etl";
+    const e = statusEvent(`${other.replace(":stateMachine:", ":execution:")}:run-1`, "FAILED", {
+      stateMachineArn: other,
+      input: JSON.stringify({ service: "web", commit: COMMIT }),
+    });
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({
+      action: "ignored",
+      reason: expect.stringContaining("not an execution of kiln's"),
+    });
+    expect(http.calls).toHaveLength(0);
+    expect(published).toHaveLength(0);
+  });
+
+  it("a refused rollback notifies at info, not critical", async () => {
+    const e = failed(
+      "rollback",
+      "web-api-pre-prod-rollback-operator-x1",
+      { service: "web-api", environment: "pre-prod", trigger: "operator", requestedBy: "alice" },
+      "PrepareRollback",
+      "kiln.StepFailed",
+      "the previous fleet's fast-rollback window ended",
+    );
+    const r = await handleStatusChange(e, deps);
+    expect(r).toMatchObject({
+      action: "notified",
+      notice: "rollback-refused",
+      service: "web-api",
+      environment: "pre-prod",
+      channels: ["slack", "sns"],
+    });
+    expect(pagedAtCritical()).toBe(false);
+    expect(http.calls.filter((c) => c.url === PD_URL)).toHaveLength(0);
+    const slack = http.calls.find((c) => c.url === SLACK_URL)!;
+    expect(slack.body.text).toMatch(/^:information_source: \*kiln: web-api \(pre-prod\) rollback refused by alice\*/);
+    expect(slack.body.text).toContain("Severity: info");
+    expect(published[0]!.MessageAttributes).toMatchObject({
+      severity: { StringValue: "info" },
+      kind: { StringValue: "notice:rollback-refused" },
+    });
+    // Recorded: a redelivered event notifies nobody again.
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "duplicate" });
+    expect(published).toHaveLength(1);
+  });
+
+  it("a rollback that fails after kiln accepted it still pages at critical", async () => {
+    const e = failed(
+      "rollback",
+      "web-production-rollback-operator-x2",
+      { service: "web", environment: "production", trigger: "operator", requestedBy: "alice" },
+      "RestorePrevious",
+      "kiln.StepFailed",
+    );
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "triggered" });
+    expect(pagedAtCritical()).toBe(true);
+    expect(published[0]!.MessageAttributes).toMatchObject({
+      severity: { StringValue: "critical" },
+      kind: { StringValue: "page" },
+    });
+  });
+
+  it("an abort kiln started itself (superseding push) that is refused pages", async () => {
+    const e = failed(
+      "abort",
+      "abort-web-production-aaaa-push-1",
+      { service: "web", executionArn: ARN, requestedBy: "kiln:supersede" },
+      "PrepareAbort",
+      "kiln.LockHeld",
+    );
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "triggered" });
+    expect(pagedAtCritical()).toBe(true);
+  });
+
+  it("reject and operator abort notify at info", async () => {
+    const input = { service: "web-api", environment: "pre-prod", commit: COMMIT, trigger: "push", branch: "pre" };
+    const rejected = failed(
+      "deploy",
+      "web-api-pre-prod-0d1a26e67d8f-push-3",
+      input,
+      "RequestApproval",
+      "kiln.Rejected",
+      "rejected by bob: not today",
+    );
+    await expect(handleStatusChange(rejected, deps)).resolves.toMatchObject({
+      action: "notified",
+      notice: "rejected",
+      environment: "pre-prod",
+    });
+
+    // The operator's abort execution (its input names the deployment) stopped a running deployment.
+    const deployArn = `${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-api-pre-prod-1111aaaa2222-push-4`;
+    const abortArn = `${MACHINES.abort.replace(":stateMachine:", ":execution:")}:web-api-pre-prod-abort-operator-k1`;
+    sfn.executions.set(abortArn, {
+      executionArn: abortArn,
+      stateMachineArn: MACHINES.abort,
+      name: abortArn.split(":").at(-1)!,
+      input: JSON.stringify({
+        service: "web-api",
+        environment: "pre-prod",
+        executionArn: deployArn,
+        trigger: "operator",
+        requestedBy: "carol",
+        reason: "bad canary",
+      }),
+      status: "RUNNING",
+    });
+    sfn.executions.set(deployArn, {
+      executionArn: deployArn,
+      stateMachineArn: MACHINES.deploy,
+      name: deployArn.split(":").at(-1)!,
+      input: JSON.stringify(input),
+      status: "ABORTED",
+      history: [],
+    });
+    const aborted = statusEvent(deployArn, "ABORTED", {
+      stateMachineArn: MACHINES.deploy,
+      input: JSON.stringify(input),
+      error: "kiln.Aborted",
+      cause: "aborted by web-api-pre-prod-abort-operator-k1 (carol): bad canary",
+    });
+    await expect(handleStatusChange(aborted, deps)).resolves.toMatchObject({ action: "notified", notice: "operator-abort" });
+    expect(http.calls.filter((c) => c.url === PD_URL)).toHaveLength(0);
+    expect(published.map((p) => p.MessageAttributes?.severity?.StringValue)).toEqual(["info", "info"]);
+    expect(published[1]!.Message).toContain("Reason: bad canary");
+    // Nothing is left open: the abort's success resolves (and sends) nothing.
+    await expect(
+      handleStatusChange(
+        statusEvent(abortArn, "SUCCEEDED", { stateMachineArn: MACHINES.abort, input: sfn.executions.get(abortArn)!.input }),
+        deps,
+      ),
+    ).resolves.toMatchObject({ action: "duplicate" });
+  });
+
+  it("a deployment stopped by anything but an operator's abort pages", async () => {
+    const input = { service: "web", environment: "production", commit: COMMIT, trigger: "push" };
+    sfn.executions.set(ARN, {
+      executionArn: ARN,
+      stateMachineArn: MACHINES.deploy,
+      name: ARN.split(":").at(-1)!,
+      input: JSON.stringify(input),
+      status: "ABORTED",
+      history: [],
+    });
+    const e = statusEvent(ARN, "ABORTED", {
+      stateMachineArn: MACHINES.deploy,
+      input: JSON.stringify(input),
+      error: null,
+      cause: null,
+    });
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "triggered" });
+    expect(pagedAtCritical()).toBe(true);
+  });
+
+  it("a success in one environment does not resolve the other's page", async () => {
+    const prod = failed(
+      "deploy",
+      "web-production-aaaa-push-1",
+      { service: "web", environment: "production", commit: COMMIT },
+      "ShiftTraffic",
+      "kiln.StepFailed",
+    );
+    await handleStatusChange(prod, deps);
+    const stagingOk = statusEvent(
+      `${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-staging-bbbb-push-2`,
+      "SUCCEEDED",
+      {
+        stateMachineArn: MACHINES.deploy,
+        input: JSON.stringify({ service: "web", environment: "staging", commit: COMMIT }),
+      },
+    );
+    await expect(handleStatusChange(stagingOk, deps)).resolves.toMatchObject({ action: "duplicate" });
+    const prodOk = statusEvent(
+      `${MACHINES.deploy.replace(":stateMachine:", ":execution:")}:web-production-cccc-push-3`,
+      "SUCCEEDED",
+      {
+        stateMachineArn: MACHINES.deploy,
+        input: JSON.stringify({ service: "web", environment: "production", commit: COMMIT }),
+      },
+    );
+    await expect(handleStatusChange(prodOk, deps)).resolves.toMatchObject({ action: "resolved" });
   });
 });
