@@ -251,7 +251,7 @@ async function runAttempts(
         if (ql === "JSONata") {
           const env = run.jsonata({ errorOutput });
           output = c.Output === undefined ? errorOutput : await evaluateRequired(c.Output, env, "Output");
-          if (c.Assign) assign = (await evaluateTemplate(c.Assign, env)) as Record<string, unknown>;
+          if (c.Assign) assign = (await evaluateTemplate(c.Assign, env, "Assign")) as Record<string, unknown>;
         } else {
           output = applyResultPath(a.input, errorOutput, c.ResultPath === undefined ? "$" : c.ResultPath);
           if (c.Assign)
