@@ -111,7 +111,9 @@ function exprText(tpl: string): string {
 export async function evaluateTemplate(tpl: unknown, env: JsonataEnv, field?: string): Promise<unknown> {
   if (isJsonataExpression(tpl)) {
     const v = await evaluateExpression(tpl, env);
-    if (v === undefined && field !== undefined) {
+    // AWS fails a nested "nothing" too (`Output/result`); kiln's own state machines still rely on
+    // nested fields being omitted, so only a top-level "nothing" fails here (docs: known differences).
+    if (v === undefined && field !== undefined && !field.includes("/") && field !== "Assign") {
       throw new QueryEvaluationError(`The JSONata expression '${exprText(tpl)}' specified for the field '${field}' returned nothing (undefined).`);
     }
     return v;
