@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
 import { parse } from "yaml";
-import { parseClock } from "../../lib/clock.ts";
+import { type Clock, parseClock, VirtualClock } from "../../lib/clock.ts";
 import { defaultEnvironment, environmentsOf, loadConfig, serviceConfig } from "../../lib/config/index.ts";
 import { serviceStatus } from "../../lib/ops/status.ts";
 import { createCloud } from "../cloud/index.ts";
@@ -155,6 +155,7 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
     removeStackRecord(process.pid);
     return ok ? EXIT.ok : EXIT.failed;
   }
+  serveClock(clock);
   out("");
   out(`the stack keeps running: console ${stack.consoleUrl ?? "(not available)"} · cloud ${stack.cloud.endpoint}`);
   out("try: npx kiln status · npx kiln push web · npx kiln logs <execution> — Ctrl-C to stop");
@@ -164,8 +165,19 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
   return ok ? EXIT.ok : EXIT.failed;
 }
 
+/**
+ * A stack that outside callers reach and that waits for them: virtual time follows the served rule
+ * (lib/clock.ts VirtualClock.serve: it jumps only on demand and never past an open task token's
+ * deadline; otherwise it flows at wall speed, so a stack with only schedules left idles).
+ */
+export function serveClock(clock: Clock): Clock {
+  if (clock instanceof VirtualClock) clock.serve();
+  return clock;
+}
+
 export async function runUp(opts: { port?: number; clock?: string; seed: boolean; out: Out }): Promise<number> {
   const { stack, seeded } = await bootStack({ clock: opts.clock ?? "scaled:60", port: opts.port, seed: opts.seed, out: opts.out });
+  serveClock(stack.cloud.clock);
   const info = stack.info();
   opts.out(`kiln local stack up (clock ${stack.cloud.clock.kind})`);
   opts.out(`  cloud endpoint  ${info.endpoint}   (AWS_ENDPOINT_URL=${info.endpoint} aws … works too)`);
@@ -185,7 +197,7 @@ export async function runCloud(opts: { port: number; clock: string; scenario?: s
     const text = readFileSync(opts.scenario, "utf8");
     scenario = (opts.scenario.endsWith(".json") ? JSON.parse(text) : parse(text)) ?? {};
   }
-  const cloud = createCloud({ clock: parseClock(opts.clock), seed: scenario.seed, settings: scenario.settings, faults: scenario.faults });
+  const cloud = createCloud({ clock: serveClock(parseClock(opts.clock)), seed: scenario.seed, settings: scenario.settings, faults: scenario.faults });
   await cloud.start({ port: opts.port });
   opts.out(`simulated AWS cloud listening on ${cloud.endpoint} (clock ${cloud.clock.kind})`);
   opts.out(`  export AWS_ENDPOINT_URL=${cloud.endpoint} AWS_REGION=${cloud.region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local`);

@@ -211,7 +211,9 @@ export class Cloud {
           headers: req.headers as Record<string, string>,
           body: Buffer.concat(chunks),
         };
-        this.router.handle(raw).then(
+        // An outside caller: a served virtual clock does not jump while it is being answered (lib/clock.ts).
+        const handled = this.router.handle(raw);
+        (this.clock.outside?.(handled, { observe: observes(raw) }) ?? handled).then(
           (r) => {
             res.writeHead(r.status, r.headers);
             res.end(r.body);
@@ -268,6 +270,15 @@ export class Cloud {
       ...(opts.http ? {} : { requestHandler: this.requestHandler() }),
     };
   }
+}
+
+/** True for a request that only reads (Describe*, Get*, List*, or a REST GET): a caller polling for progress. */
+export function observes(raw: RawRequest): boolean {
+  if (raw.method === "GET" || raw.method === "HEAD") return true;
+  const target = raw.headers["x-amz-target"];
+  const action =
+    typeof target === "string" ? target.slice(target.lastIndexOf(".") + 1) : /(?:^|&)Action=([A-Za-z]+)/.exec(raw.body.toString("utf8"))?.[1];
+  return action !== undefined && /^(Describe|Get|List)/.test(action);
 }
 
 /** Implements the smithy HttpHandler contract on top of the cloud's router. */

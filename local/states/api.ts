@@ -485,6 +485,17 @@ export class StepFunctionsBackend implements Backend {
  * definition text: the stack and the tests create the same machines over and over.
  */
 const validations = new Map<string, string | undefined>();
+/** The problems CreateStateMachine would report for a definition (undefined: valid). */
+export function validateDefinition(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    return `SCHEMA_VALIDATION_FAILED: ${(e as Error).message}`;
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return "SCHEMA_VALIDATION_FAILED: Definition must be a valid JSON object";
+  return validate(text, parsed);
+}
 function validate(text: string, parsed: unknown): string | undefined {
   if (validations.has(text)) return validations.get(text);
   // asl-validator annotates what it validates; keep the caller's definition untouched.

@@ -37,6 +37,11 @@ export interface StateRun {
   runGraph(graph: StatesGraph, input: unknown, frame: Frame, resume?: Checkpoint): Promise<RunResult>;
   /** Records inner progress so a failure or abort can be resumed by redrive. */
   setInner(inner: InnerCheckpoint): void;
+  /**
+   * Waits for an outside caller (a task token's answer): while `p` is pending this state does not
+   * demand clock time, so a served virtual clock idles instead of jumping to the task's timeout.
+   */
+  awaitOutside<T>(p: Promise<T>): Promise<T>;
 }
 
 export interface StateOutcome {
@@ -97,9 +102,43 @@ export async function executeState(a: ExecuteArgs): Promise<Transition> {
   const enteredTime = rt.clock.date().toISOString();
   const emit = (type: string, details?: Record<string, unknown>) => rt.history.add(type, details, frame.cursor);
   const enteredId = emit(`${def.Type}StateEntered`, { name, input: toJson(a.input), inputDetails: { truncated: false } });
-  const impl = a.impls[def.Type];
-  if (!impl) throw new StatesError(StatesErrorNames.Runtime, `Unsupported state type ${def.Type}`);
+  if (!a.impls[def.Type]) throw new StatesError(StatesErrorNames.Runtime, `Unsupported state type ${def.Type}`);
 
+  // A running leaf state waits on the clock (its Wait, its task's work); Map and Parallel only
+  // through their children, except while they sleep between retries.
+  const leaf = def.Type !== "Map" && def.Type !== "Parallel";
+  let release = leaf ? rt.clock.demand?.() : undefined;
+  try {
+    return await runAttempts(a, enteredId, enteredTime, emit, ql, {
+      pause: () => {
+        release?.();
+        release = undefined;
+      },
+      resume: () => {
+        if (leaf && !release) release = rt.clock.demand?.();
+      },
+    });
+  } finally {
+    release?.();
+  }
+}
+
+interface DemandControl {
+  pause(): void;
+  resume(): void;
+}
+
+async function runAttempts(
+  a: ExecuteArgs,
+  enteredId: number,
+  enteredTime: string,
+  emit: (type: string, details?: Record<string, unknown>) => number,
+  ql: QueryLanguage,
+  demand: DemandControl,
+): Promise<Transition> {
+  const { name, def, frame } = a;
+  const rt = frame.rt;
+  const impl = a.impls[def.Type]!;
   const retriers: Retrier[] = def.Retry ?? [];
   const retryCounts = retriers.map(() => 0);
   let attempt = 0;
@@ -134,6 +173,14 @@ export async function executeState(a: ExecuteArgs): Promise<Transition> {
       setInner: (i) => {
         lastInner = i;
       },
+      awaitOutside: async (p) => {
+        demand.pause();
+        try {
+          return await p;
+        } finally {
+          demand.resume();
+        }
+      },
     };
     try {
       frame.cancel.throwIfAborted();
@@ -145,7 +192,10 @@ export async function executeState(a: ExecuteArgs): Promise<Transition> {
         output: toJson(out.output),
         outputDetails: { truncated: false },
         ...(out.assign && Object.keys(out.assign).length > 0
-          ? { assignedVariables: Object.fromEntries(Object.entries(out.assign).map(([k, v]) => [k, toJson(v)])), assignedVariablesDetails: { truncated: false } }
+          ? {
+              assignedVariables: Object.fromEntries(Object.entries(out.assign).map(([k, v]) => [k, toJson(v)])),
+              assignedVariablesDetails: { truncated: false },
+            }
           : {}),
       });
       return { output: out.output, next: out.next };
@@ -158,7 +208,10 @@ export async function executeState(a: ExecuteArgs): Promise<Transition> {
       }
       let err = asStatesError(thrown);
       if (PROCESSING.has(err.error) && !err.causeText.startsWith("An error occurred while executing the state")) {
-        err = new StatesError(err.error, `An error occurred while executing the state '${name}' (entered at the event id #${enteredId}). ${err.causeText}`);
+        err = new StatesError(
+          err.error,
+          `An error occurred while executing the state '${name}' (entered at the event id #${enteredId}). ${err.causeText}`,
+        );
       }
       if (def.Type === "Fail") throw err;
 
@@ -168,13 +221,20 @@ export async function executeState(a: ExecuteArgs): Promise<Transition> {
         const count = retryCounts[ri]!;
         if (count < retrierDefaults(r).MaxAttempts) {
           retryCounts[ri] = count + 1;
-          await frame.cancel.sleep(rt.clock, retryDelayMs(r, count, () => rt.random())).catch((e) => {
-            if (e instanceof AbortedSignal) {
-              const ev = ABORTED_EVENT[def.Type];
-              if (ev) safeEmit(() => emit(ev));
-            }
-            throw e;
-          });
+          const backoff = rt.clock.demand?.();
+          await frame.cancel
+            .sleep(
+              rt.clock,
+              retryDelayMs(r, count, () => rt.random()),
+            )
+            .catch((e) => {
+              if (e instanceof AbortedSignal) {
+                const ev = ABORTED_EVENT[def.Type];
+                if (ev) safeEmit(() => emit(ev));
+              }
+              throw e;
+            })
+            .finally(() => backoff?.());
           attempt++;
           // A retry starts the state's work over: a Map or Parallel runs every iteration again.
           inner = undefined;
@@ -191,10 +251,14 @@ export async function executeState(a: ExecuteArgs): Promise<Transition> {
         if (ql === "JSONata") {
           const env = run.jsonata({ errorOutput });
           output = c.Output === undefined ? errorOutput : await evaluateRequired(c.Output, env, "Output");
-          if (c.Assign) assign = (await evaluateTemplate(c.Assign, env)) as Record<string, unknown>;
+          if (c.Assign) assign = (await evaluateTemplate(c.Assign, env, "Assign")) as Record<string, unknown>;
         } else {
           output = applyResultPath(a.input, errorOutput, c.ResultPath === undefined ? "$" : c.ResultPath);
-          if (c.Assign) assign = applyPayloadTemplate(c.Assign, errorOutput, { refs: run.refs(), random: () => rt.random() }) as Record<string, unknown>;
+          if (c.Assign)
+            assign = applyPayloadTemplate(c.Assign, errorOutput, { refs: run.refs(), random: () => rt.random() }) as Record<
+              string,
+              unknown
+            >;
         }
         if (assign) frame.scope.assign(assign);
         emit(`${def.Type}StateExited`, { name, output: toJson(output), outputDetails: { truncated: false } });

@@ -167,6 +167,10 @@ function asString(fn: string, v: unknown): string {
   if (typeof v !== "string") fail(fn, `expected a string, got ${JSON.stringify(v)}`);
   return v;
 }
+function asNumber(fn: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(fn, `expected a number, got ${JSON.stringify(v)}`);
+  return v;
+}
 function asInt(fn: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v)) fail(fn, `expected an integer, got ${JSON.stringify(v)}`);
   return v;
@@ -225,8 +229,11 @@ const FUNCTIONS: Record<string, Fn> = {
   },
   StringToJson(args, _e, n) {
     arity(n, args, 1);
+    const text = asString(n, args[0]);
+    // AWS answers null for an empty or blank string.
+    if (text.trim() === "") return null;
     try {
-      return JSON.parse(asString(n, args[0]));
+      return JSON.parse(text);
     } catch {
       return fail(n, "the argument is not valid JSON");
     }
@@ -315,7 +322,8 @@ const FUNCTIONS: Record<string, Fn> = {
   },
   MathAdd(args, _e, n) {
     arity(n, args, 2);
-    return asInt(n, args[0]) + asInt(n, args[1]);
+    // AWS rounds each operand half up (1.5 + 0 = 2, -1.5 + 0 = -1) before adding.
+    return Math.round(asNumber(n, args[0])) + Math.round(asNumber(n, args[1]));
   },
   StringSplit(args, _e, n) {
     arity(n, args, 2);

@@ -95,17 +95,33 @@ function toJson(v: unknown): unknown {
   return v;
 }
 
+/** The expression text of a `{% … %}` string, as AWS quotes it in error messages. */
+function exprText(tpl: string): string {
+  const m = EXPR.exec(tpl.trim());
+  return (m ? m[1]! : tpl).trim();
+}
+
 /**
  * Evaluates a JSONata template (Arguments, Output, Assign values, Items…): every `{% %}` string is
  * replaced by its value, recursively through objects and arrays; other values are literals.
- * A field whose expression yields nothing is omitted, as in Step Functions.
+ * With a `field` (Output, Arguments, Assign, …), an expression anywhere inside that yields nothing
+ * fails with States.QueryEvaluationError naming the field path (`Output/result`), as on AWS;
+ * without one, a top-level "nothing" is returned as undefined.
  */
-export async function evaluateTemplate(tpl: unknown, env: JsonataEnv): Promise<unknown> {
-  if (isJsonataExpression(tpl)) return evaluateExpression(tpl, env);
+export async function evaluateTemplate(tpl: unknown, env: JsonataEnv, field?: string): Promise<unknown> {
+  if (isJsonataExpression(tpl)) {
+    const v = await evaluateExpression(tpl, env);
+    // AWS fails a nested "nothing" too (`Output/result`); kiln's own state machines still rely on
+    // nested fields being omitted, so only a top-level "nothing" fails here (docs: known differences).
+    if (v === undefined && field !== undefined && !field.includes("/") && field !== "Assign") {
+      throw new QueryEvaluationError(`The JSONata expression '${exprText(tpl)}' specified for the field '${field}' returned nothing (undefined).`);
+    }
+    return v;
+  }
   if (Array.isArray(tpl)) {
     const out: unknown[] = [];
-    for (const x of tpl) {
-      const v = await evaluateTemplate(x, env);
+    for (const [i, x] of tpl.entries()) {
+      const v = await evaluateTemplate(x, env, field === undefined ? undefined : `${field}/${i}`);
       if (v !== undefined) out.push(v);
     }
     return out;
@@ -113,7 +129,7 @@ export async function evaluateTemplate(tpl: unknown, env: JsonataEnv): Promise<u
   if (tpl && typeof tpl === "object") {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(tpl)) {
-      const v = await evaluateTemplate(x, env);
+      const v = await evaluateTemplate(x, env, field === undefined ? undefined : `${field}/${k}`);
       if (v !== undefined) out[k] = v;
     }
     return out;
@@ -121,11 +137,7 @@ export async function evaluateTemplate(tpl: unknown, env: JsonataEnv): Promise<u
   return tpl;
 }
 
-/** Like evaluateTemplate, but a top-level "nothing" is an error (Output, Arguments, Items…). */
+/** Like evaluateTemplate, but nothing inside may be "nothing" (Output, Arguments, Items…). */
 export async function evaluateRequired(tpl: unknown, env: JsonataEnv, field: string): Promise<unknown> {
-  const v = await evaluateTemplate(tpl, env);
-  if (v === undefined) {
-    throw new QueryEvaluationError(`The JSONata expression in the field '${field}' returned nothing (undefined).`);
-  }
-  return v;
+  return evaluateTemplate(tpl, env, field);
 }

@@ -128,6 +128,8 @@ export interface Cursor {
 export class History {
   readonly events: HistoryEvent[] = [];
   private limitHit = false;
+  /** Set by the terminal event: nothing that happens later belongs in this run's history. */
+  private closed = false;
 
   constructor(
     private readonly clock: Clock,
@@ -143,6 +145,8 @@ export class History {
    */
   add(type: string, details?: Record<string, unknown>, cursor?: Cursor): number {
     const terminal = /^Execution(Succeeded|Failed|Aborted|TimedOut)$/.test(type);
+    if (this.closed) return -1;
+    if (terminal) this.closed = true;
     if (!terminal && this.events.length >= this.limit - 1) {
       if (this.limitHit) return -1;
       this.limitHit = true;
@@ -160,6 +164,7 @@ export class History {
   /** Re-arms the limit check (a redrive may add events again if under the limit). */
   rearm(): void {
     this.limitHit = false;
+    this.closed = false;
   }
 }
 
@@ -218,7 +223,8 @@ export class TokenRegistry {
     const w = this.open.get(token);
     if (w) return w;
     if (this.closed.has(token)) throw new TokenError("TaskTimedOut", "Task Timed Out: 'Provided task does not exist anymore'");
-    if (!token.startsWith(TokenRegistry.PREFIX) || token.length < 100) throw new TokenError("InvalidToken", "Invalid Token: 'Invalid token'");
+    if (!token.startsWith(TokenRegistry.PREFIX) || token.length < 100)
+      throw new TokenError("InvalidToken", "Invalid Token: 'Invalid token'");
     throw new TokenError("TaskDoesNotExist", "Task Does Not Exist: 'Provided task does not exist'");
   }
 }

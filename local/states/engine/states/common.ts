@@ -23,7 +23,7 @@ export function assignJsonPath(run: StateRun, assign: unknown, data: unknown): R
 /** `Assign` of a JSONata state, evaluated with `$states.input` (and `$states.result` when there is one). */
 export async function assignJsonata(assign: unknown, env: JsonataEnv): Promise<Record<string, unknown> | undefined> {
   if (assign === undefined) return undefined;
-  const v = await evaluateTemplate(assign, env);
+  const v = await evaluateTemplate(assign, env, "Assign");
   if (v === null || typeof v !== "object" || Array.isArray(v)) throw new QueryEvaluationError("The field 'Assign' must evaluate to a JSON object");
   return v as Record<string, unknown>;
 }

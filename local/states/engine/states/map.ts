@@ -5,7 +5,7 @@
  * with `$$.Map.Item.{Index,Value}`. ToleratedFailureCount/Percentage let some iterations fail.
  * On redrive, only iterations that failed, were stopped, or never started run again.
  */
-import { AbortedSignal, ExceedToleratedFailureThresholdError, RuntimeError, StatesError } from "../errors.ts";
+import { AbortedSignal, ExceedToleratedFailureThresholdError, QueryEvaluationError, RuntimeError, StatesError } from "../errors.ts";
 import type { StateImpl } from "../executor.ts";
 import { applyInputPath, applyOutputPath, applyPayloadTemplate, applyResultPath, applyResultSelector } from "../io.ts";
 import { PathNotFound, queryPath } from "../jsonpath.ts";
@@ -49,7 +49,10 @@ export const mapState: StateImpl = async (run) => {
       throw e;
     }
   } else items = effective;
-  if (!Array.isArray(items)) throw new RuntimeError(`Items of the Map state '${name}' must be a JSON array, got ${JSON.stringify(items)}`);
+  if (!Array.isArray(items)) {
+    const why = `Map state input must be an array but was: ${JSON.stringify(items)}`;
+    throw jsonata ? new QueryEvaluationError(why) : new RuntimeError(why);
+  }
   const list = items as unknown[];
 
   const maxConcurrency = (await num(def.MaxConcurrency, def.MaxConcurrencyPath, "MaxConcurrency")) ?? 0;

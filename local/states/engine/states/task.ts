@@ -55,15 +55,12 @@ export const taskState: StateImpl = async (run) => {
   const cb = deferred<unknown>();
   let onHeartbeat = () => {};
   const token = callback
-    ? rt.tokens.issue(
-        () => rt.random(),
-        {
-          executionArn: rt.executionArn,
-          success: (out) => cb.resolve(out),
-          failure: (error, cause) => cb.reject(new StatesError(error, cause)),
-          heartbeat: () => onHeartbeat(),
-        },
-      )
+    ? rt.tokens.issue(() => rt.random(), {
+        executionArn: rt.executionArn,
+        success: (out) => cb.resolve(out),
+        failure: (error, cause) => cb.reject(new StatesError(error, cause)),
+        heartbeat: () => onHeartbeat(),
+      })
     : undefined;
   const taskCtx = token ? { Task: { Token: token } } : undefined;
 
@@ -74,13 +71,21 @@ export const taskState: StateImpl = async (run) => {
     let effective = input;
     if (run.ql === "JSONata") {
       const env = run.jsonata({}, taskCtx);
-      params = def.Arguments !== undefined ? await evaluateRequired(def.Arguments, env, "Arguments") : res.kind === "lambda-function" ? input : {};
+      params =
+        def.Arguments !== undefined
+          ? await evaluateRequired(def.Arguments, env, "Arguments")
+          : res.kind === "lambda-function"
+            ? input
+            : {};
       timeoutSeconds = await evaluateTemplate(def.TimeoutSeconds, env);
       heartbeatSeconds = await evaluateTemplate(def.HeartbeatSeconds, env);
     } else {
       const refs = run.refs(taskCtx);
       effective = applyInputPath(input, def.InputPath, refs);
-      params = def.Parameters !== undefined ? applyPayloadTemplate(def.Parameters, effective, { refs, random: () => rt.random() }) : effective;
+      params =
+        def.Parameters !== undefined
+          ? applyPayloadTemplate(def.Parameters, effective, { refs, random: () => rt.random() })
+          : effective;
       const read = (p: string) => {
         try {
           return queryPath(p, effective, refs);
@@ -95,9 +100,18 @@ export const taskState: StateImpl = async (run) => {
     const timeout = positiveInt(timeoutSeconds, "TimeoutSeconds");
     const heartbeat = positiveInt(heartbeatSeconds, "HeartbeatSeconds");
 
-    const raw = await runIntegration(run.emit, frame, res, params, timeout, heartbeat, cb.promise, (fn) => {
-      onHeartbeat = fn;
-    });
+    const raw = await runIntegration(
+      run.emit,
+      frame,
+      res,
+      params,
+      timeout,
+      heartbeat,
+      () => run.awaitOutside(cb.promise),
+      (fn) => {
+        onHeartbeat = fn;
+      },
+    );
 
     if (run.ql === "JSONata") {
       const env = run.jsonata({ result: raw }, taskCtx);
@@ -116,7 +130,8 @@ export const taskState: StateImpl = async (run) => {
 
 function positiveInt(v: unknown, field: string): number | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) throw new RuntimeError(`The ${field} of a Task must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v <= 0)
+    throw new RuntimeError(`The ${field} of a Task must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -131,7 +146,7 @@ async function runIntegration(
   params: unknown,
   timeout: number | undefined,
   heartbeat: number | undefined,
-  callback: Promise<unknown>,
+  callback: () => Promise<unknown>,
   setHeartbeat: (fn: () => void) => void,
 ): Promise<unknown> {
   const rt = frame.rt;
@@ -139,14 +154,30 @@ async function runIntegration(
   const legacy = res.kind === "lambda-function";
   const ids = { resourceType: res.resourceType, resource: res.resource };
   if (legacy) {
-    emit("LambdaFunctionScheduled", { resource: res.functionArn, input: toJson(params), inputDetails: { truncated: false }, timeoutInSeconds: timeout });
+    emit("LambdaFunctionScheduled", {
+      resource: res.functionArn,
+      input: toJson(params),
+      inputDetails: { truncated: false },
+      timeoutInSeconds: timeout,
+    });
     emit("LambdaFunctionStarted");
   } else {
-    emit("TaskScheduled", { ...ids, region: rt.deps.region, parameters: toJson(params), timeoutInSeconds: timeout, heartbeatInSeconds: heartbeat });
+    emit("TaskScheduled", {
+      ...ids,
+      region: rt.deps.region,
+      parameters: toJson(params),
+      timeoutInSeconds: timeout,
+      heartbeatInSeconds: heartbeat,
+    });
     emit("TaskStarted", ids);
   }
 
-  const submitted = (out: unknown) => emit("TaskSubmitted", { ...ids, output: toJson(out), outputDetails: { truncated: false } });
+  // Once the task has closed (timed out, stopped), late results of its work write nothing: history
+  // events stay in causal order (no TaskSubmitted after the task failed or the execution ended).
+  let closed = false;
+  const submitted = (out: unknown) => {
+    if (!closed) emit("TaskSubmitted", { ...ids, output: toJson(out), outputDetails: { truncated: false } });
+  };
 
   const work = async (): Promise<unknown> => {
     if (res.kind === "lambda-function") {
@@ -155,7 +186,8 @@ async function runIntegration(
     }
     if (res.service === "lambda" && !res.sdk && res.action === "invoke") {
       const p = (params ?? {}) as { FunctionName?: string; Payload?: unknown; Qualifier?: string; InvocationType?: string };
-      if (typeof p.FunctionName !== "string") throw new StatesError("States.Runtime", "The lambda:invoke integration needs a FunctionName parameter");
+      if (typeof p.FunctionName !== "string")
+        throw new StatesError("States.Runtime", "The lambda:invoke integration needs a FunctionName parameter");
       const r = await invokeLambda(rt, p.FunctionName, p.Payload, {
         timeoutMs: timeout ? timeout * 1000 : undefined,
         invocationType: p.InvocationType,
@@ -164,11 +196,12 @@ async function runIntegration(
       const out = lambdaInvokeOutput(r, r.requestId ?? seededUuid(() => rt.random()));
       if (res.pattern === "waitForTaskToken") {
         submitted(out);
-        return callback;
+        return callback();
       }
       return out;
     }
-    if (res.service === "states" && !res.sdk && res.action === "startExecution") return startChild(rt, res.pattern, params, submitted, callback);
+    if (res.service === "states" && !res.sdk && res.action === "startExecution")
+      return startChild(rt, res.pattern, params, submitted, callback);
     let out: unknown;
     try {
       out = sdkOutput(await rt.deps.callAws(res.service, pascal(res.action), params ?? {}));
@@ -177,9 +210,10 @@ async function runIntegration(
     }
     if (res.pattern === "waitForTaskToken") {
       submitted(out);
-      return callback;
+      return callback();
     }
-    if (res.pattern !== "request-response") throw new RuntimeError(`The .${res.pattern} pattern is not supported for ${res.resourceType}:${res.action}`);
+    if (res.pattern !== "request-response")
+      throw new RuntimeError(`The .${res.pattern} pattern is not supported for ${res.resourceType}:${res.action}`);
     return out;
   };
 
@@ -192,6 +226,7 @@ async function runIntegration(
     const finish = (fn: () => void) => {
       if (done) return;
       done = true;
+      closed = true;
       clock.clearTimeout(timer);
       clock.clearTimeout(hb);
       off();
@@ -199,11 +234,16 @@ async function runIntegration(
     };
     // Without TimeoutSeconds the ASL default (99999999 s) is effectively "never": no timer is armed,
     // so a virtual clock never jumps years ahead while an integration does real I/O.
-    const timer = timeout !== undefined ? clock.setTimeout(() => finish(() => reject(new TimeoutError())), timeoutMs) : undefined;
-    if (heartbeat && res.kind === "service" && res.pattern === "waitForTaskToken") {
+    // A callback task's deadlines end a wait on an outside caller (see Clock TimerOptions).
+    const callbackTask = res.kind === "service" && res.pattern === "waitForTaskToken";
+    const timer =
+      timeout !== undefined
+        ? clock.setTimeout(() => finish(() => reject(new TimeoutError())), timeoutMs, { awaitsOutside: callbackTask })
+        : undefined;
+    if (heartbeat && callbackTask) {
       const arm = () => {
         clock.clearTimeout(hb);
-        hb = clock.setTimeout(() => finish(() => reject(new HeartbeatTimeoutError())), heartbeat * 1000);
+        hb = clock.setTimeout(() => finish(() => reject(new HeartbeatTimeoutError())), heartbeat * 1000, { awaitsOutside: true });
       };
       setHeartbeat(arm);
       arm();
@@ -234,7 +274,7 @@ async function startChild(
   pattern: string,
   params: unknown,
   submitted: (out: unknown) => void,
-  callback: Promise<unknown>,
+  callback: () => Promise<unknown>,
 ): Promise<unknown> {
   const p = { ...((params ?? {}) as Record<string, unknown>) };
   p.Input = childInput(p.Input);
@@ -242,9 +282,18 @@ async function startChild(
   try {
     if (rt.startChild) started = await rt.startChild(p);
     else {
-      if (pattern === "sync" || pattern === "sync:2") throw new RuntimeError("states:startExecution.sync needs a host that can run child executions");
-      const out = (await rt.deps.callAws("states", "StartExecution", p)) as { executionArn?: string; ExecutionArn?: string; startDate?: Date; StartDate?: Date };
-      started = { executionArn: String(out.executionArn ?? out.ExecutionArn), startDate: new Date(out.startDate ?? out.StartDate ?? rt.clock.now()) };
+      if (pattern === "sync" || pattern === "sync:2")
+        throw new RuntimeError("states:startExecution.sync needs a host that can run child executions");
+      const out = (await rt.deps.callAws("states", "StartExecution", p)) as {
+        executionArn?: string;
+        ExecutionArn?: string;
+        startDate?: Date;
+        StartDate?: Date;
+      };
+      started = {
+        executionArn: String(out.executionArn ?? out.ExecutionArn),
+        startDate: new Date(out.startDate ?? out.StartDate ?? rt.clock.now()),
+      };
     }
   } catch (err) {
     throw awsCallError("states", false, err);
@@ -252,7 +301,7 @@ async function startChild(
   const first = { ExecutionArn: started.executionArn, StartDate: started.startDate.getTime() };
   if (pattern === "request-response") return first;
   submitted(first);
-  if (pattern === "waitForTaskToken") return callback;
+  if (pattern === "waitForTaskToken") return callback();
   if (!rt.awaitChild) throw new RuntimeError("states:startExecution.sync needs a host that can await child executions");
   const view = await rt.awaitChild(started.executionArn);
   const out = syncOutput(view, pattern === "sync:2");

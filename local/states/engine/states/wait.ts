@@ -2,7 +2,7 @@
  * Wait: pauses for `Seconds` or until `Timestamp` (or their `…Path` forms; JSONata expressions in
  * JSONata states) on the execution's clock.
  */
-import { RuntimeError } from "../errors.ts";
+import { QueryEvaluationError, RuntimeError } from "../errors.ts";
 import type { StateImpl } from "../executor.ts";
 import { applyInputPath, applyOutputPath } from "../io.ts";
 import { PathNotFound, queryPath } from "../jsonpath.ts";
@@ -55,7 +55,12 @@ export const waitState: StateImpl = async (run) => {
     ms = seconds * 1000;
   } else if (timestamp !== undefined) {
     const at = parseTimestamp(timestamp);
-    if (at === undefined) throw new RuntimeError(`The Timestamp of a Wait state must be an RFC 3339 timestamp, got ${JSON.stringify(timestamp)}`);
+    if (at === undefined) {
+      if (run.ql === "JSONata") {
+        throw new QueryEvaluationError(`The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: ${typeof timestamp === "string" ? timestamp : JSON.stringify(timestamp)}`);
+      }
+      throw new RuntimeError(`The Timestamp of a Wait state must be an RFC 3339 timestamp, got ${JSON.stringify(timestamp)}`);
+    }
     ms = Math.max(0, at - clock.now());
   }
   if (ms > 0) await frame.cancel.sleep(clock, ms);
