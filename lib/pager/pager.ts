@@ -92,7 +92,7 @@ export interface ExecutionInput {
 }
 
 /** What an operator did that the pager notifies at info instead of paging. */
-export type NoticeKind = "operator-abort" | "rejected" | "rollback-refused" | "abort-refused";
+export type NoticeKind = "operator-abort" | "rejected" | "rollback-refused" | "abort-refused" | "superseded";
 
 export interface Notice {
   kind: NoticeKind;
@@ -242,6 +242,7 @@ export function summary(f: PageFacts): string {
 }
 
 const NOTICE_TEXT: Record<NoticeKind, string> = {
+  superseded: "deployment refused to run (superseded by a newer request; nothing changed)",
   "operator-abort": "deployment aborted",
   rejected: "deployment rejected",
   "rollback-refused": "rollback refused",
@@ -418,6 +419,8 @@ function lockUnitOf(service: string, environment: string | undefined): { service
 
 /** The error a rejection at the approval gate fails it with (`kiln reject`, the console). */
 export const REJECTED_ERROR = "kiln.Rejected";
+/** The error a superseded execution fails with at AcquireLock/RenewLock or a guarded roll step. */
+export const SUPERSEDED_ERROR = "kiln.Superseded";
 /** The deploy machine's approval gate. */
 export const APPROVAL_STATE = "RequestApproval";
 
@@ -446,6 +449,8 @@ export async function noticeFor(
   const asOperator = (kind: NoticeKind): Notice => ({ kind, by: op!.requestedBy, ...(op!.reason ? { reason: op!.reason } : {}) });
   if (machine === deps.machines.deploy) {
     if (d.status === "FAILED" && f.error === REJECTED_ERROR && f.failedState === APPROVAL_STATE) return { kind: "rejected" };
+    // A superseded execution (typically redriven by an operator) refused to change the fleet: nothing is broken (I7).
+    if (d.status === "FAILED" && f.error === SUPERSEDED_ERROR) return { kind: "superseded" };
     if (d.status === "ABORTED" && d.error === "kiln.Aborted" && deps.machines.abort) {
       const r = await deps.sfn.send(
         new ListExecutionsCommand({ stateMachineArn: deps.machines.abort, maxResults: ABORTS_SCANNED }),

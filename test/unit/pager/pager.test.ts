@@ -451,6 +451,19 @@ describe("pager: operator actions notify at info, other machines are ignored", (
     expect(pagedAtCritical()).toBe(true);
   });
 
+  it("a redrive of a superseded deployment that refuses to run notifies at info, never pages", async () => {
+    const e = failed(
+      "deploy",
+      "web-production-0d1a26e67d8f-push-1",
+      { service: "web", environment: "production", commit: COMMIT, trigger: "push", branch: "main" },
+      "RenewLock",
+      "kiln.Superseded",
+      "superseded by request #2",
+    );
+    await expect(handleStatusChange(e, deps)).resolves.toMatchObject({ action: "notified", notice: "superseded" });
+    expect(pagedAtCritical()).toBe(false);
+  });
+
   it("reject and operator abort notify at info", async () => {
     const input = { service: "web-api", environment: "pre-prod", commit: COMMIT, trigger: "push", branch: "pre" };
     const rejected = failed(
