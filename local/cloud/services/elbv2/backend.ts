@@ -67,6 +67,8 @@ export class ElbBackend implements ElbApi {
   /** Opens and closes the real HTTP listeners (set by listener.ts). */
   servers?: { open(l: Listener): Promise<void>; close(l: Listener): Promise<void>; closeAll(): Promise<void> };
   private hostCountTimer?: ReturnType<Cloud["clock"]["setTimeout"]>;
+  /** Background users per load balancer (see `startUsers`). */
+  private readonly users = new Map<string, { timer?: ReturnType<Cloud["clock"]["setTimeout"]> }>();
   private readonly generations = new WeakMap<Target, number>();
   private readonly onInstanceState = (e: InstanceStateEvent) => this.instanceChanged(e);
 
@@ -452,6 +454,54 @@ export class ElbBackend implements ElbApi {
     }
   }
 
+  /**
+   * Background users of a load balancer: about `rps` requests a second (a Poisson count drawn
+   * once per simulated second, from a generator of its own so the cloud's seeded sequence stays
+   * the scenario's) sent in process through `request()` — the same routing and metrics as real
+   * clients, cheap enough for virtual time. Only this traffic gives the canary judge evidence in
+   * tests that send none themselves. Returns a function that stops them.
+   */
+  startUsers(lb: string, rps: number, path = "/"): () => void {
+    const found = this.lb(lb);
+    if (!found) throw elbError.lbNotFound();
+    this.stopUsers(found.arn);
+    const state: { timer?: ReturnType<Cloud["clock"]["setTimeout"]> } = {};
+    this.users.set(found.arn, state);
+    let seed = 0x9e3779b9 ^ Math.round(rps * 1000);
+    const rand = () => {
+      // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const poisson = (mean: number) => {
+      // Knuth for small means, a rounded normal beyond (counts of hundreds a second).
+      if (mean > 50) return Math.max(0, Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand())));
+      const l = Math.exp(-mean);
+      let k = 0;
+      let p = 1;
+      do {
+        k++;
+        p *= rand();
+      } while (p > l);
+      return k - 1;
+    };
+    const tick = () => {
+      const n = poisson(rps);
+      for (let i = 0; i < n; i++) this.request(found.arn, path).catch(() => undefined);
+      state.timer = this.cloud.clock.setTimeout(tick, 1_000);
+    };
+    state.timer = this.cloud.clock.setTimeout(tick, 1_000);
+    return () => this.stopUsers(found.arn);
+  }
+
+  stopUsers(lbArn: string): void {
+    const u = this.users.get(lbArn);
+    if (u) this.cloud.clock.clearTimeout(u.timer);
+    this.users.delete(lbArn);
+  }
+
   // ---- metrics (namespace AWS/ApplicationELB) ----
 
   private cw(): CloudWatchApi | undefined {
@@ -514,6 +564,7 @@ export class ElbBackend implements ElbApi {
   async stop(): Promise<void> {
     this.cloud.bus.off("instance-state", this.onInstanceState);
     this.cloud.clock.clearTimeout(this.hostCountTimer);
+    for (const arn of [...this.users.keys()]) this.stopUsers(arn);
     for (const tg of this.tgs.values()) for (const t of tg.targets.values()) this.bump(t);
     for (const lb of this.lbs.values()) this.cloud.clock.clearTimeout(lb.timer);
     await this.servers?.closeAll();
