@@ -6,7 +6,16 @@
  * percentiles, TC(τ:) slow counts). The full stack is not in this loop — its evidence path is
  * covered by the integration and end-to-end tests; here thousands of deployments take seconds.
  */
-import { bakeDecision, DEFAULT_JUDGE, judge, type JudgeSettings, latencyThreshold, median, percentile, plannedLooks } from "../lib/roll/judge.ts";
+import {
+  bakeDecision,
+  DEFAULT_JUDGE,
+  judge,
+  type JudgeSettings,
+  latencyThreshold,
+  median,
+  percentile,
+  plannedLooks,
+} from "../lib/roll/judge.ts";
 
 export interface Profile {
   name: string;
@@ -97,7 +106,8 @@ function binomial(n: number, p: number, r: () => number): number {
 function normalCdf(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * x);
-  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  const y =
+    1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
   return z >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
 }
 
@@ -105,17 +115,25 @@ function normalCdf(z: number): number {
 function inverseNormal(p: number): number {
   const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
   const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const c = [
+    -0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783,
+  ];
   const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
   const lo = 0.02425;
   if (p < lo) {
     const q = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) / ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
+    return (
+      (((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
+      ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1)
+    );
   }
   if (p > 1 - lo) return -inverseNormal(1 - p);
   const q = p - 0.5;
   const rr = q * q;
-  return ((((((a[0]! * rr + a[1]!) * rr + a[2]!) * rr + a[3]!) * rr + a[4]!) * rr + a[5]!) * q) / (((((b[0]! * rr + b[1]!) * rr + b[2]!) * rr + b[3]!) * rr + b[4]!) * rr + 1);
+  return (
+    ((((((a[0]! * rr + a[1]!) * rr + a[2]!) * rr + a[3]!) * rr + a[4]!) * rr + a[5]!) * q) /
+    (((((b[0]! * rr + b[1]!) * rr + b[2]!) * rr + b[3]!) * rr + b[4]!) * rr + 1)
+  );
 }
 
 export interface DeployOutcome {
@@ -130,7 +148,12 @@ export interface DeployOutcome {
 }
 
 /** One deployment: per-second traffic, evaluated every interval exactly as BakeCanary does. */
-export function simulateDeployment(p: Profile, sev: Severity | undefined, seed: number, s: JudgeSettings = DEFAULT_JUDGE): DeployOutcome {
+export function simulateDeployment(
+  p: Profile,
+  sev: Severity | undefined,
+  seed: number,
+  s: JudgeSettings = DEFAULT_JUDGE,
+): DeployOutcome {
   const r = rng(seed);
   const P = s.periodSeconds;
   const periods = { green: new Map<number, Period>(), blue: new Map<number, Period>() };
@@ -154,7 +177,8 @@ export function simulateDeployment(p: Profile, sev: Severity | undefined, seed: 
       pr.scale = green ? gLat : 1;
       // Low volumes: every request's latency. High volumes: the period's percentile and slow counts are
       // drawn from their exact distributions at the end of the period (see `percentileOf`, `slowOf`).
-      if (p.rps * share * P <= 2_000) for (let i = 0; i < n; i++) pr.latencies.push((BASE.medianMs / 1000) * Math.exp(BASE.sigma * gauss(r)) * pr.scale);
+      if (p.rps * share * P <= 2_000)
+        for (let i = 0; i < n; i++) pr.latencies.push((BASE.medianMs / 1000) * Math.exp(BASE.sigma * gauss(r)) * pr.scale);
       else pr.aggregated = true;
     }
   };
@@ -197,7 +221,10 @@ export function simulateDeployment(p: Profile, sev: Severity | undefined, seed: 
     const startedAt = t;
     const looks = plannedLooks(bakeSeconds, s);
     for (;;) {
-      const next = Math.min(startedAt + (Math.floor((t - startedAt) / s.intervalSeconds) + 1) * s.intervalSeconds, t < startedAt + bakeSeconds ? startedAt + bakeSeconds : Number.POSITIVE_INFINITY);
+      const next = Math.min(
+        startedAt + (Math.floor((t - startedAt) / s.intervalSeconds) + 1) * s.intervalSeconds,
+        t < startedAt + bakeSeconds ? startedAt + bakeSeconds : Number.POSITIVE_INFINITY,
+      );
       for (; t < next; t++) serve(t, step.weight);
       const blueFrom = step.weight < 100 ? startedAt : startedAt - s.baselineSeconds;
       const blueTo = step.weight < 100 ? t : startedAt;
@@ -234,7 +261,15 @@ function priorExposure(index: number, rps: number, extraRate: number): number {
 export interface JudgeMeasure {
   profile: string;
   good: { runs: number; falsePositives: number; noTraffic: number };
-  bad: { severity: string; runs: number; falseNegatives: number; noTraffic: number; medianDetectionSeconds: number | null; errors: number; bound: number }[];
+  bad: {
+    severity: string;
+    runs: number;
+    falseNegatives: number;
+    noTraffic: number;
+    medianDetectionSeconds: number | null;
+    errors: number;
+    bound: number;
+  }[];
 }
 
 export function measureJudge(opts: { goodRuns?: number; badRuns?: number } = {}): JudgeMeasure[] {
@@ -263,7 +298,15 @@ export function measureJudge(opts: { goodRuns?: number; badRuns?: number } = {})
           bound += o.bound;
         }
       }
-      return { severity: sev.name, runs: badRuns, falseNegatives: fn, noTraffic, medianDetectionSeconds: median(det) ?? null, errors, bound: Math.round(bound) };
+      return {
+        severity: sev.name,
+        runs: badRuns,
+        falseNegatives: fn,
+        noTraffic,
+        medianDetectionSeconds: median(det) ?? null,
+        errors,
+        bound: Math.round(bound),
+      };
     });
     return { profile: p.name, good, bad };
   });

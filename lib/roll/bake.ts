@@ -13,7 +13,16 @@
 import { VerificationFailedError } from "../errors.ts";
 import { bakeDecision, DEFAULT_JUDGE, judge, type JudgeReport, type JudgeSettings, plannedLooks } from "./judge.ts";
 import { completePeriods, loadBalancerDimension, readEvidence, targetGroupDimension, type Window } from "./judge-metrics.ts";
-import { alarmStates, assertHoldsLock, blueOnly, type CanaryInput, type RollDeps, type RollPlan, shiftTraffic, stepWeights } from "./steps.ts";
+import {
+  alarmStates,
+  assertHoldsLock,
+  blueOnly,
+  type CanaryInput,
+  type RollDeps,
+  type RollPlan,
+  shiftTraffic,
+  stepWeights,
+} from "./steps.ts";
 import { readWeights, setWeights } from "./traffic.ts";
 
 /** Longest stretch one BakeCanary invocation watches (its Lambda timeout is 900 s). */
@@ -54,10 +63,19 @@ export function bakeSecondsOf(plan: Pick<RollPlan, "steps" | "judge">, index: nu
 }
 
 /** The windows judged at `now`: green since the bake began; blue the same, or its baseline before the step when it takes no traffic. */
-export function judgeWindows(plan: Pick<RollPlan, "steps">, index: number, startedAt: number, now: number, s: JudgeSettings): { green: Window; blue: Window } {
+export function judgeWindows(
+  plan: Pick<RollPlan, "steps">,
+  index: number,
+  startedAt: number,
+  now: number,
+  s: JudgeSettings,
+): { green: Window; blue: Window } {
   const green = completePeriods(startedAt, now, s.periodSeconds);
   const blueTakesTraffic = plan.steps[index]!.weight < 100;
-  return { green, blue: blueTakesTraffic ? green : completePeriods(startedAt - s.baselineSeconds * 1000, startedAt, s.periodSeconds) };
+  return {
+    green,
+    blue: blueTakesTraffic ? green : completePeriods(startedAt - s.baselineSeconds * 1000, startedAt, s.periodSeconds),
+  };
 }
 
 export async function bakeCanary(input: BakeInput, deps: RollDeps): Promise<BakeResult> {
@@ -101,10 +119,21 @@ export async function bakeCanary(input: BakeInput, deps: RollDeps): Promise<Bake
     const firing = Object.entries(alarms)
       .filter(([, v]) => v === "ALARM" || v === "MISSING")
       .map(([n, v]) => (v === "MISSING" ? `${n} (does not exist)` : n));
-    const report = s.enabled ? judge(await readEvidence(deps.cloudwatch, targets, judgeWindows(plan, index, startedAt, now, s), s), s, looks) : undefined;
+    const report = s.enabled
+      ? judge(await readEvidence(deps.cloudwatch, targets, judgeWindows(plan, index, startedAt, now, s), s), s, looks)
+      : undefined;
     evaluations++;
     const d = bakeDecision(now, { startedAt, bakeSeconds }, firing, report, s);
-    const base = { index, bake: { startedAt }, bakeSeconds, evaluations, decision: d.reason, alarms, ...(report ? { report } : {}), ...(restarted ? { restarted } : {}) };
+    const base = {
+      index,
+      bake: { startedAt },
+      bakeSeconds,
+      evaluations,
+      decision: d.reason,
+      alarms,
+      ...(report ? { report } : {}),
+      ...(restarted ? { restarted } : {}),
+    };
     if (d.action === "fail") {
       await setWeights(deps.elbv2, plan.traffic, blueOnly(plan));
       const step = plan.steps[index]!;

@@ -70,7 +70,9 @@ async function query(cw: CloudWatchClient, queries: MetricDataQuery[], w: Window
   if (w[1] <= w[0]) return out;
   let NextToken: string | undefined;
   do {
-    const r = await cw.send(new GetMetricDataCommand({ MetricDataQueries: queries, StartTime: new Date(w[0]), EndTime: new Date(w[1]), NextToken }));
+    const r = await cw.send(
+      new GetMetricDataCommand({ MetricDataQueries: queries, StartTime: new Date(w[0]), EndTime: new Date(w[1]), NextToken }),
+    );
     for (const res of r.MetricDataResults ?? []) out.get(res.Id!)?.push(...(res.Values ?? []));
     NextToken = r.NextToken;
   } while (NextToken);
@@ -95,7 +97,14 @@ async function readSide(cw: CloudWatchClient, lb: string, tg: string, w: Window,
   return { requests: sum(r.get("requests")), errors: sum(r.get("errors")), ...(latency !== undefined ? { latency } : {}) };
 }
 
-async function slowCount(cw: CloudWatchClient, lb: string, tg: string, w: Window, tau: number, s: JudgeSettings): Promise<number> {
+async function slowCount(
+  cw: CloudWatchClient,
+  lb: string,
+  tg: string,
+  w: Window,
+  tau: number,
+  s: JudgeSettings,
+): Promise<number> {
   // TC(τ:) is the number of values above τ; CloudWatch takes up to 10 decimals.
   const r = await query(cw, [stat("slow", "TargetResponseTime", { lb, tg }, s.periodSeconds, `TC(${tau.toFixed(6)}:)`)], w);
   return sum(r.get("slow"));
@@ -106,7 +115,12 @@ async function slowCount(cw: CloudWatchClient, lb: string, tg: string, w: Window
  * traffic; the baseline before the step when it takes none). Four GetMetricData calls, whatever
  * the fleet size.
  */
-export async function readEvidence(cw: CloudWatchClient, t: JudgeTargets, windows: { green: Window; blue: Window }, s: JudgeSettings): Promise<Evidence> {
+export async function readEvidence(
+  cw: CloudWatchClient,
+  t: JudgeTargets,
+  windows: { green: Window; blue: Window },
+  s: JudgeSettings,
+): Promise<Evidence> {
   const [green, blue] = await Promise.all([
     readSide(cw, t.loadBalancer, t.green, windows.green, s),
     readSide(cw, t.loadBalancer, t.blue, windows.blue, s),

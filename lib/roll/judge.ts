@@ -229,7 +229,11 @@ export function judge(e: Evidence, s: JudgeSettings, looks: number): JudgeReport
   const gRate = e.green.requests > 0 ? e.green.errors / e.green.requests : 0;
   const bRate = e.blue.requests > 0 ? e.blue.errors / e.blue.requests : 0;
   const ratio = 1 + s.errorRate.tolerance;
-  const errP = excessTest({ events: e.green.errors, total: e.green.requests }, { events: e.blue.errors, total: e.blue.requests }, ratio);
+  const errP = excessTest(
+    { events: e.green.errors, total: e.green.requests },
+    { events: e.blue.errors, total: e.blue.requests },
+    ratio,
+  );
   const errFail = errP < alpha && gRate - bRate >= s.errorRate.minIncrease && e.blue.requests > 0;
   const errorRate: MetricReport = {
     result: e.green.requests === 0 || e.blue.requests === 0 ? "no data" : errFail ? "fail" : "pass",
@@ -240,12 +244,32 @@ export function judge(e: Evidence, s: JudgeSettings, looks: number): JudgeReport
     allowedRatio: ratio,
     minIncrease: s.errorRate.minIncrease,
   };
-  if (errFail) reasons.push(`5xx rate ${pct(gRate)} on green vs ${pct(bRate)} on blue (p=${errP.toExponential(2)} < ${alpha.toExponential(2)})`);
+  if (errFail)
+    reasons.push(
+      `5xx rate ${pct(gRate)} on green vs ${pct(bRate)} on blue (p=${errP.toExponential(2)} < ${alpha.toExponential(2)})`,
+    );
 
-  let latency: MetricReport = { result: "no data", pValue: 1, alpha, percentile: s.latency.percentile, green: e.green.latency, blue: e.blue.latency };
-  if (e.slowThreshold !== undefined && e.green.slow !== undefined && e.blue.slow !== undefined && e.blue.requests > 0 && e.green.requests > 0) {
+  let latency: MetricReport = {
+    result: "no data",
+    pValue: 1,
+    alpha,
+    percentile: s.latency.percentile,
+    green: e.green.latency,
+    blue: e.blue.latency,
+  };
+  if (
+    e.slowThreshold !== undefined &&
+    e.green.slow !== undefined &&
+    e.blue.slow !== undefined &&
+    e.blue.requests > 0 &&
+    e.green.requests > 0
+  ) {
     const tau = e.slowThreshold;
-    const latP = excessTest({ events: e.green.slow, total: e.green.requests }, { events: e.blue.slow, total: e.blue.requests }, 1);
+    const latP = excessTest(
+      { events: e.green.slow, total: e.green.requests },
+      { events: e.blue.slow, total: e.blue.requests },
+      1,
+    );
     // Practical difference: more than (100 − percentile) % of green's requests are slower than τ,
     // i.e. green's percentile itself is above the tolerated threshold.
     const tail = 1 - s.latency.percentile / 100;
@@ -276,7 +300,16 @@ export function judge(e: Evidence, s: JudgeSettings, looks: number): JudgeReport
     verdict = "Inconclusive";
     reasons.push("no baseline: blue served no request in its window");
   } else verdict = "Pass";
-  return { verdict, reasons, green: e.green, blue: e.blue, errorRate, latency, minRequests: s.minRequests, ...(e.windows ? { windows: e.windows } : {}) };
+  return {
+    verdict,
+    reasons,
+    green: e.green,
+    blue: e.blue,
+    errorRate,
+    latency,
+    minRequests: s.minRequests,
+    ...(e.windows ? { windows: e.windows } : {}),
+  };
 }
 
 // ───────────────────────────── the bake ─────────────────────────────
@@ -315,7 +348,8 @@ export function bakeDecision(
   if (report?.verdict === "Fail") return { action: "fail", reason: `the judge failed green: ${report.reasons.join("; ")}` };
   const elapsed = (now - bake.startedAt) / 1000;
   if (elapsed < bake.bakeSeconds) return { action: "continue", reason: `baking (${Math.floor(elapsed)}/${bake.bakeSeconds} s)` };
-  if (!report || report.verdict === "Pass") return { action: "pass", reason: report ? "the judge passed green" : "baked (judge disabled)" };
+  if (!report || report.verdict === "Pass")
+    return { action: "pass", reason: report ? "the judge passed green" : "baked (judge disabled)" };
   if (elapsed < bake.bakeSeconds + s.maxExtensionSeconds)
     return { action: "continue", reason: `bake extended: ${report.reasons.join("; ")} (up to ${s.maxExtensionSeconds} s more)` };
   if (s.whenNoTraffic === "promote")

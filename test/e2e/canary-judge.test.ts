@@ -31,7 +31,11 @@ afterAll(async () => e?.stack.stop());
 /** Samples green's weight every simulated second until stopped: the highest it reached and when it last went to 0. */
 function watchWeights(green: () => string) {
   const clock = e.stack.cloud.clock;
-  const s = { max: 0, samples: [] as { at: number; green: number }[], timer: undefined as ReturnType<typeof clock.setTimeout> | undefined };
+  const s = {
+    max: 0,
+    samples: [] as { at: number; green: number }[],
+    timer: undefined as ReturnType<typeof clock.setTimeout> | undefined,
+  };
   // Read in process (no API call that a throttling fault could refuse), like the invariant monitor.
   const tick = () => {
     const g = listenerWeight(green());
@@ -60,7 +64,8 @@ function watchWeights(green: () => string) {
 /** The weight of target group `arn` in the seeded listener's forward action, read from the backend. */
 function listenerWeight(arn: string): number {
   const l = elb().listeners.get(e.seeded.listenerArn)!;
-  const fwd = l.defaultRule.actions.find((a) => a.Type === "forward") as { TargetGroups: { TargetGroupArn: string; Weight: number }[] } | undefined;
+  const fwd = l.defaultRule.actions.find((a) => a.Type === "forward") as
+    { TargetGroups: { TargetGroupArn: string; Weight: number }[] } | undefined;
   return fwd?.TargetGroups.find((g) => g.TargetGroupArn === arn)?.Weight ?? 0;
 }
 
@@ -74,7 +79,8 @@ function bakeOutputs(arn: string): Record<string, any>[] {
   const h = historyOf(e, arn);
   const out: Record<string, any>[] = [];
   h.forEach((ev, i) => {
-    if (ev.type === "TaskStateExited" && ev.stateExitedEventDetails?.name === "BakeCanary") out.push(JSON.parse(ev.stateExitedEventDetails.output!));
+    if (ev.type === "TaskStateExited" && ev.stateExitedEventDetails?.name === "BakeCanary")
+      out.push(JSON.parse(ev.stateExitedEventDetails.output!));
     void i;
   });
   return out;
@@ -123,7 +129,9 @@ describe("the canary judge", () => {
       expect(done.status).toBe("FAILED");
       expect(failedAt(e, d.arn)).toBe("BakeCanary");
       expect(done.error).toBe("kiln.VerificationFailed");
-      expect(done.cause).toMatch(/canary step 1\/3 \(10%.*not enough traffic to judge: 0 requests on green.*Traffic is back on blue/);
+      expect(done.cause).toMatch(
+        /canary step 1\/3 \(10%.*not enough traffic to judge: 0 requests on green.*Traffic is back on blue/,
+      );
       await e.sfn.send(new RedriveExecutionCommand({ executionArn: d.arn }));
       const again = await settle(e, d.arn);
       w.stop();
@@ -153,7 +161,9 @@ describe("the canary judge", () => {
     expect(w.max).toBe(10);
     const shiftedAt = w.reached(10)!;
     const back = w.backOnBlueAt()!;
-    const hist = await e.cloudwatch.send(new DescribeAlarmHistoryCommand({ AlarmName: "kiln-web-5xx", HistoryItemType: "StateUpdate" }));
+    const hist = await e.cloudwatch.send(
+      new DescribeAlarmHistoryCommand({ AlarmName: "kiln-web-5xx", HistoryItemType: "StateUpdate" }),
+    );
     const alarmAt = (hist.AlarmHistoryItems ?? [])
       .filter((x) => JSON.parse(x.HistoryData!).newState?.stateValue === "ALARM")
       .map((x) => x.Timestamp!.getTime())
@@ -177,7 +187,9 @@ describe("the canary judge", () => {
     await e.sfn.send(new RedriveExecutionCommand({ executionArn: failedArn }));
     const done = await settle(e, failedArn);
     expect(done.status, done.cause).toBe("SUCCEEDED");
-    const first = bakeOutputs(failedArn).slice(before).find((b) => b.index === 0 && b.status === "passed")!;
+    const first = bakeOutputs(failedArn)
+      .slice(before)
+      .find((b) => b.index === 0 && b.status === "passed")!;
     expect(first.restarted).toBe(true);
     expect(first.report.green.errors).toBe(0);
   });

@@ -7,7 +7,8 @@ describe("CloudWatch TC(a:b) with absolute bounds (the judge's slow-request coun
     { Name: "TargetGroup", Value: "targetgroup/a/1" },
     { Name: "LoadBalancer", Value: "app/lb/2" },
   ];
-  for (const v of [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]) store.put("AWS/ApplicationELB", "TargetResponseTime", dims, 1_000, { value: v }, "Seconds");
+  for (const v of [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1])
+    store.put("AWS/ApplicationELB", "TargetResponseTime", dims, 1_000, { value: v }, "Seconds");
   const agg = store.window(store.get("AWS/ApplicationELB", "TargetResponseTime", dims), 0, 60)!;
 
   it.each([

@@ -75,7 +75,11 @@ describe("excessTest", () => {
 });
 
 const side = (requests: number, errors: number, latency = 0.05, slow = 0) => ({ requests, errors, latency, slow });
-const evidence = (g: ReturnType<typeof side>, b: ReturnType<typeof side>): Evidence => ({ green: g, blue: b, slowThreshold: latencyThreshold(b.latency, DEFAULT_JUDGE) });
+const evidence = (g: ReturnType<typeof side>, b: ReturnType<typeof side>): Evidence => ({
+  green: g,
+  blue: b,
+  slowThreshold: latencyThreshold(b.latency, DEFAULT_JUDGE),
+});
 
 describe("judge", () => {
   const looks = plannedLooks(300, DEFAULT_JUDGE);

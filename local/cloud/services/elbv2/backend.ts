@@ -477,7 +477,11 @@ export class ElbBackend implements ElbApi {
     };
     const poisson = (mean: number) => {
       // Knuth for small means, a rounded normal beyond (counts of hundreds a second).
-      if (mean > 50) return Math.max(0, Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand())));
+      if (mean > 50)
+        return Math.max(
+          0,
+          Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand())),
+        );
       const l = Math.exp(-mean);
       let k = 0;
       let p = 1;
