@@ -6,6 +6,7 @@
  * percentiles, TC(τ:) slow counts). The full stack is not in this loop — its evidence path is
  * covered by the integration and end-to-end tests; here thousands of deployments take seconds.
  */
+import { gaussian, poisson, seededRandom } from "../local/cloud/random.ts";
 import {
   bakeDecision,
   DEFAULT_JUDGE,
@@ -54,32 +55,6 @@ const STEPS = [
   { weight: 100, bakeSeconds: 0 },
 ];
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function poisson(mean: number, r: () => number): number {
-  if (mean > 30) return Math.max(0, Math.round(mean + Math.sqrt(mean) * gauss(r)));
-  const l = Math.exp(-mean);
-  let k = 0;
-  let p = 1;
-  do {
-    k++;
-    p *= r();
-  } while (p > l);
-  return k - 1;
-}
-
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r());
-}
-
 interface Period {
   requests: number;
   errors: number;
@@ -99,7 +74,7 @@ function binomial(n: number, p: number, r: () => number): number {
     return k;
   }
   if (mean < 30) return Math.min(n, poisson(mean, r));
-  return Math.min(n, Math.max(0, Math.round(mean + Math.sqrt(mean * (1 - p)) * gauss(r))));
+  return Math.min(n, Math.max(0, Math.round(mean + Math.sqrt(mean * (1 - p)) * gaussian(r))));
 }
 
 /** Φ(z) (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7). */
@@ -154,7 +129,7 @@ export function simulateDeployment(
   seed: number,
   s: JudgeSettings = DEFAULT_JUDGE,
 ): DeployOutcome {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const P = s.periodSeconds;
   const periods = { green: new Map<number, Period>(), blue: new Map<number, Period>() };
   const gErr = sev?.errorRate ?? BASE.errorRate;
@@ -178,7 +153,7 @@ export function simulateDeployment(
       // Low volumes: every request's latency. High volumes: the period's percentile and slow counts are
       // drawn from their exact distributions at the end of the period (see `percentileOf`, `slowOf`).
       if (p.rps * share * P <= 2_000)
-        for (let i = 0; i < n; i++) pr.latencies.push((BASE.medianMs / 1000) * Math.exp(BASE.sigma * gauss(r)) * pr.scale);
+        for (let i = 0; i < n; i++) pr.latencies.push((BASE.medianMs / 1000) * Math.exp(BASE.sigma * gaussian(r)) * pr.scale);
       else pr.aggregated = true;
     }
   };
@@ -188,7 +163,7 @@ export function simulateDeployment(
     // The nearest-rank sample percentile: the k-th order statistic, U_(k) ~ Beta(k, n − k + 1), ≈ normal at these n.
     const n = pr.requests;
     const q = s.latency.percentile / 100;
-    const u = Math.min(1 - 1e-9, Math.max(1e-9, q + Math.sqrt((q * (1 - q)) / n) * gauss(r)));
+    const u = Math.min(1 - 1e-9, Math.max(1e-9, q + Math.sqrt((q * (1 - q)) / n) * gaussian(r)));
     return (BASE.medianMs / 1000) * Math.exp(BASE.sigma * inverseNormal(u)) * (pr.scale ?? 1);
   };
   const slowOf = (pr: Period, tau: number): number => {

@@ -19,6 +19,7 @@
  * - the `health-flap` fault (`instanceId?`, `targetGroup?` name or ARN, `periodMs?`) makes checks
  *   fail in alternate periods of `periodMs` (or every other check without a period).
  */
+import { poisson, seededRandom } from "../../random.ts";
 import type { Cloud } from "../../cloud.ts";
 import type { CloudWatchApi, Ec2Api, ElbApi, InstanceStateEvent, SimInstance, TargetHealthState } from "../../contracts.ts";
 import type { ServiceDefinition } from "../../protocol/types.ts";
@@ -467,34 +468,11 @@ export class ElbBackend implements ElbApi {
     this.stopUsers(found.arn);
     const state: { timer?: ReturnType<Cloud["clock"]["setTimeout"]> } = {};
     this.users.set(found.arn, state);
-    let seed = 0x9e3779b9 ^ Math.round(rps * 1000);
-    const rand = () => {
-      // mulberry32
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    const poisson = (mean: number) => {
-      // Knuth for small means, a rounded normal beyond (counts of hundreds a second).
-      if (mean > 50)
-        return Math.max(
-          0,
-          Math.round(mean + Math.sqrt(mean) * Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand())),
-        );
-      const l = Math.exp(-mean);
-      let k = 0;
-      let p = 1;
-      do {
-        k++;
-        p *= rand();
-      } while (p > l);
-      return k - 1;
-    };
+    const rand = seededRandom(0x9e3779b9 ^ Math.round(rps * 1000));
     // Batched every `elbv2.usersTickMs` (5 s): fewer clock wake-ups in virtual time, the same requests per metric period.
     const every = this.cloud.setting("elbv2.usersTickMs", 5_000);
     const tick = () => {
-      const n = poisson((rps * every) / 1000);
+      const n = poisson((rps * every) / 1000, rand);
       for (let i = 0; i < n; i++) this.request(found.arn, path).catch(() => undefined);
       state.timer = this.cloud.clock.setTimeout(tick, every);
     };
