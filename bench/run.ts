@@ -11,6 +11,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { type BundleMeasure, measureBundles } from "./bundles.ts";
 import { type DeploymentMeasure, measureDeployment } from "./deployment.ts";
+import { type JudgeMeasure, measureJudge } from "./judge.ts";
 import { measureWebhook, type WebhookMeasure } from "./webhook.ts";
 
 // Handlers log every lock decision as JSON on stdout; the table is the output here.
@@ -22,6 +23,8 @@ export const TARGETS = {
   bundleZippedBytes: 300 * 1024,
   historyEvents1000: 2500,
   speedup: 1000,
+  judgeFalsePositives: 0.01,
+  judgeFalseNegatives2x: 0.01,
 } as const;
 
 /** Fleets up to this size get real loopback app servers; larger ones answer health checks in process. */
@@ -33,6 +36,7 @@ const { values } = parseArgs({
     bundles: { type: "boolean", default: true },
     "no-bundles": { type: "boolean", default: false },
     webhook: { type: "boolean", default: true },
+    "no-judge": { type: "boolean", default: false },
     "no-webhook": { type: "boolean", default: false },
     out: { type: "string", default: path.join(import.meta.dirname, "results.json") },
   },
@@ -78,6 +82,12 @@ async function main(): Promise<void> {
   if (values.bundles && !values["no-bundles"]) {
     log("bundling functions/*.ts…");
     bundles = await measureBundles({ initRuns: 1 });
+  }
+
+  let judged: JudgeMeasure[] = [];
+  if (!values["no-judge"]) {
+    log("canary judge over seeded simulated deployments…");
+    judged = measureJudge();
   }
 
   const out: string[] = [];
@@ -152,6 +162,27 @@ async function main(): Promise<void> {
     out.push("");
   }
 
+  for (const j of judged) {
+    out.push(`Canary judge, ${j.profile} (defaults; 10 % and 50 % for 300 s, 100 % for 300 s; blue 0.25 % 5xx, p99 ≈ 113 ms)`);
+    out.push(
+      table([
+        ["commit", "runs", "promoted wrongly", "failed", "of which no traffic", "median detection", "extra 5xx", "bound w×t×rate"],
+        ["good (noise only)", j.good.runs, "-", `${j.good.falsePositives + j.good.noTraffic} (false positives ${pct(j.good.falsePositives / j.good.runs)})`, j.good.noTraffic, "-", "-", "-"],
+        ...j.bad.map((b) => [
+          b.severity,
+          b.runs,
+          `${b.falseNegatives} (${pct(b.falseNegatives / b.runs)})`,
+          b.runs - b.falseNegatives,
+          b.noTraffic,
+          b.medianDetectionSeconds === null ? "n/a" : s(b.medianDetectionSeconds * 1000),
+          b.errors,
+          b.bound,
+        ]),
+      ]),
+    );
+    out.push("");
+  }
+
   // Targets.
   const bySize = (n: number) => deployments.find((d) => d.instances === n);
   const worst = (f: (d: DeploymentMeasure) => number) => Math.max(...deployments.map(f).filter(Number.isFinite));
@@ -181,6 +212,14 @@ async function main(): Promise<void> {
   }
   if (t1000) targets.push(["1,000-instance history < 2,500 events", String(t1000.historyEvents), verdict(t1000.historyEvents, TARGETS.historyEvents1000 - 1)]);
   if (reference) targets.push([`speedup ≥ 1,000× (${reference.instances} instances)`, `${reference.speedup.toFixed(0)}×`, verdict(reference.speedup, TARGETS.speedup, false)]);
+  const example = judged[0];
+  if (example) {
+    const fp = example.good.falsePositives / example.good.runs;
+    targets.push([`judge false positives ≤ 1 % of good deployments (${example.profile})`, pct(fp), verdict(fp, TARGETS.judgeFalsePositives)]);
+    const twice = example.bad.filter((b) => /5xx/.test(b.severity));
+    const fn = Math.max(...twice.map((b) => b.falseNegatives / b.runs));
+    targets.push([`judge false negatives ≤ 1 % for 5xx ≥ 2× (${example.profile}, worst severity)`, pct(fn), verdict(fn, TARGETS.judgeFalseNegatives2x)]);
+  }
   out.push("Targets");
   out.push(table(targets));
   out.push("", `bench wall time ${s(Date.now() - started)}`);
@@ -206,6 +245,7 @@ async function main(): Promise<void> {
     apiActions: Object.fromEntries(deployments.map((d) => [d.instances, d.apiActions])),
     criticalPath: Object.fromEntries(deployments.map((d) => [d.instances, { lead: d.lead, ...d.critical }])),
     webhook,
+    judge: judged,
     bundles: Object.fromEntries(bundles.map((b) => [b.name, b.zippedBytes])),
     bundleDetails: bundles,
     speedup: reference?.speedup,

@@ -60,7 +60,15 @@ export async function until<T>(clock: Clock, what: string, check: () => Promise<
 
 export async function seedService(
   cloud: Cloud,
-  opts: { service?: string; environment?: string; commit: string; instances?: number; configFile?: string },
+  opts: {
+    service?: string;
+    environment?: string;
+    commit: string;
+    instances?: number;
+    configFile?: string;
+    /** Background users' requests per second through the ALB (default `seed.usersRps`, 10). */
+    usersRps?: number;
+  },
 ): Promise<SeedResult> {
   const service = opts.service ?? "web";
   const config = loadConfig(opts.configFile);
@@ -232,6 +240,10 @@ export async function seedService(
   // The ALB's real loopback listener (its DNSName keeps the AWS form and does not resolve here).
   const elb = cloud.backend<Backend & { listenerUrl(lb: string, port?: number): string | undefined }>("elasticloadbalancing");
   const url = await until(clock, "ALB listener", async () => elb.listenerUrl(loadBalancerArn, port), 1_000, 120_000);
+  // The example's users: a steady trickle through the ALB so the canary judge has evidence
+  // (kiln fails a step it cannot judge). `seed.usersRps` = 0 turns them off.
+  const rps = opts.usersRps ?? cloud.setting("seed.usersRps", 10);
+  if (rps > 0) cloud.backend<Backend & { startUsers(lb: string, rps: number): () => void }>("elasticloadbalancing").startUsers(loadBalancerArn, rps);
   return {
     service,
     commit: opts.commit,

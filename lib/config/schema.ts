@@ -40,6 +40,55 @@ export const CanaryStepSchema = z.strictObject({
   bakeSeconds: seconds(0, 86_400),
 });
 
+/**
+ * The canary judge (docs/canary.md): green is compared with blue on 5xx rate and latency during
+ * every bake, with a minimum of evidence before a step may pass. Every default is documented there.
+ */
+export const JudgeSchema = z
+  .strictObject({
+    /** false: canary steps are judged by alarms and health alone. */
+    enabled: z.boolean().default(true),
+    /** How often alarms and the judge are evaluated during a bake. */
+    intervalSeconds: seconds(10, 3_600).default(60),
+    /** CloudWatch period of the metrics read (ALB metrics: 60 s resolution). */
+    periodSeconds: z.union([z.literal(60), z.literal(120), z.literal(300)]).default(60),
+    /** Requests green must serve within a step before the step may pass (Builders' Library practice: a minimum count, not only time). */
+    minRequests: z.number().int().min(1).max(10_000_000).default(100),
+    /** How much longer than its bake a step waits for minRequests before it fails. */
+    maxExtensionSeconds: seconds(0, 86_400).default(600),
+    /**
+     * What a step does when the extension ran out and green still served too few requests:
+     * "fail" (the default: "not enough traffic to judge") or "promote" — promote without judging,
+     * only for an environment that is known to have no traffic. Spelled out on purpose.
+     */
+    whenNoTraffic: z.enum(["fail", "promote"]).default("fail"),
+    /** Confidence of a Fail verdict (Kayenta's default 0.98), split over a step's evaluations and both metrics. */
+    confidence: z.number().min(0.5).max(0.999_999).default(0.98),
+    errorRate: z
+      .strictObject({
+        /** Green's 5xx rate may be up to (1 + tolerance) × blue's before it counts as worse. */
+        tolerance: z.number().min(0).max(100).default(0.25),
+        /** …and must exceed blue's by at least this much (absolute, 0.001 = 0.1 percentage point). */
+        minIncrease: z.number().min(0).max(1).default(0.001),
+      })
+      .prefault({}),
+    latency: z
+      .strictObject({
+        /** The TargetResponseTime percentile compared. */
+        percentile: z.number().min(50).max(99.9).default(99),
+        /** Green's percentile may be up to (1 + tolerance) × blue's… */
+        tolerance: z.number().min(0).max(100).default(0.25),
+        /** …or blue's + this many ms, whichever is larger. */
+        minIncreaseMs: z.number().min(0).max(60_000).default(10),
+      })
+      .prefault({}),
+    /** The 100 % step bakes at least this long, blue still InService and serviced in, before blue is touched. */
+    fullTrafficBakeSeconds: seconds(0, 86_400).default(300),
+    /** Blue's baseline when it carries no traffic (the 100 % step): this long before the step began. */
+    baselineSeconds: seconds(60, 86_400).default(600),
+  })
+  .prefault({});
+
 /** Keys an environment may not override: they say which pushes reach the service at all. */
 export const NOT_OVERRIDABLE = ["repository", "branches", "environments"] as const;
 
@@ -132,6 +181,8 @@ const ServiceBaseSchema = z
         { weight: 50, bakeSeconds: 300 },
         { weight: 100, bakeSeconds: 0 },
       ]),
+    /** The canary judge's thresholds and evidence rules (docs/canary.md). */
+    judge: JudgeSchema,
     /** CloudWatch alarm names that must be OK during every canary step. */
     alarms: z.array(z.string().min(1).max(255)).default([]),
     /** How long blue is kept (scaled to 0) after a successful shift. */
@@ -226,6 +277,7 @@ export const KilnConfigSchema = z.strictObject({
 
 export type BaseAmi = z.infer<typeof BaseAmiSchema>;
 export type CanaryStep = z.infer<typeof CanaryStepSchema>;
+export type JudgeConfig = z.infer<typeof JudgeSchema>;
 /** One service's validated configuration, with defaults filled in (for one environment once resolved). */
 export type ServiceConfig = z.infer<typeof ServiceSchema>;
 export type KilnConfig = z.infer<typeof KilnConfigSchema>;

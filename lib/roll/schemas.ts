@@ -39,6 +39,16 @@ export const CanaryEvent = z.object({
   instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
 });
 
+export const BakeEvent = z.object({
+  plan: Plan,
+  index: z.number().int().min(0),
+  /** The bake in progress (null on a step's first slice). */
+  bake: z
+    .object({ startedAt: z.number().int().min(0) })
+    .nullish()
+    .transform((v) => v ?? undefined),
+});
+
 export const RecordEvent = z.object({
   plan: Plan,
   startedAt: z.string().min(1),

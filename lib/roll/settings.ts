@@ -10,6 +10,7 @@ export function rollSettings(cfg: ServiceConfig): RollSettings {
     minHealthyPercent: cfg.minHealthyPercent,
     canary: cfg.canary.map((s) => ({ weight: s.weight, bakeSeconds: s.bakeSeconds })),
     alarms: cfg.alarms,
+    judge: cfg.judge,
     scripts: { smokeTest: cfg.scripts.smokeTest, serviceIn: cfg.scripts.serviceIn, serviceOut: cfg.scripts.serviceOut },
     rollbackWindowSeconds: cfg.fastRollbackMinutes * 60,
     approval: { required: cfg.approval.required, timeoutSeconds: cfg.approval.timeoutMinutes * 60 },

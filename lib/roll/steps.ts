@@ -44,6 +44,7 @@ import {
   setCapacity,
   tagValue,
 } from "./fleet.ts";
+import type { JudgeSettings } from "./judge.ts";
 import { runScriptStep } from "./run.ts";
 import { readWeights, setWeights, type TrafficRef, targetGroupHealth, type WeightedTargetGroup } from "./traffic.ts";
 
@@ -97,6 +98,8 @@ export interface RollSettings {
   minHealthyPercent: number;
   canary: CanaryStep[];
   alarms: string[];
+  /** The canary judge (absent in plans made before it: the defaults apply). */
+  judge?: JudgeSettings;
   scripts: { smokeTest: string; serviceIn: string; serviceOut: string };
   rollbackWindowSeconds: number;
   approval: { required: boolean; timeoutSeconds: number };
@@ -119,6 +122,7 @@ export interface RollPlan {
   minHealthyPercent: number;
   steps: CanaryStep[];
   alarms: string[];
+  judge?: JudgeSettings;
   scripts: RollSettings["scripts"];
   rollbackWindowSeconds: number;
   approval: { required: boolean; timeoutSeconds: number };
@@ -192,6 +196,7 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
     minHealthyPercent: s.minHealthyPercent,
     steps: s.canary,
     alarms: s.alarms,
+    ...(s.judge ? { judge: s.judge } : {}),
     scripts: s.scripts,
     rollbackWindowSeconds: s.rollbackWindowSeconds,
     approval: s.approval,
@@ -319,7 +324,8 @@ async function pruneLaunchTemplateVersions(
   }
 }
 
-function blueOnly(plan: RollPlan): WeightedTargetGroup[] {
+/** All traffic on blue, green kept in the forward action at weight 0. */
+export function blueOnly(plan: RollPlan): WeightedTargetGroup[] {
   return [
     { arn: plan.blue.targetGroupArn, weight: 100 },
     { arn: plan.green.targetGroupArn, weight: 0 },
@@ -445,7 +451,8 @@ export interface CanaryInput {
   instanceIds?: string[];
 }
 
-function stepWeights(plan: RollPlan, index: number): WeightedTargetGroup[] {
+/** The listener weights of canary step `index`. */
+export function stepWeights(plan: RollPlan, index: number): WeightedTargetGroup[] {
   const step = plan.steps[index];
   if (!step) throw new StepFailedError(`canary step ${index} does not exist (the service has ${plan.steps.length})`);
   return [
@@ -573,7 +580,8 @@ async function settlingTargets(plan: RollPlan, commandId: string, ids: string[],
   return waiting;
 }
 
-async function alarmStates(cloudwatch: CloudWatchClient, names: string[]): Promise<Record<string, string>> {
+/** State of each alarm by name (`MISSING` for one that does not exist). */
+export async function alarmStates(cloudwatch: CloudWatchClient, names: string[]): Promise<Record<string, string>> {
   if (names.length === 0) return {};
   const out: Record<string, string> = {};
   for (let i = 0; i < names.length; i += 100) {

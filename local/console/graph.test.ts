@@ -168,7 +168,9 @@ describe("layoutGraph", () => {
     // The polling loops and the canary loop are the back edges.
     expect(edge(l, "NextCanaryStep", "ShiftTraffic").back).toBe(true);
     expect(edge(l, "WaitForBuilder", "WaitBuilderReady").back).toBe(true);
-    expect(edge(l, "BakeCanary", "VerifyCanary").back).toBe(false);
+    expect(edge(l, "BakeCanary", "BakeVerdict").back).toBe(false);
+    expect(edge(l, "BakeVerdict", "VerifyCanary").back).toBe(false);
+    expect(edge(l, "BakeVerdict", "BakeCanary").back).toBe(true);
     // The happy path runs down the first column.
     for (const id of [
       "Prepare",

@@ -1,7 +1,7 @@
 /**
  * The web console in headless Chromium against the whole local stack on a 60× scaled clock (the
  * ALB needs real HTTP load for its 5xx alarm, and the page polls over real sockets): a bad commit
- * fails its first canary step, the console shows VerifyCanary failed with what the check saw, and
+ * fails its first canary step, the console shows BakeCanary failed with what the judge saw, and
  * after the fault is cleared the Redrive button resumes the deployment to success.
  *
  * Every wait is bounded; the load loop stops with the test.
@@ -65,7 +65,7 @@ describe.skipIf(!HAVE_CHROMIUM)("web console in Chromium (needs /usr/bin/chromiu
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   }, 30_000);
 
-  it("shows a bad commit failing at VerifyCanary, then redrives it to success", async () => {
+  it("shows a bad commit failing at BakeCanary (the watched bake), then redrives it to success", async () => {
     const clock = stack.cloud.clock;
     const consoleUrl = stack.consoleUrl!;
     expect(consoleUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -117,16 +117,16 @@ describe.skipIf(!HAVE_CHROMIUM)("web console in Chromium (needs /usr/bin/chromiu
       await link.click({ timeout: 30_000 });
       await page.waitForSelector('[data-testid="graph"] svg g[data-state="Prepare"]', { timeout: 30_000 });
 
-      // It fails at the first canary step: VerifyCanary is marked failed, with what the check saw.
-      await page.waitForSelector('g[data-state="VerifyCanary"][data-outcome="failed"]', { timeout: PHASE_MS });
+      // It fails at the first canary step: BakeCanary is marked failed, with what the alarm or the judge saw.
+      await page.waitForSelector('g[data-state="BakeCanary"][data-outcome="failed"]', { timeout: PHASE_MS });
       await expect.poll(() => page.locator('[data-testid="execution-status"]').textContent(), { timeout: 30_000 }).toBe("FAILED");
       const failure = await page.locator('[data-testid="failure"]').textContent();
       expect(failure).toContain("kiln.VerificationFailed");
-      expect(failure).toContain("at VerifyCanary");
-      expect(failure).toMatch(/alarm kiln-web-5xx in ALARM/);
+      expect(failure).toContain("at BakeCanary");
+      expect(failure).toMatch(/alarm kiln-web-5xx in ALARM|the judge failed green/);
       const state = page.locator('[data-testid="state"]');
-      await expect.poll(() => state.locator("h2").first().textContent(), { timeout: 30_000 }).toBe("VerifyCanary");
-      expect(await state.locator('[data-testid="step-result"]').last().textContent()).toMatch(/"kiln-web-5xx": ?"ALARM"/);
+      await expect.poll(() => state.locator("h2").first().textContent(), { timeout: 30_000 }).toBe("BakeCanary");
+      expect(await state.locator('[data-testid="step-result"]').last().textContent()).toMatch(/Judge report/);
       // States before it succeeded, states after it never ran.
       expect(await page.getAttribute('g[data-state="ShiftTraffic"]', "data-outcome")).toBe("succeeded");
       expect(await page.getAttribute('g[data-state="ServiceOutBlue"]', "data-outcome")).toBe("notRun");

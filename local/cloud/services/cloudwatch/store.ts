@@ -39,10 +39,21 @@ export const SIMPLE_STATS = ["SampleCount", "Average", "Sum", "Minimum", "Maximu
 export type SimpleStat = (typeof SIMPLE_STATS)[number];
 
 const PERCENTILE = /^p(\d{1,2}(?:\.\d{1,10})?|100)$/;
+/**
+ * Trimmed count with absolute bounds, `TC(lower:upper)`: the number of values v with
+ * lower < v ≤ upper; either bound may be left out (`TC(0.5:)` counts values above 0.5). The
+ * percentage forms (`TC(10%:90%)`, `tc90`) are not simulated.
+ */
+const TRIMMED_COUNT = /^TC\((\d+(?:\.\d+)?)?:(\d+(?:\.\d+)?)?\)$/;
 
-/** True for `Sum`, `Average`, … and `p0`–`p100` (with decimals such as `p99.9`). */
+/** True for `Sum`, `Average`, …, `p0`–`p100` (with decimals such as `p99.9`) and `TC(a:b)` with absolute bounds. */
 export function isStatistic(stat: string): boolean {
-  return (SIMPLE_STATS as readonly string[]).includes(stat) || PERCENTILE.test(stat);
+  return (SIMPLE_STATS as readonly string[]).includes(stat) || PERCENTILE.test(stat) || isTrimmedCount(stat);
+}
+
+function isTrimmedCount(stat: string): boolean {
+  const m = TRIMMED_COUNT.exec(stat);
+  return !!m && (m[1] !== undefined || m[2] !== undefined);
 }
 
 export function isPercentile(stat: string): boolean {
@@ -87,6 +98,16 @@ export function statistic(agg: Agg, stat: string): number | undefined {
       return agg.min;
     case "Maximum":
       return agg.max;
+  }
+  const tc = TRIMMED_COUNT.exec(stat);
+  if (tc && isTrimmedCount(stat)) {
+    // Like percentiles, it needs the raw values (a statistic set without values has none).
+    if (agg.values.length === 0) return agg.count === 0 ? 0 : undefined;
+    const lo = tc[1] === undefined ? Number.NEGATIVE_INFINITY : Number(tc[1]);
+    const hi = tc[2] === undefined ? Number.POSITIVE_INFINITY : Number(tc[2]);
+    let n = 0;
+    for (const v of agg.values) if (v > lo && v <= hi) n++;
+    return n;
   }
   const m = PERCENTILE.exec(stat);
   if (!m || agg.values.length === 0) return undefined;

@@ -19,6 +19,7 @@
  * - the `health-flap` fault (`instanceId?`, `targetGroup?` name or ARN, `periodMs?`) makes checks
  *   fail in alternate periods of `periodMs` (or every other check without a period).
  */
+import { poisson, seededRandom } from "../../random.ts";
 import type { Cloud } from "../../cloud.ts";
 import type { CloudWatchApi, Ec2Api, ElbApi, InstanceStateEvent, SimInstance, TargetHealthState } from "../../contracts.ts";
 import type { ServiceDefinition } from "../../protocol/types.ts";
@@ -67,6 +68,8 @@ export class ElbBackend implements ElbApi {
   /** Opens and closes the real HTTP listeners (set by listener.ts). */
   servers?: { open(l: Listener): Promise<void>; close(l: Listener): Promise<void>; closeAll(): Promise<void> };
   private hostCountTimer?: ReturnType<Cloud["clock"]["setTimeout"]>;
+  /** Background users per load balancer (see `startUsers`). */
+  private readonly users = new Map<string, { timer?: ReturnType<Cloud["clock"]["setTimeout"]> }>();
   private readonly generations = new WeakMap<Target, number>();
   private readonly onInstanceState = (e: InstanceStateEvent) => this.instanceChanged(e);
 
@@ -452,6 +455,37 @@ export class ElbBackend implements ElbApi {
     }
   }
 
+  /**
+   * Background users of a load balancer: about `rps` requests a second (a Poisson count drawn
+   * per tick, from a generator of its own so the cloud's seeded sequence stays
+   * the scenario's) sent in process through `request()` — the same routing and metrics as real
+   * clients, cheap enough for virtual time. Only this traffic gives the canary judge evidence in
+   * tests that send none themselves. Returns a function that stops them.
+   */
+  startUsers(lb: string, rps: number, path = "/"): () => void {
+    const found = this.lb(lb);
+    if (!found) throw elbError.lbNotFound();
+    this.stopUsers(found.arn);
+    const state: { timer?: ReturnType<Cloud["clock"]["setTimeout"]> } = {};
+    this.users.set(found.arn, state);
+    const rand = seededRandom(0x9e3779b9 ^ Math.round(rps * 1000));
+    // Batched every `elbv2.usersTickMs` (5 s): fewer clock wake-ups in virtual time, the same requests per metric period.
+    const every = this.cloud.setting("elbv2.usersTickMs", 5_000);
+    const tick = () => {
+      const n = poisson((rps * every) / 1000, rand);
+      for (let i = 0; i < n; i++) this.request(found.arn, path).catch(() => undefined);
+      state.timer = this.cloud.clock.setTimeout(tick, every);
+    };
+    state.timer = this.cloud.clock.setTimeout(tick, every);
+    return () => this.stopUsers(found.arn);
+  }
+
+  stopUsers(lbArn: string): void {
+    const u = this.users.get(lbArn);
+    if (u) this.cloud.clock.clearTimeout(u.timer);
+    this.users.delete(lbArn);
+  }
+
   // ---- metrics (namespace AWS/ApplicationELB) ----
 
   private cw(): CloudWatchApi | undefined {
@@ -514,6 +548,7 @@ export class ElbBackend implements ElbApi {
   async stop(): Promise<void> {
     this.cloud.bus.off("instance-state", this.onInstanceState);
     this.cloud.clock.clearTimeout(this.hostCountTimer);
+    for (const arn of [...this.users.keys()]) this.stopUsers(arn);
     for (const tg of this.tgs.values()) for (const t of tg.targets.values()) this.bump(t);
     for (const lb of this.lbs.values()) this.cloud.clock.clearTimeout(lb.timer);
     await this.servers?.closeAll();
