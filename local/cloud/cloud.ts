@@ -7,6 +7,7 @@ import { HttpResponse, type HttpRequest } from "@smithy/protocol-http";
 import type { Clock } from "../../lib/clock.ts";
 import { VirtualClock } from "../../lib/clock.ts";
 import { Faults, type FaultRule } from "./faults.ts";
+import { refuseForeign } from "./protocol/origin.ts";
 import { Router } from "./protocol/router.ts";
 import type { RawRequest, RawResponse, ServiceDefinition } from "./protocol/types.ts";
 
@@ -59,6 +60,8 @@ export class Cloud {
   readonly clock: Clock;
   readonly router: Router;
   readonly faults: Faults;
+  /** `Host` values the HTTP endpoint answers to (its loopback address), set once it listens. */
+  private allowedHosts: ReadonlySet<string> = new Set();
   readonly region: string;
   readonly accountId = ACCOUNT_ID;
   readonly bus = new EventEmitter();
@@ -211,6 +214,12 @@ export class Cloud {
           headers: req.headers as Record<string, string>,
           body: Buffer.concat(chunks),
         };
+        const refused = refuseForeign(raw, this.allowedHosts);
+        if (refused) {
+          res.writeHead(refused.status, refused.headers);
+          res.end(refused.body);
+          return;
+        }
         // An outside caller: a served virtual clock does not jump while it is being answered (lib/clock.ts).
         const handled = this.router.handle(raw);
         (this.clock.outside?.(handled, { observe: observes(raw) }) ?? handled).then(
@@ -229,7 +238,9 @@ export class Cloud {
       this.server!.once("error", reject);
       this.server!.listen(opts.port || 0, "127.0.0.1", resolve);
     });
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const port = (this.server.address() as AddressInfo).port;
+    this.endpoint = `http://127.0.0.1:${port}`;
+    this.allowedHosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
     return this;
   }
 
