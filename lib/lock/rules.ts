@@ -159,7 +159,7 @@ export type AcquireDecision =
  * idempotent re-acquire that renews the lease (a retry, a redrive, and the heartbeat). Anything else
  * is refused, so an execution that was superseded, aborted, or started around the queue never
  * changes the fleet, even days later when the lock is free (I7). An abort may take the lock from
- * the deployment it aborts; a rollback (an operator naming the previous fleet) may take a free one.
+ * the deployment it aborts; an abort or a rollback (operator actions that put the fleet right) may take a free one.
  */
 export function acquire(
   item: LockItem | undefined,

@@ -106,6 +106,8 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
       environment: input.environment,
       executionArn: input.execution.arn,
       trigger: "abort",
+      // An abort is a reconciler: with nothing running it may take a free lock and put the fleet right.
+      mayTakeFree: true,
       ...(target ? { abortedExecutionArn: target.executionArn } : {}),
     },
     deps.lock,

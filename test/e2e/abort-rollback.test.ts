@@ -58,6 +58,7 @@ async function expectInvariantsHeld() {
 }
 
 describe("abort", () => {
+  let failedAfterRetire = "";
   it("aborts a running deployment mid-canary: traffic back on blue, green and its launch-template version deleted, lock released", async () => {
     monitor = InvariantMonitor.start(e.stack.cloud, { service: "web" });
     const blueBefore = capacityOf((await groups()).find((g) => g.AutoScalingGroupName === e.seeded.blueGroup));
@@ -90,6 +91,7 @@ describe("abort", () => {
     // RecordDeployment crashes after writing, beyond its Retry budget: the execution fails there, blue already retired.
     const fault = e.stack.cloud.faults.add({ kind: "lambda", function: "kiln-local-recordDeployment", mode: "crash-after", times: 4 });
     const d = await startDeploy(e, commitOf(2));
+    failedAfterRetire = d.arn;
     const failed = await settle(e, d.arn);
     e.stack.cloud.faults.remove(fault);
     expect(failed.status).toBe("FAILED");
@@ -121,7 +123,7 @@ describe("abort", () => {
   it("is a reconciler: aborting the same deployment again changes nothing and succeeds", async () => {
     monitor = InvariantMonitor.start(e.stack.cloud, { service: "web" });
     const before = (await groups()).map((g) => [g.AutoScalingGroupName, capacityOf(g)]);
-    const failedDeploy = `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:web-${commitOf(2).slice(0, 12)}-operator`;
+    const failedDeploy = failedAfterRetire;
     const abortArn = await startMachine(e, e.machines.abort, "web-abort-again", { service: "web", executionArn: failedDeploy });
     const a = await settle(e, abortArn);
     expect(a.status, a.cause).toBe("SUCCEEDED");

@@ -118,12 +118,23 @@ describe("triggers and on-call on the simulated cloud", () => {
       States: {
         AcquireLock: lambdaTask(
           acquireArn,
-          { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "commit.$": "$.commit", "trigger.$": "$.trigger" },
+          {
+            "service.$": "$.service",
+            "environment.$": "$.environment",
+            "seq.$": "$.seq",
+            "executionArn.$": "$$.Execution.Id",
+            "commit.$": "$.commit",
+            "trigger.$": "$.trigger",
+          },
           "Bake",
         ),
         Bake: { Type: "Wait", Seconds: 600, Next: "Install" },
         Install: lambdaTask(workArn, { "commit.$": "$.commit" }, "ReleaseLock"),
-        ReleaseLock: lambdaTask(releaseArn, { "service.$": "$.service", "executionArn.$": "$$.Execution.Id" }),
+        ReleaseLock: lambdaTask(releaseArn, {
+          "service.$": "$.service",
+          "environment.$": "$.environment",
+          "executionArn.$": "$$.Execution.Id",
+        }),
       },
     };
     const abort = {
@@ -131,12 +142,18 @@ describe("triggers and on-call on the simulated cloud", () => {
       States: {
         AcquireLock: lambdaTask(
           acquireArn,
-          { "service.$": "$.service", "executionArn.$": "$$.Execution.Id", "abortedExecutionArn.$": "$.executionArn" },
+          {
+            "service.$": "$.service",
+            "environment.$": "$.environment",
+            "executionArn.$": "$$.Execution.Id",
+            "abortedExecutionArn.$": "$.executionArn",
+          },
           "RestoreBlue",
         ),
         RestoreBlue: { Type: "Wait", Seconds: 120, Next: "ReleaseLock" },
         ReleaseLock: lambdaTask(releaseArn, {
           "service.$": "$.service",
+          "environment.$": "$.environment",
           "executionArn.$": "$$.Execution.Id",
           "abortedExecutionArn.$": "$.executionArn",
         }),
@@ -205,16 +222,18 @@ describe("triggers and on-call on the simulated cloud", () => {
     const a = await push(commit("a"), 1000);
     expect(a).toMatchObject({ status: 202, json: { service: "web", environment: "production", commit: commit("a") } });
     const runningArn = a.json.executionArn as string;
-    expect(runningArn).toContain(":execution:kiln-test-deploy:web-aaaaaaaaaaaa-push");
+    expect(runningArn).toMatch(/:execution:kiln-test-deploy:web-production-aaaaaaaaaaaa-push-\d+$/);
     await expect(push(commit("b"), 2000)).resolves.toMatchObject({ status: 202, json: { queued: true, position: 1 } });
-    await expect(push(commit("c"), 3000)).resolves.toMatchObject({ json: { queued: true, replaced: commit("b") } });
+    const c = await push(commit("c"), 3000);
+    expect(c).toMatchObject({ json: { queued: true, replaced: commit("b") } });
+    const arnOf = (answer: { json: Record<string, unknown> }) => runningArn.replace(/:[^:]+$/, `:${String(answer.json.executionName)}`);
     // GitHub redelivers the first push: the same execution, nothing new.
     await expect(push(commit("a"), 1000, "redelivered")).resolves.toMatchObject({
       json: { executionArn: runningArn, duplicate: true },
     });
 
     expect((await states.awaitExecution(runningArn)).status).toBe("SUCCEEDED");
-    const cArn = runningArn.replace("aaaaaaaaaaaa", "cccccccccccc");
+    const cArn = arnOf(c);
     expect((await states.awaitExecution(cArn)).status).toBe("SUCCEEDED");
     expect(states.listAll().filter((e) => e.executionArn.includes("bbbbbbbbbbbb"))).toHaveLength(0);
     expect((await readLock({ service: "web", environment: "production" }, lockDeps()))?.holder).toBeUndefined();
@@ -248,7 +267,7 @@ describe("triggers and on-call on the simulated cloud", () => {
     expect(e.json).toMatchObject({ queued: true, superseding: { failedExecutionArn: dArn } });
     const abortArn = (e.json.superseding as { abortExecutionArn: string }).abortExecutionArn;
     expect((await states.awaitExecution(abortArn)).status).toBe("SUCCEEDED");
-    const eArn = runningArn.replace("aaaaaaaaaaaa", "eeeeeeeeeeee");
+    const eArn = arnOf(e);
     expect((await states.awaitExecution(eArn)).status).toBe("SUCCEEDED");
     await cloud.clock.sleep(5_000);
     // The successful deployment resolves the page of the one it superseded.
