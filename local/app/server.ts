@@ -39,6 +39,15 @@ export const APP_PATHS = {
   port: "run/sample-app.port",
 } as const;
 
+/**
+ * Response header carrying the app's modelled latency (simulated ms) to the simulated ALB, which
+ * strips it. Under a scaled clock the ALB's TargetResponseTime is this latency plus the real time
+ * the request took beyond the modelled wait, in real milliseconds: scaling a millisecond of real
+ * socket and CPU time by the clock's factor would report noise as latency (2 ms of wall time under
+ * load is 120 ms at ×60) and make a healthy green look slower than blue.
+ */
+export const APP_LATENCY_HEADER = "x-kiln-app-latency-ms";
+
 /** Default latency of a `bad-commit` fault in `slow` mode without `latencyMs`. */
 const DEFAULT_SLOW_MS = 2_000;
 
@@ -127,7 +136,12 @@ export async function startApp(opts: StartAppOptions): Promise<AppHandle> {
     const srv = http.createServer((req, res) => {
       const r = answer(req.url ?? "/", opts);
       const send = () => {
-        res.writeHead(r.status, { "content-type": "application/json", "content-length": Buffer.byteLength(r.body) });
+        // The modelled latency travels to the simulated ALB, which strips it (see APP_LATENCY_HEADER).
+        res.writeHead(r.status, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(r.body),
+          [APP_LATENCY_HEADER]: String(r.latencyMs),
+        });
         res.end(r.body);
       };
       // The delay runs on the cloud clock so a slow commit is slow in simulated time too.

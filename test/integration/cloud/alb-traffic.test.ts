@@ -22,7 +22,8 @@ import { type Clock, ScaledClock } from "../../../lib/clock.ts";
 import { APP_PATHS } from "../../../local/app/server.ts";
 import { Cloud, type CloudEvent } from "../../../local/cloud/cloud.ts";
 import type { SimInstance } from "../../../local/cloud/contracts.ts";
-import { registerCloudWatch } from "../../../local/cloud/services/cloudwatch/index.ts";
+import { type CloudWatchBackend, registerCloudWatch } from "../../../local/cloud/services/cloudwatch/index.ts";
+
 import { type Ec2Backend, registerEc2 } from "../../../local/cloud/services/ec2/index.ts";
 import { type Elbv2, registerElbv2 } from "../../../local/cloud/services/elbv2/index.ts";
 
@@ -285,5 +286,38 @@ describe("ALB under live traffic", () => {
       source: "aws.cloudwatch",
       detail: { alarmName: "web-5xx", state: { value: "ALARM" } },
     });
+  });
+
+  it("reports TargetResponseTime as the app's modelled latency plus real, unscaled milliseconds on a scaled clock", async () => {
+    const f = await fleet(2, "5100001");
+    cloud = f.cloud;
+    const lbDim = `app/web/${f.lbArn.split("/").pop()}`;
+    const store = f.cloud.backend<CloudWatchBackend>("monitoring").store;
+    const latencies = () =>
+      [
+        ...(store.get("AWS/ApplicationELB", "TargetResponseTime", [{ Name: "LoadBalancer", Value: lbDim }])?.buckets.values() ??
+          []),
+      ].flatMap((b) => b.values.map((v) => v * 1000));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const agent = new http.Agent({ keepAlive: true });
+    const roundTrips: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const t = performance.now();
+      expect((await get(agent, `${f.url}/`)).status).toBe(200);
+      roundTrips.push(performance.now() - t);
+    }
+    // The target's part of a request is within the client's round trip, in real milliseconds: the
+    // clock's ×50 applies to simulated waits, not to socket and CPU time.
+    const fast = latencies();
+    expect(fast).toHaveLength(40);
+    expect(median(fast)).toBeLessThanOrEqual(median(roundTrips));
+    // A slow commit's modelled latency is simulated time, reported in full.
+    f.cloud.faults.add({ kind: "bad-commit", commit: "5100001", mode: "slow", latencyMs: 400 });
+    for (let i = 0; i < 10; i++) expect((await get(agent, `${f.url}/`)).status).toBe(200);
+    agent.destroy();
+    const slow = latencies().slice(40);
+    expect(slow).toHaveLength(10);
+    for (const ms of slow) expect(ms).toBeGreaterThanOrEqual(400);
+    expect(median(slow)).toBeLessThan(400 + median(roundTrips) * 4 + 50);
   });
 });

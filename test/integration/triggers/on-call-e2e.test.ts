@@ -8,6 +8,7 @@ import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { DescribeExecutionCommand, ListExecutionsCommand, RedriveExecutionCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { afterEach, describe, expect, it } from "vitest";
 import { sendPush } from "../../../local/cli/commands.ts";
+import type { ElbBackend } from "../../../local/cloud/services/elbv2/backend.ts";
 import type { LambdaBackend } from "../../../local/cloud/services/lambda/index.ts";
 import { seedService, until } from "../../../local/seed.ts";
 import { Stack } from "../../../local/stack.ts";
@@ -66,7 +67,7 @@ describe("scheduled rotation", () => {
     await clock.sleep(3.5 * DAY);
     const ec2 = stack.cloud.backend<{ publishBaseImage(): unknown } & LambdaBackend>("ec2");
     ec2.publishBaseImage();
-    const elb = stack.cloud.backend<{ startUsers(lb: string, rps: number): () => void }>("elasticloadbalancing");
+    const elb = stack.cloud.backend<ElbBackend>("elasticloadbalancing");
     const sfn = new SFNClient(stack.cloud.clientConfig());
     const deployArn = stack.info().stateMachines.DeployStateMachine;
     const rotationsNow = async () =>

@@ -8,6 +8,8 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Clock } from "../../../../lib/clock.ts";
+import { APP_LATENCY_HEADER } from "../../../app/server.ts";
 import type { ElbBackend } from "./backend.ts";
 import type { Listener } from "./model.ts";
 
@@ -57,6 +59,7 @@ export function attachServers(backend: ElbBackend): void {
         cloud.clock.clearTimeout(idle);
       };
       const started = cloud.clock.now();
+      const wallStarted = performance.now();
       const headers = {
         ...req.headers,
         "x-forwarded-for": req.socket.remoteAddress ?? "127.0.0.1",
@@ -68,9 +71,15 @@ export function attachServers(backend: ElbBackend): void {
       const upstream = http.request(
         { host: "127.0.0.1", port: app.port, method: req.method, path, headers, agent: false },
         (up) => {
-          backend.targetAnswered(lb, tg, up.statusCode ?? 0, cloud.clock.now() - started);
-          // Hop-by-hop headers of the upstream connection are not the client's (the ALB keeps its own connection).
-          const { connection: _c, "keep-alive": _k, "transfer-encoding": _t, ...passed } = up.headers;
+          backend.targetAnswered(
+            lb,
+            tg,
+            up.statusCode ?? 0,
+            targetResponseMs(cloud.clock, started, wallStarted, up.headers[APP_LATENCY_HEADER]),
+          );
+          // Hop-by-hop headers of the upstream connection are not the client's (the ALB keeps its own
+          // connection); the app's latency header is the simulation's own.
+          const { connection: _c, "keep-alive": _k, "transfer-encoding": _t, [APP_LATENCY_HEADER]: _l, ...passed } = up.headers;
           // Buffered, then written with the headers in one go: streaming small bodies behind separately
           // flushed headers costs a delayed-ACK round trip per request on keep-alive connections.
           const chunks: Buffer[] = [];
@@ -135,4 +144,24 @@ export function attachServers(backend: ElbBackend): void {
       await Promise.all([...servers.keys()].map((arn) => this.close(backend.listeners.get(arn) ?? ({ arn } as Listener))));
     },
   };
+}
+
+/**
+ * TargetResponseTime of one proxied request, in simulated ms. Virtual time: the clock's elapsed
+ * time (it stands still during real I/O, so only the app's modelled wait counts). Real and scaled
+ * time: the app's modelled latency plus the real milliseconds the round trip took beyond the
+ * modelled wait, unscaled — real socket and CPU time is not simulated time.
+ */
+export function targetResponseMs(
+  clock: Clock,
+  started: number,
+  wallStarted: number,
+  header: string | string[] | undefined,
+): number {
+  if (clock.kind === "virtual") return clock.now() - started;
+  const modelled = Number(Array.isArray(header) ? header[0] : header);
+  if (!Number.isFinite(modelled) || modelled < 0) return clock.now() - started;
+  const factor = "factor" in clock && typeof clock.factor === "number" ? clock.factor : 1;
+  const wall = performance.now() - wallStarted;
+  return modelled + Math.max(0, wall - modelled / factor);
 }
