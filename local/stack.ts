@@ -63,6 +63,8 @@ export class Stack {
   webhookUrl = "";
   consoleUrl?: string;
   private consoleServer?: ConsoleServer;
+  /** KILN_CONFIG before a stack started with its own `config` (restored by stop()). */
+  private previousConfig?: { value: string | undefined };
 
   private constructor(
     readonly cloud: Cloud,
@@ -72,6 +74,10 @@ export class Stack {
 
   static async start(opts: StackOptions = {}): Promise<Stack> {
     const clock = typeof opts.clock === "object" ? opts.clock : parseClock(opts.clock ?? "virtual");
+    // The stack's configuration is the process's while it runs (its functions and the CLI read
+    // KILN_CONFIG); stop() gives the previous value back, so the next stack in this process (a test,
+    // a simulation seed) does not inherit it.
+    const previousConfig = process.env.KILN_CONFIG;
     if (opts.config) process.env.KILN_CONFIG = path.resolve(opts.config);
     clearConfigCache();
     const cloud = createCloud({ clock, seed: opts.seed, settings: opts.settings, faults: opts.faults });
@@ -80,15 +86,21 @@ export class Stack {
     // (a Lambda "times out" mid-backoff): handlers make one attempt and throttling reaches the state
     // machine's Retry (or Lambda's async retries), which wait on the shared clock. Scaled and real
     // time keep the SDK's retries, as in Lambda.
-    configureRuntime({ clock: cloud.clock, aws: { ...cloud.clientConfig(), ...(cloud.clock.kind === "virtual" ? { maxAttempts: 1 } : {}) } });
+    configureRuntime({
+      clock: cloud.clock,
+      aws: { ...cloud.clientConfig(), ...(cloud.clock.kind === "virtual" ? { maxAttempts: 1 } : {}) },
+    });
     const stage = opts.stage ?? "local";
     // serverless.yml's `params.local` points PagerDuty/Slack at the cloud's capture endpoint.
     process.env.KILN_LOCAL_ENDPOINT = cloud.endpoint || "http://127.0.0.1:0";
     const sls = loadServerless({ stage, region: cloud.region, accountId: cloud.accountId });
     const stack = new Stack(cloud, sls, stage);
+    stack.previousConfig = opts.config ? { value: previousConfig } : undefined;
     await stack.wire();
     if (opts.console !== false) {
-      stack.consoleServer = await cloud.clock.hold(startConsole({ target: stackTarget(stack), clock: cloud.clock, port: opts.console?.port }));
+      stack.consoleServer = await cloud.clock.hold(
+        startConsole({ target: stackTarget(stack), clock: cloud.clock, port: opts.console?.port }),
+      );
       stack.consoleUrl = stack.consoleServer.url;
     }
     return stack;
@@ -112,6 +124,12 @@ export class Stack {
   async stop(): Promise<void> {
     await this.consoleServer?.close();
     await this.cloud.stop();
+    if (this.previousConfig) {
+      if (this.previousConfig.value === undefined) delete process.env.KILN_CONFIG;
+      else process.env.KILN_CONFIG = this.previousConfig.value;
+      this.previousConfig = undefined;
+      clearConfigCache();
+    }
   }
 
   private get region(): string {
@@ -175,9 +193,12 @@ export class Stack {
 
   private getAtt(resource: string, attr: string): unknown {
     const fnKey =
-      resource in this.serverless.functions ? resource : Object.keys(this.serverless.functions).find((k) => lambdaLogicalId(k) === resource);
+      resource in this.serverless.functions
+        ? resource
+        : Object.keys(this.serverless.functions).find((k) => lambdaLogicalId(k) === resource);
     if (fnKey && attr === "Arn") return this.functionArn(fnKey);
-    if (resource in this.tables && attr === "Arn") return `arn:aws:dynamodb:${this.region}:${this.cloud.accountId}:table/${this.tables[resource]}`;
+    if (resource in this.tables && attr === "Arn")
+      return `arn:aws:dynamodb:${this.region}:${this.cloud.accountId}:table/${this.tables[resource]}`;
     if (resource in this.topics && (attr === "TopicArn" || attr === "Arn")) return this.topics[resource];
     if (resource in this.stateMachines && attr === "Arn") return this.stateMachines[resource];
     throw new Error(`serverless.yml: cannot resolve Fn::GetAtt ${resource}.${attr} locally`);
@@ -205,7 +226,9 @@ export class Stack {
         );
       } else if (r.Type === "AWS::SNS::Topic") {
         const p = this.resolveProps(r.Properties, id) as Record<string, unknown>;
-        const out = await sns.send(new CreateTopicCommand({ Name: String(p.TopicName ?? `${this.serverless.service}-${this.stage}-${id}`) }));
+        const out = await sns.send(
+          new CreateTopicCommand({ Name: String(p.TopicName ?? `${this.serverless.service}-${this.stage}-${id}`) }),
+        );
         this.topics[id] = out.TopicArn!;
       }
     }
@@ -239,8 +262,12 @@ export class Stack {
       const [file, exportName = "handler"] = splitHandler(fn.handler);
       const mod = await import(pathToFileURL(path.join(PROJECT_ROOT, file)).href);
       const handler = mod[exportName];
-      if (typeof handler !== "function") throw new Error(`serverless.yml: functions.${key}.handler ${fn.handler} exports no function`);
-      const env: Record<string, unknown> = { ...providerEnv, ...((this.resolve(fn.environment ?? {}) ?? {}) as Record<string, unknown>) };
+      if (typeof handler !== "function")
+        throw new Error(`serverless.yml: functions.${key}.handler ${fn.handler} exports no function`);
+      const env: Record<string, unknown> = {
+        ...providerEnv,
+        ...((this.resolve(fn.environment ?? {}) ?? {}) as Record<string, unknown>),
+      };
       // serverless.yml names the packaged kiln.config.yaml; locally the stack's own configuration
       // (`--config`, KILN_CONFIG) must reach its functions, as an absolute path (never the cwd's file).
       if (process.env.KILN_CONFIG) env.KILN_CONFIG = path.resolve(process.env.KILN_CONFIG);
@@ -317,7 +344,11 @@ export class Stack {
       const event = functionUrlEvent(req, url, prefix, this.cloud.clock.now());
       const r = await lambda.invoke(this.functions[key]!, event);
       if (r.functionError) {
-        return { status: 502, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: "Internal Server Error" }) };
+        return {
+          status: 502,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ message: "Internal Server Error" }),
+        };
       }
       return functionUrlResponse(r.payload);
     });
@@ -360,7 +391,13 @@ function functionUrlEvent(
       accountId: "anonymous",
       apiId: "local",
       domainName: url.host,
-      http: { method: req.method, path: rawPath, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: headers["user-agent"] ?? "" },
+      http: {
+        method: req.method,
+        path: rawPath,
+        protocol: "HTTP/1.1",
+        sourceIp: "127.0.0.1",
+        userAgent: headers["user-agent"] ?? "",
+      },
       requestId: randomBytes(16).toString("hex"),
       routeKey: "$default",
       stage: "$default",
