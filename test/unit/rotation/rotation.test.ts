@@ -4,7 +4,7 @@ import { GetParameterCommand } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { VirtualClock } from "../../../lib/clock.ts";
 import { acquireLock, executionArnFor, recordFailure } from "../../../lib/lock/index.ts";
-import { type RotationDeps, rotate, rotationNonce } from "../../../lib/rotation/index.ts";
+import { type RotationDeps, rotate } from "../../../lib/rotation/index.ts";
 import { ABORT_SM, DEPLOY_SM, type Dynamo, FakeSfn, startDynamo } from "../lock/fakes.ts";
 
 const DAY = 86_400_000;
