@@ -43,7 +43,8 @@ Operations (against the local stack, or AWS with --profile/--region):
   reject <execution> [--reason text]   reject it (traffic stays on blue)
   abort <execution | service [--env E]> [--reason text]
                                        restore blue, remove green, release the lock
-  redrive <execution>                  retry a failed execution from the failed step
+  redrive <execution> [--force]        retry a failed execution from the failed step (--force: even
+                                       when its commit failed the canary, which is re-judged on fresh traffic)
   rollback <service> [--env E] [--reason text]
                                        return to the previous fleet within its fast-rollback window
   rotate <service> [--env E]           rebake the live commit on the newest base AMI if due
@@ -70,6 +71,7 @@ const OPTIONS = {
   stage: { type: "string" },
   service: { type: "string" },
   env: { type: "string" },
+  force: { type: "boolean" },
 } as const;
 
 const REMOTE_COMMANDS = new Set([
@@ -181,7 +183,7 @@ export async function main(
         await abort(target, arg, { env: v.env, reason: v.reason }, out);
         return EXIT.ok;
       case "redrive":
-        await redrive(target, arg, out);
+        await redrive(target, arg, out, { force: v.force });
         return EXIT.ok;
       case "rollback":
         await rollback(target, arg, { env: v.env, reason: v.reason }, out);

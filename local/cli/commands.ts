@@ -2,6 +2,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { InvokeCommand } from "@aws-sdk/client-lambda";
 import {
+  DescribeExecutionCommand,
   type DescribeExecutionCommandOutput,
   type ExecutionStatus,
   GetExecutionHistoryCommand,
@@ -14,6 +15,7 @@ import {
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { COMMIT_PATTERN, type KilnConfig, loadConfig, type ServiceConfig } from "../../lib/config/index.ts";
 import { executionName, unitKey } from "../../lib/names.ts";
+import { causeMessage, judgedFailure } from "../../lib/ops/redrive.ts";
 import { type ServiceStatus, serviceStatus, unitExecutions } from "../../lib/ops/status.ts";
 import {
   branchOf,
@@ -350,8 +352,30 @@ export function formatLogs(l: ExecutionLog, out: Out): void {
   }
 }
 
-export async function redrive(t: Target, ref: string | undefined, out: Out): Promise<void> {
+/**
+ * Redrives a failed execution from its failed step. A commit that failed the canary judge is only
+ * redriven with `force` (the CLI's `--force`, the console's confirmation): the refusal says why and
+ * what to do instead, and starts nothing.
+ */
+export async function redrive(t: Target, ref: string | undefined, out: Out, opts: { force?: boolean } = {}): Promise<void> {
   const arn = executionArn(t, ref);
+  if (!opts.force) {
+    const d = await t.clients.sfn.send(new DescribeExecutionCommand({ executionArn: arn })).catch((err: Error) => {
+      if (err.name === "ExecutionDoesNotExist") throw new CliError(`cannot redrive ${arn}: no such execution`, EXIT.notFound);
+      throw err;
+    });
+    const judged = judgedFailure(d);
+    if (judged)
+      throw new CliError(
+        [
+          `not redriven: ${arn} failed the canary: ${judged}`,
+          "  a redrive judges the same commit again on fresh traffic; the way forward is an abort or a new push:",
+          `    npx kiln abort ${arn}`,
+          `  to redrive anyway: npx kiln redrive ${arn} --force`,
+        ].join("\n"),
+        EXIT.usage,
+      );
+  }
   try {
     await t.clients.sfn.send(new RedriveExecutionCommand({ executionArn: arn }));
   } catch (err) {
@@ -484,12 +508,6 @@ export async function rollback(
   }
   out(`rolling back ${unit.service} (${unit.environment}): ${arn}`);
   return arn;
-}
-
-/** A Lambda error cause is `{"errorType","errorMessage",…}` JSON: the message is what an operator reads. */
-function causeMessage(cause: string | undefined): string {
-  const v = parseInput(cause);
-  return typeof v?.errorMessage === "string" ? v.errorMessage : (cause ?? "");
 }
 
 export async function rotate(

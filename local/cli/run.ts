@@ -1,7 +1,7 @@
 /** `kiln start`, `kiln up`, `kiln cloud`: the long-running local commands. */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
 import { parse } from "yaml";
 import { type Clock, parseClock, VirtualClock } from "../../lib/clock.ts";
 import { defaultEnvironment, environmentsOf, loadConfig, serviceConfig } from "../../lib/config/index.ts";
@@ -9,6 +9,7 @@ import { serviceStatus } from "../../lib/ops/status.ts";
 import { createCloud } from "../cloud/index.ts";
 import { seedService, type SeedResult } from "../seed.ts";
 import { Stack } from "../stack.ts";
+import { judgedFailure } from "../../lib/ops/redrive.ts";
 import { sendPush, waitForExecution } from "./commands.ts";
 import { EXIT, removeStackRecord, stackTarget, writeStackRecord } from "./target.ts";
 
@@ -24,10 +25,20 @@ function waitForSignal(): Promise<void> {
 // Function logs (JSON lines meant for CloudWatch) would drown the live view: keep warnings and errors.
 process.env.KILN_LOG_LEVEL ??= "warn";
 
-async function bootStack(opts: { clock?: string; port?: number; seed: boolean; service?: string; out: Out }): Promise<{ stack: Stack; seeded?: SeedResult }> {
+async function bootStack(opts: {
+  clock?: string;
+  port?: number;
+  seed: boolean;
+  service?: string;
+  out: Out;
+}): Promise<{ stack: Stack; seeded?: SeedResult }> {
   // In scaled time a health check's timeout is a few real milliseconds: probe the app in process
   // (same handler, same service-in state) so a busy machine does not flap targets.
-  const stack = await Stack.start({ clock: opts.clock ?? "scaled:60", port: opts.port ?? 0, settings: { "elbv2.realHealthChecks": false } });
+  const stack = await Stack.start({
+    clock: opts.clock ?? "scaled:60",
+    port: opts.port ?? 0,
+    settings: { "elbv2.realHealthChecks": false },
+  });
   const service = opts.service ?? Object.keys(loadConfig().services)[0]!;
   let seeded: SeedResult | undefined;
   if (opts.seed) {
@@ -38,7 +49,12 @@ async function bootStack(opts: { clock?: string; port?: number; seed: boolean; s
     const svc = serviceConfig(loadConfig(), service);
     for (const env of environmentsOf(svc).filter((e) => e !== defaultEnvironment(svc, service))) {
       opts.out(`seeding ${service} ${env}: a blue fleet of 2 on its own load balancer…`);
-      const s = await seedService(stack.cloud, { service, environment: env, commit: randomBytes(20).toString("hex"), instances: 2 });
+      const s = await seedService(stack.cloud, {
+        service,
+        environment: env,
+        commit: randomBytes(20).toString("hex"),
+        instances: 2,
+      });
       opts.out(`  ${env} fleet ${s.blueGroup} serves ${s.commit.slice(0, 12)} at ${s.loadBalancerUrl ?? "(no URL)"}`);
     }
   }
@@ -53,13 +69,27 @@ async function bootStack(opts: { clock?: string; port?: number; seed: boolean; s
   return { stack, seeded };
 }
 
-
 /** `npm start`: a real deployment, end to end, shown live. */
-export async function runStart(opts: { once: boolean; clock?: string; badCommit: boolean; service?: string; port?: number; out: Out }): Promise<number> {
+export async function runStart(opts: {
+  once: boolean;
+  clock?: string;
+  badCommit: boolean;
+  service?: string;
+  port?: number;
+  out: Out;
+}): Promise<number> {
   const out = opts.out;
   const wallStart = Date.now();
-  out("kiln: starting the local stack (simulated AWS cloud, Step Functions engine, DynamoDB, kiln's functions from serverless.yml)…");
-  const { stack, seeded } = await bootStack({ clock: opts.clock ?? "scaled:60", port: opts.port, seed: true, service: opts.service, out });
+  out(
+    "kiln: starting the local stack (simulated AWS cloud, Step Functions engine, DynamoDB, kiln's functions from serverless.yml)…",
+  );
+  const { stack, seeded } = await bootStack({
+    clock: opts.clock ?? "scaled:60",
+    port: opts.port,
+    seed: true,
+    service: opts.service,
+    out,
+  });
   const clock = stack.cloud.clock;
   const t = stackTarget(stack);
   const service = seeded!.service;
@@ -97,8 +127,7 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
         if (res.status >= 500) {
           load.failed++;
           if (load.failures.length < 5) load.failures.push(`[${elapsed()}] ${res.status} ${text.slice(0, 120)}`);
-        }
-        else {
+        } else {
           load.ok++;
           const c = (JSON.parse(text) as { commit?: string }).commit?.slice(0, 12) ?? "?";
           load.byCommit.set(c, (load.byCommit.get(c) ?? 0) + 1);
@@ -124,7 +153,10 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
         out(`[${elapsed()}] ${name}`);
         lastStep = name;
       }
-      if (e.type === "TaskFailed" || e.type === "LambdaFunctionFailed") out(`[${elapsed()}]   ✗ ${e.taskFailedEventDetails?.error ?? ""} ${(e.taskFailedEventDetails?.cause ?? "").slice(0, 300)}`);
+      if (e.type === "TaskFailed" || e.type === "LambdaFunctionFailed")
+        out(
+          `[${elapsed()}]   ✗ ${e.taskFailedEventDetails?.error ?? ""} ${(e.taskFailedEventDetails?.cause ?? "").slice(0, 300)}`,
+        );
     }
     seenEvents = events.length;
     const s = await serviceStatus(service, cfg, t.clients);
@@ -133,7 +165,10 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
     lastTraffic = traffic;
     const fleet = s.fleets
       .filter((f) => f.capacity.desired > 0 || f.instances.length > 0)
-      .map((f) => `${f.role === "retired" ? "retired" : f.commit?.slice(0, 7)}: ${f.instances.filter((i) => i.health === "healthy").length}/${f.capacity.desired} healthy`)
+      .map(
+        (f) =>
+          `${f.role === "retired" ? "retired" : f.commit?.slice(0, 7)}: ${f.instances.filter((i) => i.health === "healthy").length}/${f.capacity.desired} healthy`,
+      )
       .join(", ");
     if (fleet !== lastFleet) out(`[${elapsed()}]   fleet    ${fleet}`);
     lastFleet = fleet;
@@ -144,11 +179,25 @@ export async function runStart(opts: { once: boolean; clock?: string; badCommit:
   await loadLoop;
   const s = await serviceStatus(service, cfg, t.clients);
   out("");
-  out(`deployment ${final} after ${elapsed()} simulated (${((Date.now() - wallStart) / 1000).toFixed(1)} s wall, clock ${clock.kind})`);
-  out(`  live commit ${s.liveCommit?.slice(0, 12) ?? "?"} · traffic ${s.weights.map((w) => `${w.name} ${w.weight}%`).join(" | ")}`);
-  out(`  requests through the ALB during the deployment: ${load.ok} ok, ${load.failed} failed · ${[...load.byCommit].map(([c, n]) => `${c}: ${n}`).join(", ")}`);
+  out(
+    `deployment ${final} after ${elapsed()} simulated (${((Date.now() - wallStart) / 1000).toFixed(1)} s wall, clock ${clock.kind})`,
+  );
+  out(
+    `  live commit ${s.liveCommit?.slice(0, 12) ?? "?"} · traffic ${s.weights.map((w) => `${w.name} ${w.weight}%`).join(" | ")}`,
+  );
+  out(
+    `  requests through the ALB during the deployment: ${load.ok} ok, ${load.failed} failed · ${[...load.byCommit].map(([c, n]) => `${c}: ${n}`).join(", ")}`,
+  );
   for (const f of load.failures) out(`    failed request ${f}`);
-  if (final !== "SUCCEEDED") out(`  see why: npx kiln logs ${arn} · retry: npx kiln redrive ${arn} · undo: npx kiln abort ${arn}`);
+  if (final !== "SUCCEEDED") {
+    const judged = judgedFailure(await t.clients.sfn.send(new DescribeExecutionCommand({ executionArn: arn })));
+    // A commit the canary failed is a bad commit: the way forward is an abort or a new push.
+    if (judged)
+      out(
+        `  the canary failed the commit: ${judged}\n  see why: npx kiln logs ${arn} · undo: npx kiln abort ${arn} · or push a fix`,
+      );
+    else out(`  see why: npx kiln logs ${arn} · retry: npx kiln redrive ${arn} · undo: npx kiln abort ${arn}`);
+  }
   const ok = final === "SUCCEEDED" && s.liveCommit === commit;
   if (opts.once) {
     await stack.stop();
@@ -176,7 +225,12 @@ export function serveClock(clock: Clock): Clock {
 }
 
 export async function runUp(opts: { port?: number; clock?: string; seed: boolean; out: Out }): Promise<number> {
-  const { stack, seeded } = await bootStack({ clock: opts.clock ?? "scaled:60", port: opts.port, seed: opts.seed, out: opts.out });
+  const { stack, seeded } = await bootStack({
+    clock: opts.clock ?? "scaled:60",
+    port: opts.port,
+    seed: opts.seed,
+    out: opts.out,
+  });
   serveClock(stack.cloud.clock);
   const info = stack.info();
   opts.out(`kiln local stack up (clock ${stack.cloud.clock.kind})`);
@@ -197,10 +251,17 @@ export async function runCloud(opts: { port: number; clock: string; scenario?: s
     const text = readFileSync(opts.scenario, "utf8");
     scenario = (opts.scenario.endsWith(".json") ? JSON.parse(text) : parse(text)) ?? {};
   }
-  const cloud = createCloud({ clock: serveClock(parseClock(opts.clock)), seed: scenario.seed, settings: scenario.settings, faults: scenario.faults });
+  const cloud = createCloud({
+    clock: serveClock(parseClock(opts.clock)),
+    seed: scenario.seed,
+    settings: scenario.settings,
+    faults: scenario.faults,
+  });
   await cloud.start({ port: opts.port });
   opts.out(`simulated AWS cloud listening on ${cloud.endpoint} (clock ${cloud.clock.kind})`);
-  opts.out(`  export AWS_ENDPOINT_URL=${cloud.endpoint} AWS_REGION=${cloud.region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local`);
+  opts.out(
+    `  export AWS_ENDPOINT_URL=${cloud.endpoint} AWS_REGION=${cloud.region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local`,
+  );
   opts.out(`  world state: ${cloud.endpoint}/_kiln/world · faults: POST ${cloud.endpoint}/_kiln/faults`);
   await waitForSignal();
   await cloud.stop();

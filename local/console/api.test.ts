@@ -41,7 +41,19 @@ describe("parseActionRequest", () => {
     ],
     ["a state machine ARN", JSON.stringify({ action: "redrive", execution: DEPLOY }), 400, /execution ARN/],
     ["markup in the ARN", JSON.stringify({ action: "redrive", execution: `${EXEC}<script>` }), 400, /execution ARN/],
-    ["an extra field", JSON.stringify({ action: "redrive", execution: EXEC, force: true }), 400, /force|unrecognized/i],
+    ["an extra field", JSON.stringify({ action: "redrive", execution: EXEC, sudo: true }), 400, /sudo|unrecognized/i],
+    [
+      "force on an approval",
+      JSON.stringify({ action: "approve", execution: EXEC, force: true }),
+      400,
+      /force is only taken when redriving/,
+    ],
+    [
+      "a force that is not a boolean",
+      JSON.stringify({ action: "redrive", execution: EXEC, force: "yes" }),
+      400,
+      /force|boolean/i,
+    ],
     [
       "a reason on redrive",
       JSON.stringify({ action: "redrive", execution: EXEC, reason: "x" }),

@@ -16,6 +16,8 @@ const ActionRequestSchema = z
     action: z.enum(ACTIONS),
     execution: z.string().regex(EXECUTION_ARN, "must be an execution ARN"),
     reason: z.string().trim().min(1).max(500).optional(),
+    /** Redrive even though the commit failed the canary (the page asked the operator first). */
+    force: z.boolean().optional(),
   })
   .strict();
 
@@ -60,6 +62,8 @@ export function parseActionRequest(
     throw new ConsoleRequestError(`only deployments can be ${req.action === "abort" ? "aborted" : `${req.action}d`}`, 400);
   if (req.reason !== undefined && req.action !== "reject")
     throw new ConsoleRequestError("a reason is only taken when rejecting", 400);
+  if (req.force !== undefined && req.action !== "redrive")
+    throw new ConsoleRequestError("force is only taken when redriving", 400);
   return req;
 }
 

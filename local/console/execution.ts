@@ -11,6 +11,7 @@ import {
   type HistoryEvent,
 } from "@aws-sdk/client-sfn";
 import { type KilnConfig, loadConfig, serviceConfig } from "../../lib/config/index.ts";
+import { judgedFailure } from "../../lib/ops/redrive.ts";
 import { type ServiceStatus, serviceStatus } from "../../lib/ops/status.ts";
 import { type ExecutionUnit, machineOfExecution, parseInput, unitOfInput } from "../../lib/ops/target.ts";
 import type { Target } from "../cli/target.ts";
@@ -60,6 +61,8 @@ export interface Replay {
 export interface ActionAvailability {
   enabled: boolean;
   why?: string;
+  /** The action asks the operator to confirm this first (and is then sent with `force`). */
+  confirm?: string;
 }
 
 export interface ExecutionView {
@@ -261,7 +264,10 @@ export { machineOfExecution };
 /** Which operator actions apply to an execution, and why the others do not. */
 export function availableActions(
   t: Target,
-  d: Pick<DescribeExecutionCommandOutput, "status" | "redriveStatus" | "redriveStatusReason" | "executionArn">,
+  d: Pick<
+    DescribeExecutionCommandOutput,
+    "status" | "redriveStatus" | "redriveStatusReason" | "executionArn" | "error" | "cause"
+  >,
   replay: Replay,
   graph: GraphLayout,
 ): ExecutionView["actions"] {
@@ -277,6 +283,7 @@ export function availableActions(
           ? { enabled: false, why: "the deployments table is not known for this target" }
           : { enabled: true };
   const redrivable = ["FAILED", "TIMED_OUT", "ABORTED"].includes(status);
+  const judged = judgedFailure(d);
   return {
     approve: decision,
     reject: decision,
@@ -291,7 +298,12 @@ export function availableActions(
       ? { enabled: false, why: `only failed, timed-out or aborted executions can be redriven (this one is ${status})` }
       : d.redriveStatus && d.redriveStatus !== "REDRIVABLE"
         ? { enabled: false, why: d.redriveStatusReason ?? `redrive status ${d.redriveStatus}` }
-        : { enabled: true },
+        : judged
+          ? {
+              enabled: true,
+              confirm: `This commit failed the canary: ${judged}\n\nA redrive judges the same commit again on fresh traffic. The way forward is Abort or a new push.\n\nRedrive anyway?`,
+            }
+          : { enabled: true },
   };
 }
 

@@ -157,14 +157,24 @@ describe("console server", () => {
     });
     expect(v.graph.nodes.map((n) => n.id)).toEqual(["Verify", "Done"]);
     expect(v.replay.failed).toBe("Verify");
-    expect(v.actions.redrive).toEqual({ enabled: true });
+    // The commit failed the canary: Redrive asks first, in words that name the way forward.
+    expect(v.actions.redrive).toEqual({
+      enabled: true,
+      confirm: expect.stringMatching(/failed the canary: alarm <b>web-5xx<\/b> in ALARM[^]*Abort or a new push/),
+    });
     expect(v.actions.abort).toMatchObject({ enabled: false, why: expect.stringMatching(/abort state machine is not deployed/) });
     expect(v.service).toBe("web");
     expect(v.status?.error).toMatch(/UnreachableService/);
   });
 
-  it("redrives through the CLI's command and reports what it did", async () => {
-    const res = await post({ action: "redrive", execution: EXEC });
+  it("refuses to redrive a commit the canary failed unless confirmed; redrives it with force", async () => {
+    const refused = await post({ action: "redrive", execution: EXEC });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: string }).error).toMatch(
+      /not redriven: .* failed the canary: alarm <b>web-5xx<\/b> in ALARM[^]*kiln abort/,
+    );
+    expect(sent).not.toContain(`RedriveExecutionCommand ${EXEC}`);
+    const res = await post({ action: "redrive", execution: EXEC, force: true });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true, message: `redriven ${EXEC}` });
     expect(sent).toContain(`RedriveExecutionCommand ${EXEC}`);

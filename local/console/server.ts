@@ -5,7 +5,7 @@
  *   GET  /                       the page (services and executions, routed by the URL fragment)
  *   GET  /api/overview           every service of kiln.config.yaml: live commit, traffic, fleets, executions
  *   GET  /api/execution?arn=…    one execution: graph, state outcomes, history, step results, actions
- *   POST /api/actions            {action: approve|reject|abort|redrive, execution: <arn>, reason?}
+ *   POST /api/actions            {action: approve|reject|abort|redrive, execution: <arn>, reason?, force?}
  */
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -96,7 +96,7 @@ export async function runAction(t: Target, req: ActionRequest): Promise<{ messag
       );
       break;
     case "redrive":
-      await redrive(t, req.execution, out);
+      await redrive(t, req.execution, out, { force: req.force === true });
       break;
   }
   return { message: lines.join("\n"), executionArn };

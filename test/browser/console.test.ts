@@ -72,7 +72,8 @@ describe.skipIf(!HAVE_CHROMIUM)("web console in Chromium (needs /usr/bin/chromiu
 
     // The services page shows the seeded fleet serving the previous commit, all traffic on kiln-web-a.
     await page.goto(consoleUrl);
-    const card = page.locator('section[data-service="web"]');
+    // web runs in production and staging: one card per environment; the push to main is production's.
+    const card = page.locator('section[data-service="web"][data-environment="production"]');
     await expect.poll(() => card.textContent(), { timeout: 30_000 }).toContain(`live commit ${seeded.commit.slice(0, 12)}`);
     await expect
       .poll(() => card.locator('[data-testid="traffic"]').textContent(), { timeout: 30_000 })
@@ -139,8 +140,18 @@ describe.skipIf(!HAVE_CHROMIUM)("web console in Chromium (needs /usr/bin/chromiu
       await page.screenshot({ path: path.join(ARTIFACTS, "console-failed.png"), fullPage: true });
 
       // The fix: the commit stops failing, and the operator redrives from the failed step.
+      // A commit the canary failed: Redrive is no longer the primary action and asks first, naming
+      // the way forward (abort or a new push); confirmed, it redrives with force.
       stack.cloud.faults.clear("bad-commit");
+      expect(await page.getAttribute('button[data-action="redrive"]', "class")).toBe("secondary");
+      const asked = new Promise<string>((resolve) =>
+        page.once("dialog", (d) => {
+          resolve(d.message());
+          void d.accept();
+        }),
+      );
       await page.click('button[data-action="redrive"]');
+      expect(await asked).toMatch(/failed the canary[^]*Abort or a new push[^]*Redrive anyway\?/);
       await expect
         .poll(() => page.locator('[data-testid="action-message"]').textContent(), { timeout: 30_000 })
         .toContain(`redriven ${arn}`);

@@ -11,6 +11,7 @@ import {
   DescribeStateMachineForExecutionCommand,
   GetExecutionHistoryCommand,
   ListExecutionsCommand,
+  RedriveExecutionCommand,
   SendTaskFailureCommand,
   SendTaskSuccessCommand,
   StartExecutionCommand,
@@ -37,6 +38,8 @@ export interface FakeExecution {
   status: string;
   startDate: Date;
   stopDate?: Date;
+  error?: string;
+  cause?: string;
   history: Record<string, unknown>[];
 }
 
@@ -44,6 +47,7 @@ export interface FakeExecution {
 export class FakeStates {
   readonly executions = new Map<string, FakeExecution>();
   readonly decisions: { token: string; approved: boolean; cause?: string; output?: string }[] = [];
+  readonly redriven: string[] = [];
   private t = Date.parse("2026-01-05T09:00:00Z");
 
   add(e: Omit<FakeExecution, "executionArn" | "startDate" | "history"> & { history?: Record<string, unknown>[] }): FakeExecution {
@@ -82,6 +86,14 @@ export class FakeStates {
       if (!/^[A-Za-z0-9_-]{1,80}$/.test(name!)) throw awsError("InvalidName", `bad name ${name}`);
       const e = this.add({ stateMachineArn: stateMachineArn!, name: name!, input: input ?? "{}", status: "RUNNING" });
       return { executionArn: e.executionArn, startDate: e.startDate };
+    }
+    if (cmd instanceof RedriveExecutionCommand) {
+      const e = this.executions.get(cmd.input.executionArn!);
+      if (!e) throw awsError("ExecutionDoesNotExist");
+      if (e.status !== "FAILED") throw awsError("ExecutionNotRedrivable", `execution is ${e.status}`);
+      e.status = "RUNNING";
+      this.redriven.push(e.executionArn);
+      return { redriveDate: new Date() };
     }
     if (cmd instanceof SendTaskSuccessCommand) {
       this.decisions.push({ token: cmd.input.taskToken!, approved: true, output: cmd.input.output });
@@ -164,7 +176,9 @@ export function useConfig(services: Record<string, Record<string, string>>): str
     // Every environment after the first gets its own traffic (environments never share it).
     const envs = [...new Set(Object.values(branches))];
     const environments = Object.fromEntries(
-      envs.slice(1).map((env, i) => [env, { listener: { loadBalancer: `lb-${i}`, port: 80 }, targetGroups: [`tg-${i}-a`, `tg-${i}-b`] }]),
+      envs
+        .slice(1)
+        .map((env, i) => [env, { listener: { loadBalancer: `lb-${i}`, port: 80 }, targetGroups: [`tg-${i}-a`, `tg-${i}-b`] }]),
     );
     base.services[name] = { ...web, branches, environments };
   }

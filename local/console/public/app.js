@@ -187,11 +187,11 @@ function renderOverview(data) {
   const cards = data.services.map((svc) =>
     h(
       "section",
-      { class: "card", "data-service": svc.service },
+      { class: "card", "data-service": svc.service, "data-environment": svc.environment ?? "" },
       h(
         "div",
         { class: "row" },
-        h("h2", null, svc.service),
+        h("h2", null, svc.service, svc.environment ? h("span", { class: "muted" }, ` · ${svc.environment}`) : null),
         h("span", null, "live commit ", h("code", { title: svc.liveCommit ?? "" }, short(svc.liveCommit))),
         svc.loadBalancer ? h("span", { class: "muted" }, svc.loadBalancer.name, " ", safeLink(svc.loadBalancer.url)) : null,
       ),
@@ -284,8 +284,12 @@ function executionSkeleton(arn) {
 }
 
 async function act(page, action, confirmText) {
-  if (confirmText && !window.confirm(confirmText)) return;
+  // An action the server marks for confirmation (a redrive of a commit the canary failed) asks with
+  // its own words, and is sent with force once confirmed.
+  const asked = page.confirm?.[action];
+  if ((asked || confirmText) && !window.confirm(asked || confirmText)) return;
   const payload = { action, execution: page.arn };
+  if (asked) payload.force = true;
   const reason = page.reason.value.trim();
   if (action === "reject" && reason) payload.reason = reason;
   for (const b of Object.values(page.buttons)) b.disabled = true;
@@ -340,11 +344,15 @@ function renderExecution(page, v) {
         )
       : null,
   );
+  page.confirm = {};
   for (const [action, b] of Object.entries(page.buttons)) {
     const a = v.actions[action];
     b.disabled = !a.enabled;
     b.title = a.enabled ? "" : (a.why ?? "");
+    if (a.confirm) page.confirm[action] = a.confirm;
   }
+  // After a failed canary the way forward is Abort: Redrive stops being the primary action.
+  page.buttons.redrive.className = v.actions.redrive.confirm ? "secondary" : "primary";
   // Follow the execution: select its failed or current state until the operator picks one.
   const lastResult = [...replay.events].reverse().find((ev) => ev.state && replay.states[ev.state]?.results.length);
   const focus = replay.failed ?? replay.current[0] ?? lastResult?.state;
