@@ -189,7 +189,20 @@ export class MetricStore {
     const p = periodSec * 1000;
     const first = Math.floor(startMs / p) * p;
     const groups = new Map<number, Agg[]>();
-    for (const [sec, agg] of metric.buckets) {
+    // A query spans a few minutes of a metric that may hold days of seconds: walk the range's
+    // seconds when that is shorter than the metric's history (alarms and the judge query this way).
+    const fromSec = Math.ceil(first / 1000);
+    const toSec = Math.ceil(endMs / 1000);
+    const inRange: Iterable<[number, Agg]> =
+      toSec - fromSec < metric.buckets.size
+        ? (function* () {
+            for (let sec = fromSec; sec < toSec; sec++) {
+              const agg = metric.buckets.get(sec);
+              if (agg) yield [sec, agg] as [number, Agg];
+            }
+          })()
+        : metric.buckets;
+    for (const [sec, agg] of inRange) {
       const t = sec * 1000;
       if (t < first || t >= endMs) continue;
       if (unit && agg.unit && agg.unit !== unit) continue;
