@@ -4,7 +4,9 @@
  * Exit codes: 0 success · 1 the operation or deployment failed · 2 bad arguments ·
  * 3 unknown service or execution · 4 no local stack running.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { parseClock } from "../lib/clock.ts";
 import {
   abort,
   decide,
@@ -50,7 +52,7 @@ Operations (against the local stack, or AWS with --profile/--region):
   rotate <service> [--env E]           rebake the live commit on the newest base AMI if due
 
 --env defaults to the service's \`production\` environment, else its only one.
-Options: --json  --profile P  --region R  --stage S  -h/--help
+Options: --json  --profile P  --region R  --stage S  -h/--help  -V/--version
 Exit codes: 0 ok · 1 failed or refused · 2 bad arguments · 3 unknown or finished service/environment/execution
             (nothing was started) · 4 no local stack`;
 
@@ -72,7 +74,25 @@ const OPTIONS = {
   service: { type: "string" },
   env: { type: "string" },
   force: { type: "boolean" },
+  version: { type: "boolean", short: "V" },
 } as const;
+
+/** The usage lines of one command (`kiln <command> --help`), or undefined for an unknown one. */
+export function commandUsage(command: string): string | undefined {
+  const lines = USAGE.split("\n");
+  const at = lines.findIndex((l) => new RegExp(`^  ${command}( |$)`).test(l));
+  if (at < 0) return undefined;
+  let end = at + 1;
+  while (end < lines.length && /^ {20,}\S/.test(lines[end]!)) end++;
+  return [`usage: kiln ${lines[at]!.trim().replace(/\s{2,}.*$/, "")}`, "", ...lines.slice(at, end), "", ...lines.slice(-4)].join(
+    "\n",
+  );
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return `kiln ${pkg.version}`;
+}
 
 const REMOTE_COMMANDS = new Set([
   "console",
@@ -99,14 +119,34 @@ export async function main(
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    console.error(`kiln: ${(err as Error).message}\n\n${USAGE}`);
+    // Node's parseArgs text ("To specify a positional argument starting with a '-'…") is not ours.
+    const e = err as Error & { code?: string };
+    const what = /option '([^']+)'/.exec(e.message)?.[1];
+    const cmd = argv.find((a) => !a.startsWith("-"));
+    const help = cmd && commandUsage(cmd) ? `kiln ${cmd} --help` : "kiln --help";
+    if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && what) console.error(`kiln: unknown option ${what} (see ${help})`);
+    else if (e.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE")
+      console.error(`kiln: ${e.message.replace(/^Option /, "option ")} (see ${help})`);
+    else console.error(`kiln: ${e.message} (see ${help})`);
     return EXIT.usage;
   }
   const { values: v, positionals } = parsed;
   const [command, arg] = positionals;
+  if (v.version) {
+    out(version());
+    return EXIT.ok;
+  }
   if (v.help || !command) {
-    out(USAGE);
+    out((command && commandUsage(command)) || USAGE);
     return command || v.help ? EXIT.ok : EXIT.usage;
+  }
+  if (v.clock !== undefined) {
+    try {
+      parseClock(v.clock);
+    } catch (err) {
+      console.error(`kiln: --clock: ${(err as Error).message}`);
+      return EXIT.usage;
+    }
   }
   const port = v.port === undefined ? undefined : Number(v.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) {
