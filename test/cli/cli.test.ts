@@ -36,7 +36,7 @@ describe("kiln CLI: arguments", () => {
     [["--help"], 0, /usage: kiln/],
     [[], 2, /usage: kiln/],
     [["frobnicate"], 2, /unknown command "frobnicate"/],
-    [["status", "--no-such-flag"], 2, /Unknown option '--no-such-flag'/],
+    [["status", "--no-such-flag"], 2, /unknown option --no-such-flag \(see kiln status --help\)/],
     [["up", "--port", "http"], 2, /--port must be a port number/],
     [["status"], 4, /no local kiln stack is running/],
     [["redrive", "x"], 4, /no local kiln stack is running/],
