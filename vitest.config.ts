@@ -11,5 +11,7 @@ export default defineConfig({
     // names every retried test, so flakes stay visible).
     retry: 2,
     reporters: ["default"],
+    // The SDK's notice that its 2027 releases need Node 22, once per test file, is noise here.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
   },
 });
