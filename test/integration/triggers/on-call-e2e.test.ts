@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { sendPush } from "../../../local/cli/commands.ts";
 import type { ElbBackend } from "../../../local/cloud/services/elbv2/backend.ts";
 import type { LambdaBackend } from "../../../local/cloud/services/lambda/index.ts";
+import type { SnsBackend } from "../../../local/cloud/services/sns/index.ts";
 import { seedService, until } from "../../../local/seed.ts";
 import { Stack } from "../../../local/stack.ts";
 import { statesBackend } from "../../../local/states/api.ts";
@@ -21,7 +22,10 @@ afterEach(async () => {
   stack = undefined;
 });
 
-type Post = { name: string; body: { event_action?: string; dedup_key?: string; payload?: { summary?: string; custom_details?: unknown } } };
+type Post = {
+  name: string;
+  body: { event_action?: string; dedup_key?: string; payload?: { summary?: string; custom_details?: unknown } };
+};
 const posts = (s: Stack, name: string) => s.cloud.captured.filter((c) => c.name === name) as Post[];
 
 describe("paging", () => {
@@ -39,17 +43,39 @@ describe("paging", () => {
     expect(failed.status).toBe("FAILED");
 
     const s = stack;
-    const trigger = await until(s.cloud.clock, "page", async () => posts(s, "pagerduty").find((p) => p.body.event_action === "trigger"), 1_000, 600_000);
+    const trigger = await until(
+      s.cloud.clock,
+      "page",
+      async () => posts(s, "pagerduty").find((p) => p.body.event_action === "trigger"),
+      1_000,
+      600_000,
+    );
     expect(trigger.body.dedup_key).toBe(arn);
     expect(JSON.stringify(trigger.body)).toContain(`kiln redrive ${arn}`);
     expect(JSON.stringify(trigger.body)).toContain(`kiln abort ${arn}`);
     expect(JSON.stringify(trigger.body)).toMatch(/Install/);
+    // The page also reached the service's own topic (kiln.config.yaml `pager.topic: kiln-pager`).
+    const sns = s.cloud.backend<SnsBackend>("sns");
+    const topicArn = `arn:aws:sns:${s.cloud.region}:${s.cloud.accountId}:kiln-pager`;
+    await until(
+      s.cloud.clock,
+      "page on kiln-pager",
+      async () => sns.messages(topicArn).some((m) => m.message.includes(arn)) || undefined,
+      1_000,
+      600_000,
+    );
 
     stack.cloud.faults.remove(fault);
     await sfn.send(new RedriveExecutionCommand({ executionArn: arn }));
     await statesBackend(stack.cloud).awaitExecution(arn);
     expect((await sfn.send(new DescribeExecutionCommand({ executionArn: arn }))).status).toBe("SUCCEEDED");
-    const resolve = await until(s.cloud.clock, "resolve", async () => posts(s, "pagerduty").find((p) => p.body.event_action === "resolve"), 1_000, 600_000);
+    const resolve = await until(
+      s.cloud.clock,
+      "resolve",
+      async () => posts(s, "pagerduty").find((p) => p.body.event_action === "resolve"),
+      1_000,
+      600_000,
+    );
     expect(resolve.body.dedup_key).toBe(arn);
     expect(posts(stack, "pagerduty").filter((p) => p.body.event_action === "trigger")).toHaveLength(1);
   }, 180_000);
@@ -58,7 +84,11 @@ describe("paging", () => {
 describe("scheduled rotation", () => {
   it("a week of daily schedules with a base AMI published mid-week rolls exactly once; the other days skip with a reason", async () => {
     // The queue's safety net runs every five minutes: keep a week of invocation records (2,016 of them).
-    stack = await Stack.start({ clock: "virtual", port: 0, settings: { "app.realServers": false, "lambda.invocationLogSize": 5_000 } });
+    stack = await Stack.start({
+      clock: "virtual",
+      port: 0,
+      settings: { "app.realServers": false, "lambda.invocationLogSize": 5_000 },
+    });
     // A week of background users would cost minutes of wall time: users arrive with the rotation's
     // deployment (the canary judge needs their requests) and leave when it ends.
     const seeded = await seedService(stack.cloud, { commit: "a".repeat(40), instances: 2, usersRps: 0 });
@@ -71,7 +101,9 @@ describe("scheduled rotation", () => {
     const sfn = new SFNClient(stack.cloud.clientConfig());
     const deployArn = stack.info().stateMachines.DeployStateMachine;
     const rotationsNow = async () =>
-      ((await sfn.send(new ListExecutionsCommand({ stateMachineArn: deployArn }))).executions ?? []).filter((e) => e.name?.includes("-rotation"));
+      ((await sfn.send(new ListExecutionsCommand({ stateMachineArn: deployArn }))).executions ?? []).filter((e) =>
+        e.name?.includes("-rotation"),
+      );
     let stopUsers: (() => void) | undefined;
     while (clock.now() - t0 < 7 * DAY) {
       await clock.sleep(5 * 60_000);
@@ -95,7 +127,10 @@ describe("scheduled rotation", () => {
     expect(rotations[0]?.status, `${rd.error}: ${rd.cause}`).toBe("SUCCEEDED");
 
     const r = await new LambdaClient(stack.cloud.clientConfig()).send(
-      new InvokeCommand({ FunctionName: stack.info().functions.rotate, Payload: Buffer.from(JSON.stringify({ service: "web" })) }),
+      new InvokeCommand({
+        FunctionName: stack.info().functions.rotate,
+        Payload: Buffer.from(JSON.stringify({ service: "web" })),
+      }),
     );
     const answer = JSON.parse(Buffer.from(r.Payload!).toString());
     // Rotation answers per environment: production's fleet is fresh and on the newest base AMI.
