@@ -34,6 +34,8 @@ import type { Backend, Cloud } from "./cloud/cloud.ts";
 
 export interface SeedResult {
   service: string;
+  /** The environment seeded (the service's default unless asked). */
+  environment: string;
   commit: string;
   imageId: string;
   loadBalancerArn: string;
@@ -299,6 +301,7 @@ export async function seedService(
       .startUsers(loadBalancerArn, rps);
   return {
     service,
+    environment,
     commit: opts.commit,
     imageId,
     loadBalancerArn,

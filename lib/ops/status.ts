@@ -11,8 +11,9 @@ import {
   DescribeTargetGroupsCommand,
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import { GetExecutionHistoryCommand, ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
 import type { KilnConfig, ServiceConfig } from "../config/index.ts";
+import { RETIRED_TAGS } from "../roll/abort.ts";
 import { KILN_TAGS, serviceGroups, tagValue } from "../roll/fleet.ts";
 import { readWeights, targetGroupHealth } from "../roll/traffic.ts";
 import { describeExecution, parseInput, unitOfInput } from "./target.ts";
@@ -20,6 +21,12 @@ import { describeExecution, parseInput, unitOfInput } from "./target.ts";
 export interface FleetStatus {
   group: string;
   role: string;
+  /**
+   * What the fleet is doing now: `live` (its target group holds the most weight), `canary` (some
+   * weight), `retired` (kept at 0 for fast rollback, `kiln:delete-after`), else `standby` (a green
+   * not yet taking traffic, or a fleet whose target group has no weight).
+   */
+  state: "live" | "canary" | "retired" | "standby";
   commit?: string;
   execution?: string;
   targetGroups: string[];
@@ -43,6 +50,8 @@ export interface ServiceStatus {
     startDate?: string;
     stopDate?: string;
     redriveCount?: number;
+    /** A running execution's current state (`RequestApproval` = waiting for approval). */
+    currentStep?: string;
   }[];
   error?: string;
 }
@@ -91,7 +100,7 @@ export async function serviceStatus(
       const w = await readWeights(deps.elbv2, { listenerArn, ruleArn: cfg.ruleArn });
       out.weights = w.map((x) => ({ targetGroup: x.arn, name: nameOf.get(x.arn) ?? x.arn, weight: x.weight }));
     }
-    const groups = await serviceGroups(deps.autoscaling, service);
+    const groups = await serviceGroups(deps.autoscaling, service, opts.environment);
     const health = new Map<string, string>();
     for (const arn of nameOf.keys()) {
       const h = await targetGroupHealth(deps.elbv2, arn);
@@ -106,10 +115,23 @@ export async function serviceStatus(
       for (const res of r.Reservations ?? [])
         for (const inst of res.Instances ?? []) commits.set(inst.InstanceId!, tagValue(inst.Tags, KILN_TAGS.commit) ?? "");
     }
+    const weightOf = new Map(out.weights.map((w) => [w.targetGroup, w.weight]));
+    const top = Math.max(0, ...out.weights.map((w) => w.weight));
     for (const g of groups) {
+      const weight = Math.max(0, ...(g.TargetGroupARNs ?? []).map((a) => weightOf.get(a) ?? 0));
+      const desired = g.DesiredCapacity ?? 0;
+      const state: FleetStatus["state"] =
+        weight > 0 && weight === top && desired > 0
+          ? "live"
+          : weight > 0 && desired > 0
+            ? "canary"
+            : tagValue(g.Tags, RETIRED_TAGS.deleteAfter) !== undefined
+              ? "retired"
+              : "standby";
       out.fleets.push({
         group: g.AutoScalingGroupName!,
         role: tagValue(g.Tags, KILN_TAGS.role) ?? "fleet",
+        state,
         commit: tagValue(g.Tags, KILN_TAGS.commit),
         execution: tagValue(g.Tags, KILN_TAGS.execution),
         targetGroups: (g.TargetGroupARNs ?? []).map((a) => nameOf.get(a) ?? a),
@@ -180,9 +202,21 @@ export async function unitExecutions(
         startDate: e.startDate?.toISOString(),
         stopDate: (d?.stopDate ?? e.stopDate)?.toISOString(),
         redriveCount: e.redriveCount,
+        ...((d?.status ?? e.status) === "RUNNING" ? await currentStep(sfn, e.executionArn!) : {}),
       });
     }
     nextToken = r.nextToken;
   } while (nextToken && found.length < limit && budget > 0);
   return found;
+}
+
+/** The state a running execution is in: the newest StateEntered event of its history. */
+async function currentStep(sfn: Pick<SFNClient, "send">, executionArn: string): Promise<{ currentStep?: string }> {
+  try {
+    const r = await sfn.send(new GetExecutionHistoryCommand({ executionArn, reverseOrder: true, maxResults: 50 }));
+    const entered = (r.events ?? []).find((ev) => ev.type?.endsWith("StateEntered") && ev.stateEnteredEventDetails?.name);
+    return entered ? { currentStep: entered.stateEnteredEventDetails!.name! } : {};
+  } catch {
+    return {};
+  }
 }

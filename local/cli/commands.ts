@@ -298,10 +298,13 @@ export function formatStatus(s: { services: ServiceStatus[]; stack: Record<strin
     for (const f of svc.fleets) {
       const healthy = f.instances.filter((i) => i.health === "healthy").length;
       out(
-        `  ${f.role.padEnd(8)} ${f.group}  commit ${f.commit?.slice(0, 12) ?? "?"}  desired ${f.capacity.desired}  instances ${f.instances.length}  healthy ${healthy}`,
+        `  ${f.state.padEnd(8)} ${f.group}  commit ${f.commit?.slice(0, 12) ?? "?"}  desired ${f.capacity.desired}  instances ${f.instances.length}  healthy ${healthy}`,
       );
     }
-    for (const e of svc.executions.slice(0, 5)) out(`  ${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""}`);
+    for (const e of svc.executions.slice(0, 5)) {
+      const step = e.currentStep === APPROVAL_STATE ? "  waiting for approval" : e.currentStep ? `  at ${e.currentStep}` : "";
+      out(`  ${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""}${step}`);
+    }
   }
 }
 

@@ -93,7 +93,7 @@ export async function runStart(opts: {
   const clock = stack.cloud.clock;
   const t = stackTarget(stack);
   const service = seeded!.service;
-  const cfg = serviceConfig(loadConfig(), service);
+  const cfg = serviceConfig(loadConfig(), service, seeded!.environment);
   const commit = randomBytes(20).toString("hex");
   if (opts.badCommit) {
     stack.cloud.faults.add({ kind: "bad-commit", commit, mode: "500" });
@@ -159,7 +159,7 @@ export async function runStart(opts: {
         );
     }
     seenEvents = events.length;
-    const s = await serviceStatus(service, cfg, t.clients);
+    const s = await serviceStatus(service, cfg, t.clients, { environment: seeded!.environment });
     const traffic = s.weights.map((w) => `${w.name} ${w.weight}%`).join(" | ");
     if (traffic !== lastTraffic) out(`[${elapsed()}]   traffic  ${traffic}`);
     lastTraffic = traffic;
@@ -167,7 +167,7 @@ export async function runStart(opts: {
       .filter((f) => f.capacity.desired > 0 || f.instances.length > 0)
       .map(
         (f) =>
-          `${f.role === "retired" ? "retired" : f.commit?.slice(0, 7)}: ${f.instances.filter((i) => i.health === "healthy").length}/${f.capacity.desired} healthy`,
+          `${f.state === "retired" ? "retired" : f.commit?.slice(0, 7)}: ${f.instances.filter((i) => i.health === "healthy").length}/${f.capacity.desired} healthy`,
       )
       .join(", ");
     if (fleet !== lastFleet) out(`[${elapsed()}]   fleet    ${fleet}`);
@@ -177,7 +177,7 @@ export async function runStart(opts: {
   await poll();
   loading = false;
   await loadLoop;
-  const s = await serviceStatus(service, cfg, t.clients);
+  const s = await serviceStatus(service, cfg, t.clients, { environment: seeded!.environment });
   out("");
   out(
     `deployment ${final} after ${elapsed()} simulated (${((Date.now() - wallStart) / 1000).toFixed(1)} s wall, clock ${clock.kind})`,

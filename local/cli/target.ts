@@ -90,11 +90,17 @@ function machine(machines: Record<string, string>, suffix: string): string | und
 
 export function localTarget(): Target {
   if (!existsSync(STACK_FILE)) {
-    throw new CliError("no local kiln stack is running: start one with `npx kiln up` (or `npm start`), or pass --profile/--region for AWS", EXIT.noStack);
+    throw new CliError(
+      "no local kiln stack is running: start one with `npx kiln up` (or `npm start`), or pass --profile/--region for AWS",
+      EXIT.noStack,
+    );
   }
   const r = JSON.parse(readFileSync(STACK_FILE, "utf8")) as LocalStackRecord;
   if (!isAlive(r.pid)) {
-    throw new CliError(`the local stack recorded in ${STACK_FILE} (pid ${r.pid}) is not running: start one with \`npx kiln up\``, EXIT.noStack);
+    throw new CliError(
+      `the local stack recorded in ${STACK_FILE} (pid ${r.pid}) is not running: start one with \`npx kiln up\``,
+      EXIT.noStack,
+    );
   }
   const cfg = {
     region: r.region,
@@ -104,7 +110,11 @@ export function localTarget(): Target {
   return {
     kind: "local",
     region: r.region,
-    stateMachines: { deploy: machine(r.stateMachines, "deploy"), abort: machine(r.stateMachines, "abort"), rollback: machine(r.stateMachines, "rollback") },
+    stateMachines: {
+      deploy: machine(r.stateMachines, "deploy"),
+      abort: machine(r.stateMachines, "abort"),
+      rollback: machine(r.stateMachines, "rollback"),
+    },
     functions: r.functions,
     tables: r.tables,
     webhookUrl: r.webhookUrl,
@@ -149,7 +159,11 @@ export async function awsTarget(opts: { profile?: string; region?: string; stage
   return {
     kind: "aws",
     region,
-    stateMachines: { deploy: machine(machines, "deploy"), abort: machine(machines, "abort"), rollback: machine(machines, "rollback") },
+    stateMachines: {
+      deploy: machine(machines, "deploy"),
+      abort: machine(machines, "abort"),
+      rollback: machine(machines, "rollback"),
+    },
     functions: {},
     tables: { LockTable: `kiln-${stage}-lock`, DeploymentsTable: `kiln-${stage}-deployments` },
     clients,

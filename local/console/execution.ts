@@ -344,7 +344,7 @@ export async function executionView(t: Target, executionArn: string): Promise<Ex
   const unit = unitOf(d, config);
   const service = unit?.service;
   const status = unit
-    ? await serviceStatus(unit.service, serviceConfig(config, unit.service), t.clients, {
+    ? await serviceStatus(unit.service, serviceConfig(config, unit.service, unit.environment), t.clients, {
         deployStateMachineArn: t.stateMachines.deploy,
         executions: 5,
         config,

@@ -123,6 +123,8 @@ describe("kiln CLI against a running local stack", () => {
     expect(web.liveCommit).toBe("a".repeat(40));
     expect(web.weights.map((w: { weight: number }) => w.weight).sort()).toEqual([0, 100]);
     expect(web.fleets[0].instances).toHaveLength(2);
+    expect(web.fleets.map((f: { state: string }) => f.state)).toEqual(["live"]);
+    expect(r.out).not.toContain('"currentStep"');
   });
 
   it.each([
@@ -202,6 +204,11 @@ describe("kiln CLI against a running local stack", () => {
     expect(status.services[0].liveCommit).toBe(commit);
     expect(status.services.map((s: { environment: string }) => s.environment)).toEqual(["production", "staging"]);
     expect(status.services[0].executions[0]).toMatchObject({ arn: body.executionArn, environment: "production" });
+    // Which fleet is live is said, not guessed; staging's status shows none of production's fleets.
+    expect(status.services[0].fleets.map((f: { state: string }) => f.state).sort()).toEqual(["live", "retired"]);
+    expect(status.services[0].fleets.find((f: { state: string }) => f.state === "live").commit).toBe(commit);
+    const production = new Set(status.services[0].fleets.map((f: { group: string }) => f.group));
+    expect(status.services[1].fleets.filter((f: { group: string }) => production.has(f.group))).toEqual([]);
   }, 120_000);
 
   it("abort of a succeeded execution exits 3", async () => {

@@ -144,7 +144,7 @@ function fleetTable(fleets) {
       h(
         "tr",
         null,
-        ["role", "group", "commit", "target groups", "desired", "healthy", "instances"].map((c) => h("th", null, c)),
+        ["state", "group", "commit", "target groups", "desired", "healthy", "instances"].map((c) => h("th", null, c)),
       ),
     ),
     h(
@@ -154,7 +154,7 @@ function fleetTable(fleets) {
         h(
           "tr",
           null,
-          h("td", null, f.role),
+          h("td", { "data-testid": "fleet-state" }, f.state ?? f.role),
           h("td", { class: "mono" }, f.group),
           h("td", { class: "mono", title: f.commit ?? "" }, short(f.commit)),
           h("td", null, f.targetGroups.join(", ")),
@@ -222,7 +222,18 @@ function renderOverview(data) {
                 h(
                   "tr",
                   null,
-                  h("td", null, badge(e.status)),
+                  h(
+                    "td",
+                    null,
+                    badge(e.status),
+                    e.currentStep
+                      ? h(
+                          "span",
+                          { class: "muted" },
+                          e.currentStep === "RequestApproval" ? " waiting for approval" : ` at ${e.currentStep}`,
+                        )
+                      : null,
+                  ),
                   h("td", null, h("a", { href: executionHref(e.arn), class: "mono" }, e.name)),
                   h("td", null, time(e.startDate)),
                   h("td", null, time(e.stopDate)),
