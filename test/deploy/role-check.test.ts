@@ -1,0 +1,66 @@
+/**
+ * serverless.yml's roles evaluated (local/cloud/iam/): every authorization AWS makes for every call a
+ * function's code sends — dependent actions included — is allowed by the function's own role, and
+ * the findings of the review against the Service Authorization Reference stay fixed.
+ */
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { callAuthorizations, checkRole, type Env, rolePolicies } from "../../local/cloud/iam/check.ts";
+import { evaluate, type NamedPolicy, type PolicyStatement } from "../../local/cloud/iam/evaluate.ts";
+import { loadServerless } from "../../local/serverless.ts";
+import { CallGraph } from "./sdk-calls.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const sls = loadServerless({ stage: "prod", region: "us-east-1", accountId: "123456789012" });
+const resources = (sls.resources?.Resources ?? {}) as Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+const table = (n: string) => `arn:aws:dynamodb:us-east-1:123456789012:table/kiln-prod-${n}`;
+const env: Env = {
+  region: "us-east-1",
+  accountId: "123456789012",
+  stage: "prod",
+  service: "kiln",
+  tables: [table("lock"), table("deployments")],
+  kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",
+};
+const refs = { "LockTable.Arn": table("lock"), "DeploymentsTable.Arn": table("deployments"), PagerTopic: "arn:aws:sns:us-east-1:123456789012:kiln-prod-pager" };
+const graph = new CallGraph();
+const functions = readdirSync(path.join(ROOT, "functions"))
+  .filter((f) => f.endsWith(".ts"))
+  .map((f) => {
+    const key = f.replace(/\.ts$/, "").replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+    const roleId = (sls.functions[key] as { role?: string }).role!;
+    return { key, roleId, calls: graph.actions(path.join(ROOT, "functions", f)) };
+  });
+const policiesOf = (roleId: string): NamedPolicy[] => rolePolicies(resources[roleId]!, env, refs);
+const withoutSid = (policies: NamedPolicy[], sid: string): NamedPolicy[] =>
+  policies.map((p) => ({ ...p, document: { ...p.document, Statement: [p.document.Statement].flat().filter((s) => s.Sid !== sid) } }));
+const denied = (policies: NamedPolicy[], calls: Iterable<string>) => checkRole(policies, calls, env).denials.map((d) => `${d.call} → ${d.request.action}`);
+
+describe("role check over serverless.yml", () => {
+  it.each(functions.map((f) => [f.key, f]))("%s: its role allows every authorization of every call its code makes", (_k, f) => {
+    expect(denied(policiesOf(f.roleId), f.calls)).toEqual([]);
+  });
+
+  it("removing any one statement of a role makes the check fail, naming the action", () => {
+    let statements = 0;
+    for (const f of functions) {
+      const policies = policiesOf(f.roleId);
+      for (const s of policies.flatMap((p) => [p.document.Statement].flat() as PolicyStatement[])) {
+        if (!s.Sid || s.Sid === "OwnLogs") continue; // log writes are Lambda's, not an SDK call of the code
+        statements++;
+        const missing = denied(withoutSid(policies, s.Sid), f.calls);
+        const actions = [s.Action].flat() as string[];
+        expect(missing.length, `${f.roleId} without ${s.Sid}`).toBeGreaterThan(0);
+        expect(missing.some((m) => actions.some((a) => m.endsWith(`→ ${a}`))), `${f.roleId} without ${s.Sid}: ${missing.join(", ")}`).toBe(true);
+      }
+    }
+    expect(statements).toBeGreaterThan(100);
+  });
+
+  it("counts its evaluations", () => {
+    const total = functions.reduce((n, f) => n + checkRole(policiesOf(f.roleId), f.calls, env).evaluations, 0);
+    console.log(`role check: ${functions.length} functions, ${total} evaluations`);
+    expect(total).toBeGreaterThan(functions.length);
+  });
+});
