@@ -122,6 +122,8 @@ export function authorizationsFor(action: string, env: Env, extra: Record<string
   // Types the reference lists as alternatives (listener/app|net|gwy, execution|express) are one
   // resource of which kiln's is the first kind (ALB listeners, standard executions).
   const types = data.resourceTypes.filter((t) => (wanted ? wanted.includes(t.name) : t.required));
+  // Load balancer and Step Functions list their variants (listener/app|net|gwy, execution|express) as required types.
+  if ((svc === "elasticloadbalancing" || svc === "states") && types.length > 1) types.splice(1);
   const out: Authorization[] = [];
   for (const t of types.length ? types : data.resourceTypes.slice(0, 1)) {
     const svcOfType = svc === "ssm" && (t.name === "instance" || t.name === "managed-instance") ? "ec2" : svc;
@@ -157,7 +159,12 @@ export function callAuthorizations(action: string, env: Env): Authorization[] {
       // Auto Scaling launches from the launch template as the caller: RunInstances on the template's
       // resources, the tags of its TagSpecifications, and passing its instance profile's role.
       dep("ec2:RunInstances", {}, { viaTemplate: true });
-      dep("ec2:RunInstances", { "ec2:IsLaunchTemplateResource": "false" }, { resource: `arn:aws:ec2:${env.region}:${env.accountId}:launch-template/lt-0probe` });
+      out.push({
+        action: "ec2:RunInstances",
+        resource: `arn:aws:ec2:${env.region}:${env.accountId}:launch-template/lt-0probe`,
+        context: { [`aws:ResourceTag/${KILN_TAG}`]: "web", [`ec2:ResourceTag/${KILN_TAG}`]: "web" },
+        for: action,
+      });
       dep("ec2:CreateTags", { "ec2:CreateAction": "RunInstances", [`aws:RequestTag/${KILN_TAG}`]: "web", "aws:TagKeys": [KILN_TAG] });
       dep("iam:PassRole", { "iam:PassedToService": "ec2.amazonaws.com" }, { resource: role("kiln-fleet-web") });
       break;
@@ -224,10 +231,23 @@ function namedIn(policies: NamedPolicy[], action: string): string[] {
  * parameter…) any the role names of that action passes — the check is then on action and
  * conditions; `ec2:CreateTags` called directly may tag an instance, an image or a snapshot.
  */
-export function checkRole(policies: NamedPolicy[], calls: Iterable<string>, env: Env): { denials: Denial[]; evaluations: number } {
+export function checkRole(
+  policies: NamedPolicy[],
+  calls: Iterable<string>,
+  env: Env,
+  /** Tables each of which the function writes (every one must allow `dynamodb:PutItem`). */
+  writes: string[] = [],
+): { denials: Denial[]; evaluations: number } {
   const denials: Denial[] = [];
   let evaluations = 0;
   for (const call of calls) {
+    if (call === "dynamodb:PutItem") {
+      for (const resource of writes) {
+        evaluations++;
+        const req = { action: call, resource, context: {} };
+        if (evaluate(policies, req).decision !== "Allow") denials.push({ call, request: req });
+      }
+    }
     for (const req of callAuthorizations(call, env)) {
       const candidates = req.action.startsWith("dynamodb:")
         ? env.tables
