@@ -4,11 +4,7 @@
  * previous commit — built through the same AWS APIs (a real bake of the previous commit on a
  * builder instance, then the fleet).
  */
-import {
-  AutoScalingClient,
-  CreateAutoScalingGroupCommand,
-  DescribeAutoScalingGroupsCommand,
-} from "@aws-sdk/client-auto-scaling";
+import { AutoScalingClient, CreateAutoScalingGroupCommand, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   CreateImageCommand,
   CreateLaunchTemplateCommand,
@@ -48,7 +44,13 @@ export interface SeedResult {
 }
 
 /** Polls `check` on the clock every `everyMs` until it returns a value, or fails after `deadlineMs`. */
-export async function until<T>(clock: Clock, what: string, check: () => Promise<T | undefined | false>, everyMs = 5_000, deadlineMs = 3_600_000): Promise<T> {
+export async function until<T>(
+  clock: Clock,
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  everyMs = 5_000,
+  deadlineMs = 3_600_000,
+): Promise<T> {
   const end = clock.now() + deadlineMs;
   for (;;) {
     const v = await check();
@@ -84,7 +86,12 @@ export async function seedService(
   const elbv2 = new ElasticLoadBalancingV2Client(c);
   const autoscaling = new AutoScalingClient(c);
   const clock = cloud.clock;
-  const env = { KILN_COMMIT: opts.commit, KILN_SERVICE: service, KILN_REPO: cfg.repository, KILN_BRANCH: branchFor(cfg, environment) ?? "main" };
+  const env = {
+    KILN_COMMIT: opts.commit,
+    KILN_SERVICE: service,
+    KILN_REPO: cfg.repository,
+    KILN_BRANCH: branchFor(cfg, environment) ?? "main",
+  };
 
   // 1. Bake the previous commit the way an earlier pipeline would have.
   const baseAmi =
@@ -119,7 +126,10 @@ export async function seedService(
   let step = await runScriptStep({ instanceIds: [builder], script: cfg.scripts.install, env, comment: "seed install" }, { ssm });
   while (step.status === "pending") {
     await clock.sleep(2_000);
-    step = await runScriptStep({ instanceIds: [builder], script: cfg.scripts.install, env, comment: "seed install", commandId: step.commandId }, { ssm });
+    step = await runScriptStep(
+      { instanceIds: [builder], script: cfg.scripts.install, env, comment: "seed install", commandId: step.commandId },
+      { ssm },
+    );
   }
   const image = await ec2.send(
     new CreateImageCommand({
@@ -129,19 +139,29 @@ export async function seedService(
     }),
   );
   const imageId = image.ImageId!;
-  await until(clock, "seed image available", async () => {
-    const r = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
-    const state = r.Images?.[0]?.State;
-    if (state === "failed") throw new Error("seed image failed");
-    return state === "available";
-  }, 15_000);
+  await until(
+    clock,
+    "seed image available",
+    async () => {
+      const r = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+      const state = r.Images?.[0]?.State;
+      if (state === "failed") throw new Error("seed image failed");
+      return state === "available";
+    },
+    15_000,
+  );
   await ec2.send(new TerminateInstancesCommand({ InstanceIds: [builder] }));
 
   // 2. Load balancer, two target groups, a listener forwarding 100 % to the first.
   const lbName = "loadBalancer" in cfg.listener ? cfg.listener.loadBalancer : `kiln-${service}`;
   const port = "port" in cfg.listener ? cfg.listener.port : 80;
   const lb = await elbv2.send(
-    new CreateLoadBalancerCommand({ Name: lbName, Subnets: subnets.map((s) => s.SubnetId!), Type: "application", Scheme: "internet-facing" }),
+    new CreateLoadBalancerCommand({
+      Name: lbName,
+      Subnets: subnets.map((s) => s.SubnetId!),
+      Type: "application",
+      Scheme: "internet-facing",
+    }),
   );
   const loadBalancerArn = lb.LoadBalancers![0]!.LoadBalancerArn!;
   const vpcId = subnets[0]?.VpcId;
@@ -163,7 +183,10 @@ export async function seedService(
     );
     const arn = tg.TargetGroups![0]!.TargetGroupArn!;
     await elbv2.send(
-      new ModifyTargetGroupAttributesCommand({ TargetGroupArn: arn, Attributes: [{ Key: "deregistration_delay.timeout_seconds", Value: "30" }] }),
+      new ModifyTargetGroupAttributesCommand({
+        TargetGroupArn: arn,
+        Attributes: [{ Key: "deregistration_delay.timeout_seconds", Value: "30" }],
+      }),
     );
     tgArns.push(arn);
   }
@@ -174,8 +197,18 @@ export async function seedService(
       Protocol: "HTTP",
       Port: port,
       DefaultActions: [
-        { Type: "forward", ForwardConfig: { TargetGroups: [{ TargetGroupArn: blueTg, Weight: 100 }, { TargetGroupArn: idleTg, Weight: 0 }] } },
+        {
+          Type: "forward",
+          ForwardConfig: {
+            TargetGroups: [
+              { TargetGroupArn: blueTg, Weight: 100 },
+              { TargetGroupArn: idleTg, Weight: 0 },
+            ],
+          },
+        },
       ],
+      // kiln's roles shift traffic only on listeners tagged kiln:service (aws:ResourceTag condition).
+      Tags: [{ Key: "kiln:service", Value: service }],
     }),
   );
 
@@ -207,7 +240,17 @@ export async function seedService(
       LaunchTemplateName: named(`kiln-${service}`),
       VersionDescription: "seed",
       LaunchTemplateData: { ImageId: imageId, InstanceType: cfg.builder.instanceType as _InstanceType },
-      TagSpecifications: [{ ResourceType: "launch-template", Tags: [{ Key: "kiln:service", Value: service }, { Key: "kiln:environment", Value: environment }, { Key: "kiln:execution", Value: "seed" }, { Key: "kiln:role", Value: "launch-template" }] }],
+      TagSpecifications: [
+        {
+          ResourceType: "launch-template",
+          Tags: [
+            { Key: "kiln:service", Value: service },
+            { Key: "kiln:environment", Value: environment },
+            { Key: "kiln:execution", Value: "seed" },
+            { Key: "kiln:role", Value: "launch-template" },
+          ],
+        },
+      ],
     }),
   );
   const launchTemplateId = lt.LaunchTemplate!.LaunchTemplateId!;
@@ -228,8 +271,9 @@ export async function seedService(
     }),
   );
   await until(clock, "seed fleet ready", async () => (await fleetReadiness(blueGroup, { autoscaling, ssm })).ready, 5_000);
-  const ids = (await autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [blueGroup] }))).AutoScalingGroups![0]!
-    .Instances!.map((i) => i.InstanceId!);
+  const ids = (
+    await autoscaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [blueGroup] }))
+  ).AutoScalingGroups![0]!.Instances!.map((i) => i.InstanceId!);
   const script = `${cfg.scripts.smokeTest}\n${cfg.scripts.serviceIn}`;
   step = await runScriptStep({ instanceIds: ids, script, env, comment: "seed service-in" }, { ssm });
   while (step.status === "pending") {
@@ -243,7 +287,10 @@ export async function seedService(
   // The example's users: a steady trickle through the ALB so the canary judge has evidence
   // (kiln fails a step it cannot judge). `seed.usersRps` = 0 turns them off.
   const rps = opts.usersRps ?? cloud.setting("seed.usersRps", 10);
-  if (rps > 0) cloud.backend<Backend & { startUsers(lb: string, rps: number): () => void }>("elasticloadbalancing").startUsers(loadBalancerArn, rps);
+  if (rps > 0)
+    cloud
+      .backend<Backend & { startUsers(lb: string, rps: number): () => void }>("elasticloadbalancing")
+      .startUsers(loadBalancerArn, rps);
   return {
     service,
     commit: opts.commit,

@@ -93,7 +93,9 @@ function carried(creates: boolean): Record<string, ContextValue> {
 function supported(context: Record<string, ContextValue>, keys: string[]): Record<string, ContextValue> {
   const patterns = keys.map((k) => k.toLowerCase().replace(/\$\{tagkey\}$/, ""));
   return Object.fromEntries(
-    Object.entries(context).filter(([k]) => patterns.some((p) => (p.endsWith("/") ? k.toLowerCase().startsWith(p) : k.toLowerCase() === p))),
+    Object.entries(context).filter(([k]) =>
+      patterns.some((p) => (p.endsWith("/") ? k.toLowerCase().startsWith(p) : k.toLowerCase() === p)),
+    ),
   );
 }
 
@@ -110,7 +112,12 @@ const TYPES: Record<string, string[]> = {
 };
 
 /** The authorizations of one call, by the Service Authorization Reference. */
-export function authorizationsFor(action: string, env: Env, extra: Record<string, ContextValue> = {}, opts: { viaTemplate?: boolean } = {}): Authorization[] {
+export function authorizationsFor(
+  action: string,
+  env: Env,
+  extra: Record<string, ContextValue> = {},
+  opts: { viaTemplate?: boolean } = {},
+): Authorization[] {
   const data = iamActionData(action);
   const creates = CREATING.has(action);
   const base = { ...carried(creates), ...extra };
@@ -133,7 +140,11 @@ export function authorizationsFor(action: string, env: Env, extra: Record<string
     // An existing resource being read or changed carries kiln's tag; one being created carries request tags.
     const ctx: Record<string, ContextValue> = { ...base };
     if (opts.viaTemplate && svc === "ec2") ctx["ec2:IsLaunchTemplateResource"] = t.name !== "launch-template" ? "true" : "false";
-    out.push({ action, resource: arn, context: supported(ctx, [...data.conditionKeys, ...t.conditionKeys, "ec2:IsLaunchTemplateResource"]) });
+    out.push({
+      action,
+      resource: arn,
+      context: supported(ctx, [...data.conditionKeys, ...t.conditionKeys, "ec2:IsLaunchTemplateResource"]),
+    });
   }
   return out;
 }
@@ -142,18 +153,27 @@ export function authorizationsFor(action: string, env: Env, extra: Record<string
 export function callAuthorizations(action: string, env: Env): Authorization[] {
   const out = authorizationsFor(action, env);
   const dep = (a: string, ctx: Record<string, ContextValue> = {}, opts: { viaTemplate?: boolean; resource?: string } = {}) => {
-    for (const r of authorizationsFor(a, env, ctx, opts)) out.push({ ...r, ...(opts.resource ? { resource: opts.resource } : {}), for: action });
+    for (const r of authorizationsFor(a, env, ctx, opts))
+      out.push({ ...r, ...(opts.resource ? { resource: opts.resource } : {}), for: action });
   };
   const role = (name: string) => `arn:aws:iam::${env.accountId}:role/${name}`;
   switch (action) {
     case "ec2:RunInstances":
       // TagSpecifications (instance, volume) and the builder's instance profile.
-      dep("ec2:CreateTags", { "ec2:CreateAction": "RunInstances", [`aws:RequestTag/${KILN_TAG}`]: "web", "aws:TagKeys": [KILN_TAG] });
+      dep("ec2:CreateTags", {
+        "ec2:CreateAction": "RunInstances",
+        [`aws:RequestTag/${KILN_TAG}`]: "web",
+        "aws:TagKeys": [KILN_TAG],
+      });
       dep("iam:PassRole", { "iam:PassedToService": "ec2.amazonaws.com" }, { resource: role("kiln-builder") });
       if (env.kmsKeyArn) kms(out, env, action);
       break;
     case "ec2:CreateImage":
-      dep("ec2:CreateTags", { "ec2:CreateAction": "CreateImage", [`aws:RequestTag/${KILN_TAG}`]: "web", "aws:TagKeys": [KILN_TAG] }, { resource: `arn:aws:ec2:${env.region}::image/ami-0probe` });
+      dep(
+        "ec2:CreateTags",
+        { "ec2:CreateAction": "CreateImage", [`aws:RequestTag/${KILN_TAG}`]: "web", "aws:TagKeys": [KILN_TAG] },
+        { resource: `arn:aws:ec2:${env.region}::image/ami-0probe` },
+      );
       break;
     case "autoscaling:CreateAutoScalingGroup":
       // Auto Scaling launches from the launch template as the caller: RunInstances on the template's
@@ -165,7 +185,11 @@ export function callAuthorizations(action: string, env: Env): Authorization[] {
         context: { [`aws:ResourceTag/${KILN_TAG}`]: "web", [`ec2:ResourceTag/${KILN_TAG}`]: "web" },
         for: action,
       });
-      dep("ec2:CreateTags", { "ec2:CreateAction": "RunInstances", [`aws:RequestTag/${KILN_TAG}`]: "web", "aws:TagKeys": [KILN_TAG] });
+      dep("ec2:CreateTags", {
+        "ec2:CreateAction": "RunInstances",
+        [`aws:RequestTag/${KILN_TAG}`]: "web",
+        "aws:TagKeys": [KILN_TAG],
+      });
       dep("iam:PassRole", { "iam:PassedToService": "ec2.amazonaws.com" }, { resource: role("kiln-fleet-web") });
       break;
     case "autoscaling:PutLifecycleHook":
@@ -179,8 +203,14 @@ export function callAuthorizations(action: string, env: Env): Authorization[] {
 /** EBS on a customer-managed key: EC2 uses the key on the caller's behalf. */
 function kms(out: Authorization[], env: Env, forAction: string): void {
   const via = { "kms:ViaService": `ec2.${env.region}.amazonaws.com`, "kms:CallerAccount": env.accountId };
-  for (const a of ["kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:DescribeKey"]) out.push({ action: a, resource: env.kmsKeyArn!, context: via, for: forAction });
-  out.push({ action: "kms:CreateGrant", resource: env.kmsKeyArn!, context: { ...via, "kms:GrantIsForAWSResource": true }, for: forAction });
+  for (const a of ["kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:DescribeKey"])
+    out.push({ action: a, resource: env.kmsKeyArn!, context: via, for: forAction });
+  out.push({
+    action: "kms:CreateGrant",
+    resource: env.kmsKeyArn!,
+    context: { ...via, "kms:GrantIsForAWSResource": true },
+    for: forAction,
+  });
 }
 
 /** Resolves the CloudFormation intrinsics a role uses against the stack's names. */
@@ -188,7 +218,8 @@ export function resolveIntrinsics(value: unknown, env: Env, refs: Record<string,
   if (Array.isArray(value)) return value.map((v) => resolveIntrinsics(v, env, refs));
   if (!value || typeof value !== "object") return value;
   const o = value as Record<string, unknown>;
-  const pseudo = (n: string) => (n === "AWS::Region" ? env.region : n === "AWS::AccountId" ? env.accountId : n === "AWS::Partition" ? "aws" : undefined);
+  const pseudo = (n: string) =>
+    n === "AWS::Region" ? env.region : n === "AWS::AccountId" ? env.accountId : n === "AWS::Partition" ? "aws" : undefined;
   if ("Ref" in o) return pseudo(String(o.Ref)) ?? refs[String(o.Ref)] ?? `unresolved:${String(o.Ref)}`;
   if ("Fn::GetAtt" in o) {
     const [r, a] = (Array.isArray(o["Fn::GetAtt"]) ? o["Fn::GetAtt"] : String(o["Fn::GetAtt"]).split(".")) as [string, string];
@@ -197,15 +228,24 @@ export function resolveIntrinsics(value: unknown, env: Env, refs: Record<string,
   if ("Fn::Sub" in o) {
     const sub = o["Fn::Sub"];
     const [tpl, vars] = Array.isArray(sub) ? (sub as [string, Record<string, unknown>]) : [String(sub), {}];
-    return tpl.replace(/\$\{([^}]+)\}/g, (_m, n: string) => String(n in vars ? resolveIntrinsics(vars[n], env, refs) : (pseudo(n) ?? refs[n] ?? `unresolved:${n}`)));
+    return tpl.replace(/\$\{([^}]+)\}/g, (_m, n: string) =>
+      String(n in vars ? resolveIntrinsics(vars[n], env, refs) : (pseudo(n) ?? refs[n] ?? `unresolved:${n}`)),
+    );
   }
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, resolveIntrinsics(v, env, refs)]));
 }
 
 /** A role's inline policies as CloudFormation creates them. */
-export function rolePolicies(role: { Properties?: Record<string, unknown> }, env: Env, refs: Record<string, string>): NamedPolicy[] {
+export function rolePolicies(
+  role: { Properties?: Record<string, unknown> },
+  env: Env,
+  refs: Record<string, string>,
+): NamedPolicy[] {
   const policies = (role.Properties?.Policies ?? []) as { PolicyName: string; PolicyDocument: unknown }[];
-  return policies.map((p) => ({ name: p.PolicyName, document: resolveIntrinsics(p.PolicyDocument, env, refs) as PolicyDocument }));
+  return policies.map((p) => ({
+    name: p.PolicyName,
+    document: resolveIntrinsics(p.PolicyDocument, env, refs) as PolicyDocument,
+  }));
 }
 
 export interface Denial {
@@ -254,10 +294,13 @@ export function checkRole(
         : NAMED.test(req.action)
           ? namedIn(policies, req.action).map((r) => r.replace(/\*/g, "probe"))
           : req.action === "ec2:CreateTags" && !req.for
-            ? ["instance/i-0probe", "image/ami-0probe", "snapshot/snap-0probe"].map((r) => `arn:aws:ec2:${env.region}:${r.startsWith("instance") ? env.accountId : ""}:${r}`)
+            ? ["instance/i-0probe", "image/ami-0probe", "snapshot/snap-0probe"].map(
+                (r) => `arn:aws:ec2:${env.region}:${r.startsWith("instance") ? env.accountId : ""}:${r}`,
+              )
             : [req.resource];
       evaluations += candidates.length;
-      if (!candidates.some((resource) => evaluate(policies, { ...req, resource }).decision === "Allow")) denials.push({ call, request: req });
+      if (!candidates.some((resource) => evaluate(policies, { ...req, resource }).decision === "Allow"))
+        denials.push({ call, request: req });
     }
   }
   return { denials, evaluations };

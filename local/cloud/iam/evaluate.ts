@@ -198,7 +198,12 @@ function lookup(context: Record<string, ContextValue | undefined>, key: string):
 const strings = (v: unknown): string[] => list(v as unknown[]).map((x) => String(x));
 
 /** One `Operator: { key: values }` entry for one key. */
-export function conditionHolds(operator: string, key: string, policyValues: unknown, context: Record<string, ContextValue | undefined>): boolean {
+export function conditionHolds(
+  operator: string,
+  key: string,
+  policyValues: unknown,
+  context: Record<string, ContextValue | undefined>,
+): boolean {
   let op = operator;
   let set: "any" | "all" | undefined;
   if (op.startsWith("ForAnyValue:")) {
@@ -252,10 +257,16 @@ export function conditionsHold(block: PolicyStatement["Condition"], context: Rec
 
 /** True when the statement applies to the request (Action/NotAction, Resource/NotResource and Condition). */
 export function statementApplies(s: PolicyStatement, req: AuthorizationRequest): boolean {
-  if (s.Action !== undefined && s.NotAction !== undefined) throw new PolicyError(`statement ${s.Sid ?? ""} has both Action and NotAction`);
-  if (s.Resource !== undefined && s.NotResource !== undefined) throw new PolicyError(`statement ${s.Sid ?? ""} has both Resource and NotResource`);
+  if (s.Action !== undefined && s.NotAction !== undefined)
+    throw new PolicyError(`statement ${s.Sid ?? ""} has both Action and NotAction`);
+  if (s.Resource !== undefined && s.NotResource !== undefined)
+    throw new PolicyError(`statement ${s.Sid ?? ""} has both Resource and NotResource`);
   const actionOk =
-    s.Action !== undefined ? list(s.Action).some((p) => actionMatches(p, req.action)) : s.NotAction !== undefined ? !list(s.NotAction).some((p) => actionMatches(p, req.action)) : false;
+    s.Action !== undefined
+      ? list(s.Action).some((p) => actionMatches(p, req.action))
+      : s.NotAction !== undefined
+        ? !list(s.NotAction).some((p) => actionMatches(p, req.action))
+        : false;
   if (!actionOk) return false;
   const resourceOk =
     s.Resource !== undefined

@@ -4,9 +4,17 @@
  * "Single-valued vs. multivalued context keys").
  */
 import { describe, expect, it } from "vitest";
-import { type AuthorizationRequest, evaluate, type NamedPolicy, type PolicyStatement, PolicyError } from "../../../local/cloud/iam/evaluate.ts";
+import {
+  type AuthorizationRequest,
+  evaluate,
+  type NamedPolicy,
+  type PolicyStatement,
+  PolicyError,
+} from "../../../local/cloud/iam/evaluate.ts";
 
-const policy = (...Statement: PolicyStatement[]): NamedPolicy[] => [{ name: "p", document: { Version: "2012-10-17", Statement } }];
+const policy = (...Statement: PolicyStatement[]): NamedPolicy[] => [
+  { name: "p", document: { Version: "2012-10-17", Statement } },
+];
 const decide = (stmts: PolicyStatement[], req: AuthorizationRequest) => evaluate(policy(...stmts), req).decision;
 const allowed = (stmts: PolicyStatement[], req: AuthorizationRequest) => decide(stmts, req) === "Allow";
 const BUCKET = "arn:aws:s3:::amzn-s3-demo-bucket";
@@ -15,15 +23,22 @@ const INSTANCE = "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef
 describe("decision order", () => {
   it("denies implicitly when no statement allows", () => {
     expect(decide([], { action: "s3:GetObject", resource: `${BUCKET}/a` })).toBe("ImplicitDeny");
-    expect(decide([{ Effect: "Allow", Action: "s3:PutObject", Resource: "*" }], { action: "s3:GetObject", resource: `${BUCKET}/a` })).toBe("ImplicitDeny");
+    expect(
+      decide([{ Effect: "Allow", Action: "s3:PutObject", Resource: "*" }], { action: "s3:GetObject", resource: `${BUCKET}/a` }),
+    ).toBe("ImplicitDeny");
   });
   it("allows when a statement allows", () => {
-    expect(decide([{ Effect: "Allow", Action: "s3:GetObject", Resource: "*" }], { action: "s3:GetObject", resource: `${BUCKET}/a` })).toBe("Allow");
+    expect(
+      decide([{ Effect: "Allow", Action: "s3:GetObject", Resource: "*" }], { action: "s3:GetObject", resource: `${BUCKET}/a` }),
+    ).toBe("Allow");
   });
   it("an explicit Deny overrides any Allow, in any policy", () => {
     const policies: NamedPolicy[] = [
       { name: "allow", document: { Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }] } },
-      { name: "deny", document: { Statement: { Sid: "NoDelete", Effect: "Deny", Action: "s3:DeleteObject", Resource: `${BUCKET}/*` } } },
+      {
+        name: "deny",
+        document: { Statement: { Sid: "NoDelete", Effect: "Deny", Action: "s3:DeleteObject", Resource: `${BUCKET}/*` } },
+      },
     ];
     const d = evaluate(policies, { action: "s3:DeleteObject", resource: `${BUCKET}/x` });
     expect(d).toEqual({ decision: "ExplicitDeny", statements: [{ policy: "deny", index: 0, sid: "NoDelete" }] });
@@ -32,23 +47,44 @@ describe("decision order", () => {
   it("a Deny whose condition does not hold does not apply", () => {
     const stmts: PolicyStatement[] = [
       { Effect: "Allow", Action: "ec2:*", Resource: "*" },
-      { Effect: "Deny", Action: "ec2:TerminateInstances", Resource: "*", Condition: { StringEquals: { "aws:ResourceTag/env": "prod" } } },
+      {
+        Effect: "Deny",
+        Action: "ec2:TerminateInstances",
+        Resource: "*",
+        Condition: { StringEquals: { "aws:ResourceTag/env": "prod" } },
+      },
     ];
-    expect(decide(stmts, { action: "ec2:TerminateInstances", resource: INSTANCE, context: { "aws:ResourceTag/env": "dev" } })).toBe("Allow");
-    expect(decide(stmts, { action: "ec2:TerminateInstances", resource: INSTANCE, context: { "aws:ResourceTag/env": "prod" } })).toBe("ExplicitDeny");
+    expect(
+      decide(stmts, { action: "ec2:TerminateInstances", resource: INSTANCE, context: { "aws:ResourceTag/env": "dev" } }),
+    ).toBe("Allow");
+    expect(
+      decide(stmts, { action: "ec2:TerminateInstances", resource: INSTANCE, context: { "aws:ResourceTag/env": "prod" } }),
+    ).toBe("ExplicitDeny");
   });
 });
 
 describe("Action and NotAction", () => {
   it("matches service and action case-insensitively, with * and ? wildcards", () => {
-    expect(allowed([{ Effect: "Allow", Action: "EC2:runinstances", Resource: "*" }], { action: "ec2:RunInstances", resource: "*" })).toBe(true);
-    expect(allowed([{ Effect: "Allow", Action: "ec2:Describe*", Resource: "*" }], { action: "ec2:DescribeInstances", resource: "*" })).toBe(true);
-    expect(allowed([{ Effect: "Allow", Action: "ec2:Describe*", Resource: "*" }], { action: "ec2:RunInstances", resource: "*" })).toBe(false);
-    expect(allowed([{ Effect: "Allow", Action: "iam:*AccessKey?", Resource: "*" }], { action: "iam:ListAccessKeys", resource: "*" })).toBe(true);
-    expect(allowed([{ Effect: "Allow", Action: "iam:*AccessKey?", Resource: "*" }], { action: "iam:ListAccessKey", resource: "*" })).toBe(false);
+    expect(
+      allowed([{ Effect: "Allow", Action: "EC2:runinstances", Resource: "*" }], { action: "ec2:RunInstances", resource: "*" }),
+    ).toBe(true);
+    expect(
+      allowed([{ Effect: "Allow", Action: "ec2:Describe*", Resource: "*" }], { action: "ec2:DescribeInstances", resource: "*" }),
+    ).toBe(true);
+    expect(
+      allowed([{ Effect: "Allow", Action: "ec2:Describe*", Resource: "*" }], { action: "ec2:RunInstances", resource: "*" }),
+    ).toBe(false);
+    expect(
+      allowed([{ Effect: "Allow", Action: "iam:*AccessKey?", Resource: "*" }], { action: "iam:ListAccessKeys", resource: "*" }),
+    ).toBe(true);
+    expect(
+      allowed([{ Effect: "Allow", Action: "iam:*AccessKey?", Resource: "*" }], { action: "iam:ListAccessKey", resource: "*" }),
+    ).toBe(false);
     expect(allowed([{ Effect: "Allow", Action: "*", Resource: "*" }], { action: "kms:Decrypt", resource: "*" })).toBe(true);
     // A prefix is not a wildcard.
-    expect(allowed([{ Effect: "Allow", Action: "ec2:Run", Resource: "*" }], { action: "ec2:RunInstances", resource: "*" })).toBe(false);
+    expect(allowed([{ Effect: "Allow", Action: "ec2:Run", Resource: "*" }], { action: "ec2:RunInstances", resource: "*" })).toBe(
+      false,
+    );
   });
   it("NotAction applies to every action but those listed (the docs' 'everything but IAM' example)", () => {
     const stmts: PolicyStatement[] = [{ Effect: "Allow", NotAction: "iam:*", Resource: "*" }];
@@ -57,14 +93,23 @@ describe("Action and NotAction", () => {
     // Deny with NotAction: denies everything else.
     const deny: PolicyStatement[] = [
       { Effect: "Allow", Action: "*", Resource: "*" },
-      { Effect: "Deny", NotAction: ["iam:*", "sts:*"], Resource: "*", Condition: { BoolIfExists: { "aws:MultiFactorAuthPresent": "false" } } },
+      {
+        Effect: "Deny",
+        NotAction: ["iam:*", "sts:*"],
+        Resource: "*",
+        Condition: { BoolIfExists: { "aws:MultiFactorAuthPresent": "false" } },
+      },
     ];
     expect(decide(deny, { action: "ec2:RunInstances", resource: "*" })).toBe("ExplicitDeny");
     expect(decide(deny, { action: "iam:ListUsers", resource: "*" })).toBe("Allow");
-    expect(decide(deny, { action: "ec2:RunInstances", resource: "*", context: { "aws:MultiFactorAuthPresent": true } })).toBe("Allow");
+    expect(decide(deny, { action: "ec2:RunInstances", resource: "*", context: { "aws:MultiFactorAuthPresent": true } })).toBe(
+      "Allow",
+    );
   });
   it("rejects a statement with both Action and NotAction", () => {
-    expect(() => decide([{ Effect: "Allow", Action: "s3:*", NotAction: "iam:*", Resource: "*" }], { action: "s3:GetObject", resource: "*" })).toThrow(PolicyError);
+    expect(() =>
+      decide([{ Effect: "Allow", Action: "s3:*", NotAction: "iam:*", Resource: "*" }], { action: "s3:GetObject", resource: "*" }),
+    ).toThrow(PolicyError);
   });
 });
 
@@ -74,17 +119,35 @@ describe("Resource and NotResource", () => {
     expect(allowed(stmts, { action: "s3:GetObject", resource: `${BUCKET}/home/a/b.txt` })).toBe(true);
     expect(allowed(stmts, { action: "s3:GetObject", resource: `${BUCKET}/Home/a` })).toBe(false);
     expect(allowed(stmts, { action: "s3:GetObject", resource: `${BUCKET}-other/home/a` })).toBe(false);
-    const anyRegion: PolicyStatement[] = [{ Effect: "Allow", Action: "ec2:TerminateInstances", Resource: "arn:aws:ec2:*:123456789012:instance/*" }];
+    const anyRegion: PolicyStatement[] = [
+      { Effect: "Allow", Action: "ec2:TerminateInstances", Resource: "arn:aws:ec2:*:123456789012:instance/*" },
+    ];
     expect(allowed(anyRegion, { action: "ec2:TerminateInstances", resource: INSTANCE })).toBe(true);
-    expect(allowed(anyRegion, { action: "ec2:TerminateInstances", resource: INSTANCE.replace("123456789012", "210987654321") })).toBe(false);
+    expect(
+      allowed(anyRegion, { action: "ec2:TerminateInstances", resource: INSTANCE.replace("123456789012", "210987654321") }),
+    ).toBe(false);
     // A wildcard in one part does not cross into the next: `us-*` is the region, not the rest of the ARN.
-    const inRegion: PolicyStatement[] = [{ Effect: "Allow", Action: "ec2:*", Resource: "arn:aws:ec2:us-*:123456789012:volume/*" }];
+    const inRegion: PolicyStatement[] = [
+      { Effect: "Allow", Action: "ec2:*", Resource: "arn:aws:ec2:us-*:123456789012:volume/*" },
+    ];
     expect(allowed(inRegion, { action: "ec2:TerminateInstances", resource: INSTANCE })).toBe(false);
-    expect(allowed([{ Effect: "Allow", Action: "ec2:*", Resource: "arn:aws:ec2:us-*:*" }], { action: "ec2:TerminateInstances", resource: INSTANCE })).toBe(false);
+    expect(
+      allowed([{ Effect: "Allow", Action: "ec2:*", Resource: "arn:aws:ec2:us-*:*" }], {
+        action: "ec2:TerminateInstances",
+        resource: INSTANCE,
+      }),
+    ).toBe(false);
   });
   it("an action that supports no resource types is authorized against * only", () => {
-    expect(allowed([{ Effect: "Allow", Action: "ssm:CancelCommand", Resource: "*" }], { action: "ssm:CancelCommand", resource: "*" })).toBe(true);
-    expect(allowed([{ Effect: "Allow", Action: "ssm:CancelCommand", Resource: "arn:aws:ssm:*:*:*" }], { action: "ssm:CancelCommand", resource: "*" })).toBe(false);
+    expect(
+      allowed([{ Effect: "Allow", Action: "ssm:CancelCommand", Resource: "*" }], { action: "ssm:CancelCommand", resource: "*" }),
+    ).toBe(true);
+    expect(
+      allowed([{ Effect: "Allow", Action: "ssm:CancelCommand", Resource: "arn:aws:ssm:*:*:*" }], {
+        action: "ssm:CancelCommand",
+        resource: "*",
+      }),
+    ).toBe(false);
   });
   it("NotResource applies to every resource but those listed", () => {
     const stmts: PolicyStatement[] = [
@@ -97,8 +160,14 @@ describe("Resource and NotResource", () => {
 });
 
 describe("Condition operators", () => {
-  const req = (context: AuthorizationRequest["context"]): AuthorizationRequest => ({ action: "ec2:StartInstances", resource: INSTANCE, context });
-  const when = (Condition: PolicyStatement["Condition"]) => [{ Effect: "Allow" as const, Action: "ec2:*", Resource: "*", Condition }];
+  const req = (context: AuthorizationRequest["context"]): AuthorizationRequest => ({
+    action: "ec2:StartInstances",
+    resource: INSTANCE,
+    context,
+  });
+  const when = (Condition: PolicyStatement["Condition"]) => [
+    { Effect: "Allow" as const, Action: "ec2:*", Resource: "*", Condition },
+  ];
 
   it("StringEquals is case-sensitive on values, not on key names; values OR", () => {
     const s = when({ StringEquals: { "aws:ResourceTag/Team": ["blue", "green"] } });
@@ -107,7 +176,10 @@ describe("Condition operators", () => {
     expect(allowed(s, req({}))).toBe(false);
   });
   it("keys AND within an operator, operators AND within a block", () => {
-    const s = when({ StringEquals: { "aws:ResourceTag/a": "1", "aws:ResourceTag/b": "2" }, Bool: { "aws:SecureTransport": "true" } });
+    const s = when({
+      StringEquals: { "aws:ResourceTag/a": "1", "aws:ResourceTag/b": "2" },
+      Bool: { "aws:SecureTransport": "true" },
+    });
     expect(allowed(s, req({ "aws:ResourceTag/a": "1", "aws:ResourceTag/b": "2", "aws:SecureTransport": true }))).toBe(true);
     expect(allowed(s, req({ "aws:ResourceTag/a": "1", "aws:ResourceTag/b": "2", "aws:SecureTransport": false }))).toBe(false);
     expect(allowed(s, req({ "aws:ResourceTag/a": "1", "aws:SecureTransport": true }))).toBe(false);
@@ -119,14 +191,24 @@ describe("Condition operators", () => {
     expect(allowed(s, req({}))).toBe(true);
   });
   it("StringEqualsIgnoreCase / StringNotEqualsIgnoreCase", () => {
-    expect(allowed(when({ StringEqualsIgnoreCase: { "aws:ResourceTag/env": "PROD" } }), req({ "aws:ResourceTag/env": "prod" }))).toBe(true);
-    expect(allowed(when({ StringNotEqualsIgnoreCase: { "aws:ResourceTag/env": "PROD" } }), req({ "aws:ResourceTag/env": "prod" }))).toBe(false);
+    expect(
+      allowed(when({ StringEqualsIgnoreCase: { "aws:ResourceTag/env": "PROD" } }), req({ "aws:ResourceTag/env": "prod" })),
+    ).toBe(true);
+    expect(
+      allowed(when({ StringNotEqualsIgnoreCase: { "aws:ResourceTag/env": "PROD" } }), req({ "aws:ResourceTag/env": "prod" })),
+    ).toBe(false);
   });
   it("StringLike and StringNotLike with * and ?", () => {
-    expect(allowed(when({ StringLike: { "aws:ResourceTag/kiln:service": "?*" } }), req({ "aws:ResourceTag/kiln:service": "web" }))).toBe(true);
-    expect(allowed(when({ StringLike: { "aws:ResourceTag/kiln:service": "?*" } }), req({ "aws:ResourceTag/kiln:service": "" }))).toBe(false);
+    expect(
+      allowed(when({ StringLike: { "aws:ResourceTag/kiln:service": "?*" } }), req({ "aws:ResourceTag/kiln:service": "web" })),
+    ).toBe(true);
+    expect(
+      allowed(when({ StringLike: { "aws:ResourceTag/kiln:service": "?*" } }), req({ "aws:ResourceTag/kiln:service": "" })),
+    ).toBe(false);
     expect(allowed(when({ StringLike: { "aws:ResourceTag/kiln:service": "?*" } }), req({}))).toBe(false);
-    expect(allowed(when({ StringNotLike: { "aws:ResourceTag/name": "tmp-*" } }), req({ "aws:ResourceTag/name": "tmp-1" }))).toBe(false);
+    expect(allowed(when({ StringNotLike: { "aws:ResourceTag/name": "tmp-*" } }), req({ "aws:ResourceTag/name": "tmp-1" }))).toBe(
+      false,
+    );
     expect(allowed(when({ StringNotLike: { "aws:ResourceTag/name": "tmp-*" } }), req({}))).toBe(true);
   });
   it("ArnEquals and ArnLike compare ARNs part by part", () => {
@@ -134,8 +216,18 @@ describe("Condition operators", () => {
     expect(allowed(s, req({ "aws:SourceArn": "arn:aws:sns:us-east-1:123456789012:kiln-pager" }))).toBe(true);
     expect(allowed(s, req({ "aws:SourceArn": "arn:aws:sns:us-east-1:210987654321:kiln-pager" }))).toBe(false);
     expect(allowed(s, req({ "aws:SourceArn": "not-an-arn" }))).toBe(false);
-    expect(allowed(when({ ArnEquals: { "aws:SourceArn": "arn:aws:sns:us-east-1:123456789012:t" } }), req({ "aws:SourceArn": "arn:aws:sns:us-east-1:123456789012:t" }))).toBe(true);
-    expect(allowed(when({ ArnNotLike: { "aws:SourceArn": "arn:aws:sns:*:*:kiln-*" } }), req({ "aws:SourceArn": "arn:aws:sns:us-east-1:1:kiln-x" }))).toBe(false);
+    expect(
+      allowed(
+        when({ ArnEquals: { "aws:SourceArn": "arn:aws:sns:us-east-1:123456789012:t" } }),
+        req({ "aws:SourceArn": "arn:aws:sns:us-east-1:123456789012:t" }),
+      ),
+    ).toBe(true);
+    expect(
+      allowed(
+        when({ ArnNotLike: { "aws:SourceArn": "arn:aws:sns:*:*:kiln-*" } }),
+        req({ "aws:SourceArn": "arn:aws:sns:us-east-1:1:kiln-x" }),
+      ),
+    ).toBe(false);
   });
   it("Bool compares true/false", () => {
     expect(allowed(when({ Bool: { "aws:SecureTransport": "false" } }), req({ "aws:SecureTransport": false }))).toBe(true);
@@ -143,7 +235,9 @@ describe("Condition operators", () => {
     expect(allowed(when({ Bool: { "aws:SecureTransport": "false" } }), req({}))).toBe(false);
   });
   it("Null: true requires the key absent, false present", () => {
-    expect(allowed(when({ Null: { "aws:RequestTag/kiln:service": "false" } }), req({ "aws:RequestTag/kiln:service": "web" }))).toBe(true);
+    expect(
+      allowed(when({ Null: { "aws:RequestTag/kiln:service": "false" } }), req({ "aws:RequestTag/kiln:service": "web" })),
+    ).toBe(true);
     expect(allowed(when({ Null: { "aws:RequestTag/kiln:service": "false" } }), req({}))).toBe(false);
     expect(allowed(when({ Null: { "aws:RequestTag/kiln:service": "true" } }), req({}))).toBe(true);
   });
@@ -159,8 +253,18 @@ describe("Condition operators", () => {
     expect(allowed(when({ NumericEquals: { "ec2:VolumeSize": "8" } }), req({ "ec2:VolumeSize": "eight" }))).toBe(false);
   });
   it("Date operators", () => {
-    expect(allowed(when({ DateLessThan: { "aws:CurrentTime": "2027-01-01T00:00:00Z" } }), req({ "aws:CurrentTime": "2026-12-04T18:00:00Z" }))).toBe(true);
-    expect(allowed(when({ DateGreaterThan: { "aws:CurrentTime": "2027-01-01T00:00:00Z" } }), req({ "aws:CurrentTime": "2026-12-04T18:00:00Z" }))).toBe(false);
+    expect(
+      allowed(
+        when({ DateLessThan: { "aws:CurrentTime": "2027-01-01T00:00:00Z" } }),
+        req({ "aws:CurrentTime": "2026-12-04T18:00:00Z" }),
+      ),
+    ).toBe(true);
+    expect(
+      allowed(
+        when({ DateGreaterThan: { "aws:CurrentTime": "2027-01-01T00:00:00Z" } }),
+        req({ "aws:CurrentTime": "2026-12-04T18:00:00Z" }),
+      ),
+    ).toBe(false);
   });
   it("…IfExists: true when the key is absent, the operator's answer otherwise", () => {
     const s = when({ StringEqualsIfExists: { "ec2:InstanceType": ["t3.micro", "t3.small"] } });
@@ -185,13 +289,17 @@ describe("Condition operators", () => {
     expect(allowed(s, req({ "aws:TagKeys": ["owner", "cost-center"] }))).toBe(true);
     expect(allowed(s, req({ "aws:TagKeys": ["owner"] }))).toBe(false);
     expect(allowed(s, req({}))).toBe(false);
-    expect(allowed(when({ "ForAnyValue:StringLike": { "aws:TagKeys": "kiln:*" } }), req({ "aws:TagKeys": ["Name", "kiln:service"] }))).toBe(true);
+    expect(
+      allowed(when({ "ForAnyValue:StringLike": { "aws:TagKeys": "kiln:*" } }), req({ "aws:TagKeys": ["Name", "kiln:service"] })),
+    ).toBe(true);
     // With a negated operator: at least one request value not among the policy's.
     const other = when({ "ForAnyValue:StringNotEquals": { "aws:TagKeys": ["environment"] } });
     expect(allowed(other, req({ "aws:TagKeys": ["environment", "owner"] }))).toBe(true);
     expect(allowed(other, req({ "aws:TagKeys": ["environment"] }))).toBe(false);
   });
   it("an unknown operator is a policy error, not a silent deny", () => {
-    expect(() => allowed(when({ StringEqualz: { "aws:ResourceTag/a": "1" } }), req({ "aws:ResourceTag/a": "1" }))).toThrow(/unknown condition operator StringEqualz/);
+    expect(() => allowed(when({ StringEqualz: { "aws:ResourceTag/a": "1" } }), req({ "aws:ResourceTag/a": "1" }))).toThrow(
+      /unknown condition operator StringEqualz/,
+    );
   });
 });
