@@ -210,6 +210,8 @@ export async function seedService(
           },
         },
       ],
+      // kiln's roles shift traffic only on listeners tagged kiln:service (aws:ResourceTag condition).
+      Tags: [{ Key: "kiln:service", Value: service }],
     }),
   );
 
