@@ -7,7 +7,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent, SFNClient } from "@aws-sdk/client-sfn";
 import YAML from "yaml";
 import type { VirtualClock } from "../lib/clock.ts";
 import { seedService } from "../local/seed.ts";
@@ -116,13 +117,16 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
     const sfn = new SFNClient(cloud.clientConfig());
     const w0 = Date.now();
     const sim0 = clock.now();
-    const started = await sfn.send(
-      new StartExecutionCommand({
-        stateMachineArn: stack.info().stateMachines.DeployStateMachine,
-        name: `web-${COMMIT_GREEN.slice(0, 12)}-bench`,
-        input: JSON.stringify({ service: "web", commit: COMMIT_GREEN, trigger: "push", repository: "example/web", branch: "main" }),
+    // The deployment enters the environment's queue the way `kiln deploy` does (requestDeploy):
+    // an execution started around the queue holds no lock and is refused at AcquireLock.
+    const answer = await new LambdaClient(cloud.clientConfig()).send(
+      new InvokeCommand({
+        FunctionName: stack.info().functions.requestDeploy,
+        Payload: Buffer.from(JSON.stringify({ service: "web", environment: "production", commit: COMMIT_GREEN, requestedBy: "bench" })),
       }),
     );
+    const started = JSON.parse(Buffer.from(answer.Payload ?? new Uint8Array()).toString("utf8") || "{}") as { action?: string; executionArn?: string };
+    if (started.action !== "started" || !started.executionArn) throw new Error(`requestDeploy did not start the deployment: ${JSON.stringify(started)}`);
     const arn = started.executionArn!;
     await statesBackend(cloud).awaitExecution(arn);
     const deployMs = Date.now() - w0;
