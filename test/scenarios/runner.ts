@@ -290,6 +290,9 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
         const changed = liveWeights() !== weights;
         actions.push(`redrive ${d.name} (story) → ${x.status} ${x.error ?? ""}`);
         if (x.status === "FAILED" && x.error === "kiln.Superseded" && !changed) superseded++;
+        // Resumed inside the bake (before RenewLock), it may fail on what its abort removed (the builder): nothing changed either.
+        else if (x.status === "FAILED" && !changed)
+          notes.push(`${d.name}: failed with ${x.error} before reaching a lock check, nothing changed`);
         else
           problems.push(
             `redrive of ${d.name} ended ${x.status} ${x.error ?? ""}${changed ? ", and moved traffic" : ""}: expected kiln.Superseded, nothing changed`,
