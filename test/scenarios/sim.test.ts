@@ -72,5 +72,10 @@ describe("simulation seeds", () => {
     () => expectClean(2),
     120_000,
   );
+  it(
+    "seed 15: a burst of pushes while a redriven deployment runs queues behind it, it is not aborted mid-canary",
+    () => expectClean(15),
+    120_000,
+  );
   it("seed 21: instances launched in a retired group keep their kiln:role tag (I5)", () => expectClean(21), 120_000);
 });
