@@ -5,6 +5,13 @@
  * invariant monitor (test/support/invariants.ts) sampling every simulated second. At the end the
  * service must be on the old commit or a pushed one, healthy, with nothing leaked, the lock
  * released and one page per failure.
+ *
+ * Stories (schedule.ts `stories`), each recording whether it reached the feature it is named after
+ * (a `problems` entry when not): a byte-for-byte redelivery of the first push once newer ones were
+ * handled (202, ignored, nothing started, traffic unchanged); a deploy execution started around the
+ * queue (fails at AcquireLock) and, once settled, a redrive of it and of every failed or aborted
+ * deploy (fails with kiln.Superseded, traffic unchanged); a burst of pushes one second apart
+ * (queued, latest wins); the first push naming the repository in another case (`EXAMPLE/WEB`).
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
