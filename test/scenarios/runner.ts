@@ -314,7 +314,8 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
     const approved = new Set<string>();
     let moves = 0;
     const deadline = clock.now() + DEADLINE_MS;
-    const lastPushAt = t0 + Math.max(0, ...schedule.pushes);
+    const burstEnd = schedule.stories.burst ? schedule.stories.burst.atMs + schedule.stories.burst.count * 1_000 : 0;
+    const lastPushAt = t0 + Math.max(0, burstEnd, ...schedule.pushes);
     for (;;) {
       if (clock.now() > deadline) {
         problems.push(`not settled after ${DEADLINE_MS / 3_600_000} simulated hours`);
