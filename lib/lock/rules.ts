@@ -72,7 +72,12 @@ export interface Timing {
 }
 
 export function emptyItem(key: string, now: number, unit?: { service: string; environment: string }): LockItem {
-  return { service: key, ...(unit ? { serviceName: unit.service, environment: unit.environment } : {}), version: 0, updatedAt: now };
+  return {
+    service: key,
+    ...(unit ? { serviceName: unit.service, environment: unit.environment } : {}),
+    version: 0,
+    updatedAt: now,
+  };
 }
 
 function leaseExpired(item: LockItem, now: number): boolean {
@@ -86,7 +91,8 @@ function leaseExpired(item: LockItem, now: number): boolean {
 function holderFailed(item: LockItem, status: HolderStatus | undefined): boolean {
   if (!item.holder) return false;
   if (isFailedStatus(status)) return true;
-  if (status === "SUCCEEDED") return false;
+  // Redriven: running again, its recorded failure is no longer current (it resolves on success).
+  if (status === "SUCCEEDED" || status === "RUNNING" || status === "PENDING_REDRIVE") return false;
   const f = item.lastFailed;
   return f?.unresolved === true && (f.executionArn === item.holder || f.abortExecutionArn === item.holder);
 }
@@ -204,10 +210,12 @@ export function acquire(
   const mine = req.name ?? req.executionArn;
   const newer = newestAfter(base, req.seq);
   let reason: string;
-  if (newer) reason = `${mine} was superseded by request #${newer.seq} (${newer.trigger} of ${newer.commit}, ${newer.name}): it must not change the fleet`;
+  if (newer)
+    reason = `${mine} was superseded by request #${newer.seq} (${newer.trigger} of ${newer.commit}, ${newer.name}): it must not change the fleet`;
   else if (base.lastFailed?.executionArn === req.executionArn && base.lastFailed.abortExecutionArn)
     reason = `${mine} was aborted by ${base.lastFailed.abortExecutionArn.split(":").at(-1)}: it must not change the fleet`;
-  else if (!base.holder) reason = `${mine} does not hold the lock, which is free: the queue never gave it this execution (started around kiln's queue, superseded or aborted)`;
+  else if (!base.holder)
+    reason = `${mine} does not hold the lock, which is free: the queue never gave it this execution (started around kiln's queue, superseded or aborted)`;
   else if (failedUnresolved) reason = `the lock is held by failed deployment ${base.holder}: redrive it or abort it first`;
   else reason = `the lock is held by ${base.holder} until ${new Date(base.leaseExpiresAt ?? 0).toISOString()}`;
   return {
@@ -367,7 +375,9 @@ function alreadyAccepted(item: LockItem, r: Request): { known?: RequestRecord; r
   if (r.trigger !== "push" || r.forced) return {};
   const child = history.find((h) => h.trigger === "push" && h.before === r.commit);
   if (child)
-    return { reason: `commit ${r.commit} is the parent of ${child.commit}, which was pushed after it and accepted as request #${child.seq} (${child.name})` };
+    return {
+      reason: `commit ${r.commit} is the parent of ${child.commit}, which was pushed after it and accepted as request #${child.seq} (${child.name})`,
+    };
   const same = history.findLast((h) => h.trigger === "push" && h.commit === r.commit);
   if (same) return { reason: `commit ${r.commit} was already accepted as request #${same.seq} (${same.name})` };
   return {};
@@ -385,7 +395,13 @@ export function admit(item: LockItem | undefined, r: Request, o: AdmitOptions): 
     const arn = o.arnFor(k.name);
     if (base.holder === arn) return { kind: "duplicate", executionArn: arn, name: k.name };
     if (base.queued?.seq === k.seq)
-      return { kind: "queued", name: k.name, holder: base.holder ?? "", unchanged: true, reason: `request #${k.seq} (commit ${k.commit}) is already queued` };
+      return {
+        kind: "queued",
+        name: k.name,
+        holder: base.holder ?? "",
+        unchanged: true,
+        reason: `request #${k.seq} (commit ${k.commit}) is already queued`,
+      };
     const newer = newestAfter(base, k.seq);
     return {
       kind: "stale",
@@ -395,11 +411,19 @@ export function admit(item: LockItem | undefined, r: Request, o: AdmitOptions): 
       }: nothing started`,
     };
   }
-  if (seen.reason) return { kind: "stale", ...(base.holder ? { holder: base.holder } : {}), reason: `${seen.reason}: nothing started` };
+  if (seen.reason)
+    return { kind: "stale", ...(base.holder ? { holder: base.holder } : {}), reason: `${seen.reason}: nothing started` };
 
   const seq = (base.seq ?? 0) + 1;
   const name = o.nameFor(r, seq);
-  const c: Claim = { ...r, input: { ...r.input, seq }, seq, name, executionArn: o.arnFor(name), stateMachineArn: o.stateMachineArn };
+  const c: Claim = {
+    ...r,
+    input: { ...r.input, seq },
+    seq,
+    name,
+    executionArn: o.arnFor(name),
+    stateMachineArn: o.stateMachineArn,
+  };
   const record: RequestRecord = {
     seq,
     id: r.id,
@@ -461,7 +485,8 @@ export function admit(item: LockItem | undefined, r: Request, o: AdmitOptions): 
   // The holder was claimed (by a trigger or a hand-off) but its execution does not exist: the
   // starter crashed or timed out before StartExecution. Issue the start again (same name and
   // input, so it is idempotent), whoever notices first: the queue never strands behind it.
-  const restart = base.holderState === "starting" && o.holderStatus === "MISSING" && base.holderStart ? base.holderStart : undefined;
+  const restart =
+    base.holderState === "starting" && o.holderStatus === "MISSING" && base.holderStart ? base.holderStart : undefined;
   const queued = queuedFrom(c, o.now, q);
 
   if (failed && o.abortFor) {

@@ -220,16 +220,19 @@ export function pushPayload(p: { repository: string; branch: string; commit: str
 export async function sendPush(
   url: string,
   secret: string,
-  p: { repository: string; branch: string; commit: string },
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const body = JSON.stringify(pushPayload(p));
+  p: { repository: string; branch: string; commit: string; before?: string },
+  /** A redelivery: the same `X-GitHub-Delivery` and the same raw body, byte for byte. */
+  again?: { deliveryId: string; raw: string },
+): Promise<{ status: number; body: Record<string, unknown>; deliveryId: string; raw: string }> {
+  const body = again?.raw ?? JSON.stringify(pushPayload(p));
+  const deliveryId = again?.deliveryId ?? randomBytes(16).toString("hex");
   const sig = `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
   const res = await fetch(url, {
     method: "POST",
     headers: {
       "content-type": "application/json",
       "x-github-event": "push",
-      "x-github-delivery": randomBytes(16).toString("hex"),
+      "x-github-delivery": deliveryId,
       "x-hub-signature-256": sig,
       "user-agent": "GitHub-Hookshot/kiln-local",
     },
@@ -242,7 +245,7 @@ export async function sendPush(
   } catch {
     parsed = { raw: text };
   }
-  return { status: res.status, body: parsed };
+  return { status: res.status, body: parsed, deliveryId, raw: body };
 }
 
 /**

@@ -40,7 +40,22 @@ export interface Schedule {
   operator: { move: OperatorMove; afterMs: number }[];
   /** Delay before approving, when the gate is on. */
   approveAfterMs: number;
+  /** Operator/adversary stories (see STORIES), each asserting it reached its feature. */
+  stories: Stories;
 }
+
+export interface Stories {
+  /** Once settled, GitHub redelivers the first push byte for byte (same X-GitHub-Delivery, same body). */
+  redelivery: boolean;
+  /** A deploy execution started around kiln's queue `aroundQueueAtMs` after the first push; once settled, it and every failed deploy are redriven. */
+  redrive: { aroundQueueAtMs: number } | undefined;
+  /** A burst of this many pushes one simulated second apart, `atMs` after the first. */
+  burst: { count: number; atMs: number } | undefined;
+  /** The first push names the repository in another case (`EXAMPLE/WEB`). */
+  caseVariant: boolean;
+}
+
+export const STORIES = ["redelivery", "redrive", "burst", "caseVariant"] as const;
 
 /** Functions whose Lambda runtime may crash or time out (the deploy machine's steps). */
 export const STEP_FUNCTIONS = [
@@ -67,7 +82,10 @@ export const STEP_FUNCTIONS = [
 ] as const;
 
 const API_TARGETS: { service: string; actions: string[] }[] = [
-  { service: "ec2", actions: ["RunInstances", "DescribeInstances", "CreateImage", "DescribeImages", "CreateTags", "CreateLaunchTemplateVersion"] },
+  {
+    service: "ec2",
+    actions: ["RunInstances", "DescribeInstances", "CreateImage", "DescribeImages", "CreateTags", "CreateLaunchTemplateVersion"],
+  },
   { service: "autoscaling", actions: ["DescribeAutoScalingGroups", "CreateAutoScalingGroup", "UpdateAutoScalingGroup"] },
   { service: "elasticloadbalancing", actions: ["DescribeTargetHealth", "ModifyListener", "DescribeListeners"] },
   { service: "ssm", actions: ["SendCommand", "ListCommandInvocations", "DescribeInstanceInformation"] },
@@ -85,7 +103,10 @@ const MIN = 60_000;
  * Draws the schedule. `names.functionName(key)` gives the deployed Lambda name of a serverless.yml
  * function key; `commit` is the first pushed commit (a bad-commit fault targets it).
  */
-export function drawSchedule(seed: number, names: { functionName(key: string): string; commit: string; blueGroup: string }): Schedule {
+export function drawSchedule(
+  seed: number,
+  names: { functionName(key: string): string; commit: string; blueGroup: string },
+): Schedule {
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const between = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
@@ -113,11 +134,19 @@ export function drawSchedule(seed: number, names: { functionName(key: string): s
   if (r() < 0.6) {
     const fn = pick(STEP_FUNCTIONS);
     const mode = pick(["crash-before", "crash-after", "timeout"] as const);
-    faults.push({ atMs: 0, rule: { kind: "lambda", function: names.functionName(fn), mode, times: between(1, 4) }, label: `Lambda ${fn} ${mode}` });
+    faults.push({
+      atMs: 0,
+      rule: { kind: "lambda", function: names.functionName(fn), mode, times: between(1, 4) },
+      label: `Lambda ${fn} ${mode}`,
+    });
   }
   if (r() < 0.3) {
     const mode = pick(["fail", "slow"] as const);
-    faults.push({ atMs: between(0, 10) * MIN, rule: { kind: "boot", mode, delayMs: between(1, 5) * MIN, times: between(1, 2) }, label: `boot ${mode}` });
+    faults.push({
+      atMs: between(0, 10) * MIN,
+      rule: { kind: "boot", mode, delayMs: between(1, 5) * MIN, times: between(1, 2) },
+      label: `boot ${mode}`,
+    });
   }
   if (r() < 0.3) {
     // Armed on one green instance once green has instances (the runner picks it): flapping a
@@ -130,7 +159,11 @@ export function drawSchedule(seed: number, names: { functionName(key: string): s
     });
   }
   if (r() < 0.25) {
-    faults.push({ atMs: 0, rule: { kind: "bad-commit", commit: names.commit, mode: pick(["500", "slow"] as const) }, label: "bad commit" });
+    faults.push({
+      atMs: 0,
+      rule: { kind: "bad-commit", commit: names.commit, mode: pick(["500", "slow"] as const) },
+      label: "bad commit",
+    });
   }
   if (r() < 0.25) {
     faults.push({
@@ -140,9 +173,27 @@ export function drawSchedule(seed: number, names: { functionName(key: string): s
     });
   }
   if (r() < 0.2) {
-    faults.push({ atMs: 0, rule: { kind: "command", match: "sample-app install", mode: "fail", exitCode: 3, times: 1 }, label: "install fails once" });
+    faults.push({
+      atMs: 0,
+      rule: { kind: "command", match: "sample-app install", mode: "fail", exitCode: 3, times: 1 },
+      label: "install fails once",
+    });
   }
   const pushes = r() < 0.4 ? Array.from({ length: between(1, 2) }, () => between(1, 30) * MIN).sort((a, b) => a - b) : [];
-  const operator = Array.from({ length: 4 }, () => ({ move: (r() < 0.6 ? "redrive" : "abort") as OperatorMove, afterMs: between(1, 60) * MIN }));
-  return { seed, instances, approval: r() < 0.2, faults, pushes, operator, approveAfterMs: between(1, 30) * MIN };
+  const operator = Array.from({ length: 4 }, () => ({
+    move: (r() < 0.6 ? "redrive" : "abort") as OperatorMove,
+    afterMs: between(1, 60) * MIN,
+  }));
+  const approval = r() < 0.2;
+  const approveAfterMs = between(1, 30) * MIN;
+  // Drawn after everything else, so the older draws (and the fixed seeds' stories) stay as they were.
+  const stories: Stories = {
+    redelivery: r() < 0.4,
+    redrive: r() < 0.4 ? { aroundQueueAtMs: between(0, 40) * MIN } : undefined,
+    burst: r() < 0.3 ? { count: between(3, 5), atMs: between(1, 30) * MIN } : undefined,
+    caseVariant: r() < 0.3,
+  };
+  // A redelivery of an old push needs a newer one.
+  if (stories.redelivery && pushes.length === 0 && !stories.burst) pushes.push(between(1, 30) * MIN);
+  return { seed, instances, approval, faults, pushes, operator, approveAfterMs, stories };
 }

@@ -26,7 +26,11 @@ describe("drawSchedule", () => {
 
 async function expectClean(seed: number): Promise<void> {
   const o = await runSeed(seed);
-  const report = [...o.violations.slice(0, 5).map((v) => `${v.invariant} ${v.at} ${v.message}`), ...o.problems, `reproduce: npm run sim -- --seed ${seed} --seeds 1 --verbose`].join("\n");
+  const report = [
+    ...o.violations.slice(0, 5).map((v) => `${v.invariant} ${v.at} ${v.message}`),
+    ...o.problems,
+    `reproduce: npm run sim -- --seed ${seed} --seeds 1 --verbose`,
+  ].join("\n");
   expect(o.violations, report).toEqual([]);
   expect(o.problems, report).toEqual([]);
 }
@@ -42,7 +46,36 @@ describe("simulation seeds", () => {
   // VerifyCanary, which re-applies *its* canary weights (90 % to its blue target group, which the
   // newer deployment has emptied) — I1 broken, users get 503s. Remove `.fails` once fixed.
   it("seed 5: redrive of a superseded, aborted execution must not move traffic", () => expectClean(5), 120_000);
+  // Operator/adversary stories (schedule.ts `stories`), each reaching its feature: 3 — after a burst of
+  // pushes the first push is redelivered byte for byte (202, ignored, nothing started), an execution
+  // started around the queue fails at AcquireLock and its redrive fails with kiln.Superseded; 10 — the
+  // same plus a case-variant repository name and a redrive of an aborted (bad-commit) execution.
+  it.each([3, 10])(
+    "seed %i: its stories reach their features and every invariant (I7 included) holds",
+    async (seed) => {
+      const o = await runSeed(seed);
+      const drawn = Object.entries(o.schedule.stories)
+        .filter(([, v]) => v)
+        .map(([k]) => k)
+        .sort();
+      expect(Object.keys(o.stories).sort()).toEqual(drawn);
+      expect(drawn.length).toBeGreaterThanOrEqual(3);
+      for (const [k, v] of Object.entries(o.stories)) expect(v.reached, `${k}: ${v.note}`).toBe(true);
+      expect(o.violations, o.violations.map((v) => v.message).join("\n")).toEqual([]);
+      expect(o.problems).toEqual([]);
+    },
+    120_000,
+  );
   // Regressions found by `npm run sim -- --seeds 200`:
-  it("seed 2: blue's capacity going down mid-deploy is not carried to a green that takes traffic (I4)", () => expectClean(2), 120_000);
+  it(
+    "seed 2: blue's capacity going down mid-deploy is not carried to a green that takes traffic (I4)",
+    () => expectClean(2),
+    120_000,
+  );
+  it(
+    "seed 15: a burst of pushes while a redriven deployment runs queues behind it, it is not aborted mid-canary",
+    () => expectClean(15),
+    120_000,
+  );
   it("seed 21: instances launched in a retired group keep their kiln:role tag (I5)", () => expectClean(21), 120_000);
 });

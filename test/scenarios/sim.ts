@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { runSeed, type SeedOutcome } from "./runner.ts";
+import { STORIES } from "./schedule.ts";
 
 process.env.KILN_LOG_LEVEL ??= "silent";
 
@@ -25,6 +26,11 @@ function describe(o: SeedOutcome): string {
     `  faults: ${o.schedule.faults.map((f) => f.label).join("; ") || "none"}${o.schedule.pushes.length ? `; ${o.schedule.pushes.length} extra push(es)` : ""}${o.schedule.approval ? "; approval gate" : ""}`,
     `  executions: ${o.executions.map((e) => `${e.name} ${e.status}${e.failures ? ` (failed ${e.failures}×)` : ""}`).join(", ")}`,
     `  operator: ${o.actions.join(", ") || "nothing to do"}`,
+    `  stories: ${
+      Object.entries(o.stories)
+        .map(([k, v]) => `${k} ${v.reached ? "reached" : "NOT reached"}`)
+        .join(", ") || "none"
+    }`,
   ];
   for (const v of o.violations) lines.push(`  ${v.invariant} at ${v.at}: ${v.message}`);
   for (const p of o.problems) lines.push(`  end state: ${p}`);
@@ -33,6 +39,8 @@ function describe(o: SeedOutcome): string {
 }
 
 let failed = 0;
+const storyRan = new Map<string, number>();
+const storyReached = new Map<string, number>();
 for (let seed = start; seed < start + count; seed++) {
   let o: SeedOutcome;
   try {
@@ -43,7 +51,14 @@ for (let seed = start; seed < start + count; seed++) {
     continue;
   }
   if (!o.ok) failed++;
+  for (const [k, v] of Object.entries(o.stories)) {
+    storyRan.set(k, (storyRan.get(k) ?? 0) + 1);
+    if (v.reached) storyReached.set(k, (storyReached.get(k) ?? 0) + 1);
+  }
   out(o.ok && !values.verbose ? describe(o).split("\n").slice(0, 2).join("\n") : describe(o));
 }
-out(`\n${count - failed}/${count} seeds held every invariant and ended clean`);
+out(
+  `\nstories: ${STORIES.map((k) => `${k} ran in ${storyRan.get(k) ?? 0} seed(s), reached its feature in ${storyReached.get(k) ?? 0}`).join("; ")}`,
+);
+out(`${count - failed}/${count} seeds held every invariant and ended clean`);
 process.exit(failed > 0 ? 1 : 0);

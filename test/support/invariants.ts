@@ -21,19 +21,30 @@
  *      made is used by a group;
  *   I6 at most one execution (deploy, abort, rollback) of the service changes the fleet at a time;
  *      a failed deployment keeps the fleet until an abort of it starts or it is redriven.
+ *   I7 monotonic deploys, for the monitored (service, environment): a fleet that starts taking
+ *      traffic serves the live commit, or was made by the newest started request (kiln's own queue
+ *      number `seq` in the execution input, never clocks) and not by one older than the request now
+ *      live, or an operator named its commit (`kiln deploy --commit`, a rollback), or it is the
+ *      previous fleet a failing/aborted deployment hands traffic back to. A redrive, a late
+ *      redelivery or a lost lock never puts an older commit on traffic.
  *
  * Used by the end-to-end tests and by the scenario runner (`test/scenarios/`).
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { DescribeImagesCommand, DescribeLaunchTemplateVersionsCommand, DescribeLaunchTemplatesCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { loadConfig, type ServiceConfig, serviceConfig } from "../../lib/config/index.ts";
+import {
+  DescribeImagesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeLaunchTemplatesCommand,
+  EC2Client,
+} from "@aws-sdk/client-ec2";
+import { defaultEnvironment, loadConfig, type ServiceConfig, serviceConfig } from "../../lib/config/index.ts";
 import type { TimerHandle } from "../../lib/clock.ts";
 import type { Backend, Cloud } from "../../local/cloud/cloud.ts";
 import type { Ec2Api, SimInstance } from "../../local/cloud/contracts.ts";
 import { statesBackend } from "../../local/states/api.ts";
 
-export type InvariantId = "I1" | "I2" | "I3" | "I4" | "I5" | "I6";
+export type InvariantId = "I1" | "I2" | "I3" | "I4" | "I5" | "I6" | "I7";
 
 export interface Violation {
   invariant: InvariantId;
@@ -45,6 +56,8 @@ export interface Violation {
 
 export interface InvariantOptions {
   service: string;
+  /** Environment whose live commit I7 follows (default: the service's default environment). */
+  environment?: string;
   /** Sampling period on the cloud clock (default 1000 ms: every simulated second). */
   everyMs?: number;
   /** Pre-deploy healthy serving count for I2 (default: what the first sample sees). */
@@ -70,12 +83,31 @@ export interface Sample {
 }
 
 // Structural views of backend internals this monitor reads (kept minimal on purpose).
-interface ElbTarget { id: string; state: string }
-interface ElbTargetGroup { arn: string; name: string; targets: Map<string, ElbTarget> }
-interface ElbRule { actions: { Type: string; TargetGroups?: { TargetGroupArn: string; Weight: number }[] }[] }
-interface ElbListener { arn: string; defaultRule: ElbRule; rules: ElbRule[] }
-interface ElbView { tgs: Map<string, ElbTargetGroup>; listeners: Map<string, ElbListener> }
-interface AsgInstanceView { id: string; state: string }
+interface ElbTarget {
+  id: string;
+  state: string;
+}
+interface ElbTargetGroup {
+  arn: string;
+  name: string;
+  targets: Map<string, ElbTarget>;
+}
+interface ElbRule {
+  actions: { Type: string; TargetGroups?: { TargetGroupArn: string; Weight: number }[] }[];
+}
+interface ElbListener {
+  arn: string;
+  defaultRule: ElbRule;
+  rules: ElbRule[];
+}
+interface ElbView {
+  tgs: Map<string, ElbTargetGroup>;
+  listeners: Map<string, ElbListener>;
+}
+interface AsgInstanceView {
+  id: string;
+  state: string;
+}
 interface AsgGroupView {
   name: string;
   desired: number;
@@ -88,21 +120,38 @@ interface AsgGroupView {
   launchTemplate?: { LaunchTemplateId: string; Version?: string };
   suspended: Map<string, string>;
 }
-interface AsgView { groups: Map<string, AsgGroupView> }
+interface AsgView {
+  groups: Map<string, AsgGroupView>;
+}
 interface SsmCommandView {
   id: string;
   script: string;
   invocations: { instanceId: string; status: string }[];
 }
-interface SsmView { runCommand: { all(): SsmCommandView[] } }
+interface SsmView {
+  runCommand: { all(): SsmCommandView[] };
+}
 
 const KILN_REQUIRED_TAGS = ["kiln:service", "kiln:execution", "kiln:role"] as const;
 const IN_SERVICE_MARKER = "var/lib/sample-app/in-service";
-const TERMINAL_INVOCATION = new Set(["Success", "Failed", "TimedOut", "Cancelled", "DeliveryTimedOut", "Undeliverable", "Terminated", "InvalidPlatform", "AccessDenied"]);
+const TERMINAL_INVOCATION = new Set([
+  "Success",
+  "Failed",
+  "TimedOut",
+  "Cancelled",
+  "DeliveryTimedOut",
+  "Undeliverable",
+  "Terminated",
+  "InvalidPlatform",
+  "AccessDenied",
+]);
 
 /** Last non-empty, non-`set` line of a script: what identifies it inside the command kiln sends. */
 function signature(script: string): string {
-  const lines = script.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#") && !l.startsWith("set "));
+  const lines = script
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#") && !l.startsWith("set "));
   return lines.at(-1) ?? script.trim();
 }
 
@@ -129,18 +178,28 @@ export class InvariantMonitor {
   private readonly reported = new Set<string>();
   /** Executions known to have reached a fleet-changing state. */
   private readonly fleetActive = new Set<string>();
+  /** I7: the environment followed, its live commit and group, the request number that made it live, groups weighted at the last sample. */
+  readonly environment: string;
+  private readonly defaultEnv: string;
+  live?: { commit: string; group: string; seq?: number };
+  private previousLiveGroup?: string;
+  private weightedGroups = new Set<string>();
 
   private constructor(
     readonly cloud: Cloud,
     readonly opts: InvariantOptions,
   ) {
-    this.cfg = serviceConfig(loadConfig(opts.configFile), opts.service);
+    const config = loadConfig(opts.configFile);
+    this.defaultEnv = defaultEnvironment(serviceConfig(config, opts.service), opts.service);
+    this.environment = opts.environment ?? this.defaultEnv;
+    this.cfg = serviceConfig(config, opts.service, this.environment);
     this.minHealthyPercent = opts.minHealthyPercent ?? this.cfg.minHealthyPercent;
     this.tgRefs = opts.targetGroups ?? [...this.cfg.targetGroups];
     this.baseline = opts.baseline;
     const smoke = signature(this.cfg.scripts.smokeTest);
     const serviceIn = signature(this.cfg.scripts.serviceIn);
-    this.clears = opts.clearsForTraffic ?? ((s) => s.includes(smoke) && s.includes(serviceIn) && s.indexOf(smoke) < s.lastIndexOf(serviceIn));
+    this.clears =
+      opts.clearsForTraffic ?? ((s) => s.includes(smoke) && s.includes(serviceIn) && s.indexOf(smoke) < s.lastIndexOf(serviceIn));
   }
 
   /** Starts sampling now and then every `everyMs` of simulated time. */
@@ -175,7 +234,9 @@ export class InvariantMonitor {
 
   /** A readable list of the violations (empty string when none). */
   report(): string {
-    return this.violations.map((v) => `${v.at} ${v.invariant} ${v.message}${v.detail ? ` ${JSON.stringify(v.detail)}` : ""}`).join("\n");
+    return this.violations
+      .map((v) => `${v.at} ${v.invariant} ${v.message}${v.detail ? ` ${JSON.stringify(v.detail)}` : ""}`)
+      .join("\n");
   }
 
   /** Throws with the list of violations, if any. */
@@ -191,7 +252,12 @@ export class InvariantMonitor {
     }
     const max = this.opts.maxPerInvariant ?? 50;
     if (this.violations.filter((v) => v.invariant === invariant).length >= max) return;
-    this.violations.push({ invariant, at: new Date(this.cloud.clock.now()).toISOString(), message, ...(detail ? { detail } : {}) });
+    this.violations.push({
+      invariant,
+      at: new Date(this.cloud.clock.now()).toISOString(),
+      message,
+      ...(detail ? { detail } : {}),
+    });
   }
 
   private get elb(): ElbView {
@@ -271,13 +337,26 @@ export class InvariantMonitor {
       sampleWeights.push({ targetGroup: name, weight, healthy: healthy.length });
       if (weight <= 0) continue;
       servingHealthy += healthy.length;
-      if (healthy.length === 0) this.record("I1", `target group ${name} has weight ${weight} and no healthy target`, { weights: Object.fromEntries(weights) });
+      if (healthy.length === 0)
+        this.record("I1", `target group ${name} has weight ${weight} and no healthy target`, {
+          weights: Object.fromEntries(weights),
+        });
       for (const t of healthy) {
         const inst = this.ec2.instance(t.id);
         if (!this.cleared.has(t.id)) {
-          this.record("I3", `instance ${t.id} takes traffic in ${name} (weight ${weight}) without a successful smoke test + service-in`, { instance: t.id, tags: inst ? Object.fromEntries(inst.tags) : undefined }, `I3:clear:${t.id}`);
+          this.record(
+            "I3",
+            `instance ${t.id} takes traffic in ${name} (weight ${weight}) without a successful smoke test + service-in`,
+            { instance: t.id, tags: inst ? Object.fromEntries(inst.tags) : undefined },
+            `I3:clear:${t.id}`,
+          );
         } else if (!this.hasMarker(inst)) {
-          this.record("I3", `instance ${t.id} takes traffic in ${name} without its in-service marker`, { instance: t.id }, `I3:marker:${t.id}`);
+          this.record(
+            "I3",
+            `instance ${t.id} takes traffic in ${name} without its in-service marker`,
+            { instance: t.id },
+            `I3:marker:${t.id}`,
+          );
         }
       }
     }
@@ -286,7 +365,11 @@ export class InvariantMonitor {
     if (this.baseline === undefined) this.baseline = servingHealthy;
     const floor = Math.ceil((this.baseline * this.minHealthyPercent) / 100);
     if (servingHealthy < floor) {
-      this.record("I2", `healthy serving capacity ${servingHealthy} below ${floor} (${this.minHealthyPercent}% of ${this.baseline})`, { weights: sampleWeights });
+      this.record(
+        "I2",
+        `healthy serving capacity ${servingHealthy} below ${floor} (${this.minHealthyPercent}% of ${this.baseline})`,
+        { weights: sampleWeights },
+      );
     }
 
     // I4: a fleet taking traffic is not scaled down or serviced out, and never before another group holds it all, healthy.
@@ -294,7 +377,9 @@ export class InvariantMonitor {
     const othersHoldAll = (g: AsgGroupView) => {
       const mine = new Set([...g.attachments.values()].map((a) => a.identifier));
       const carrying = [...weights].filter(([, w]) => w > 0);
-      return carrying.length > 0 && carrying.every(([arn]) => !mine.has(arn)) && carrying.every(([arn]) => healthyOf(arn).length > 0);
+      return (
+        carrying.length > 0 && carrying.every(([arn]) => !mine.has(arn)) && carrying.every(([arn]) => healthyOf(arn).length > 0)
+      );
     };
     const groups = this.serviceGroups();
     const seen = new Set<string>();
@@ -302,7 +387,11 @@ export class InvariantMonitor {
       seen.add(g.name);
       const before = this.lastDesired.get(g.name);
       if (before !== undefined && g.desired < before && (weighted(g) || !othersHoldAll(g))) {
-        this.record("I4", `group ${g.name} scaled down ${before} → ${g.desired} while it ${weighted(g) ? "takes traffic" : "is the only healthy fleet"}`, { weights: sampleWeights });
+        this.record(
+          "I4",
+          `group ${g.name} scaled down ${before} → ${g.desired} while it ${weighted(g) ? "takes traffic" : "is the only healthy fleet"}`,
+          { weights: sampleWeights },
+        );
       }
       this.lastDesired.set(g.name, g.desired);
       for (const i of g.instances.values()) {
@@ -312,7 +401,11 @@ export class InvariantMonitor {
         const was = this.lastMarker.get(i.id);
         this.lastMarker.set(i.id, marker);
         if (was === true && !marker && (weighted(g) || !othersHoldAll(g))) {
-          this.record("I4", `instance ${i.id} of ${g.name} serviced out while ${weighted(g) ? "its target group takes traffic" : "no other fleet holds all traffic healthy"}`, { weights: sampleWeights });
+          this.record(
+            "I4",
+            `instance ${i.id} of ${g.name} serviced out while ${weighted(g) ? "its target group takes traffic" : "no other fleet holds all traffic healthy"}`,
+            { weights: sampleWeights },
+          );
         }
       }
     }
@@ -320,7 +413,8 @@ export class InvariantMonitor {
       if (seen.has(name)) continue;
       this.lastDesired.delete(name);
       const g = this.asg.groups.get(name);
-      if (before > 0 && g && weighted(g)) this.record("I4", `group ${name} deleted while it takes traffic`, { weights: sampleWeights });
+      if (before > 0 && g && weighted(g))
+        this.record("I4", `group ${name} deleted while it takes traffic`, { weights: sampleWeights });
     }
 
     // I5 (continuous part): tags on every group and instance of the service.
@@ -336,14 +430,113 @@ export class InvariantMonitor {
       if (!inGroup && inst.tags.get("kiln:service") !== this.opts.service) continue;
       this.checkedTags.add(inst.id);
       const missing = KILN_REQUIRED_TAGS.filter((k) => !inst.tags.has(k));
-      if (missing.length > 0) this.record("I5", `instance ${inst.id} lacks ${missing.join(", ")}`, { tags: Object.fromEntries(inst.tags) });
+      if (missing.length > 0)
+        this.record("I5", `instance ${inst.id} lacks ${missing.join(", ")}`, { tags: Object.fromEntries(inst.tags) });
     }
 
     // I6: one execution changes the fleet at a time.
     const active = this.activeExecutions();
-    if (active.length > 1) this.record("I6", `${active.length} executions change ${this.opts.service}'s fleet at once: ${active.join(", ")}`, undefined, `I6:${active.join(",")}`);
+    if (active.length > 1)
+      this.record(
+        "I6",
+        `${active.length} executions change ${this.opts.service}'s fleet at once: ${active.join(", ")}`,
+        undefined,
+        `I6:${active.join(",")}`,
+      );
+
+    // I7: a fleet that starts taking traffic is the newest request's, or one an operator named.
+    this.checkMonotonic(groups, weights);
 
     this.last = { at: now, weights: sampleWeights, servingHealthy, activeExecutions: active };
+  }
+
+  private envOf(tags: Map<string, { Value: string }>): string {
+    return tags.get("kiln:environment")?.Value ?? this.defaultEnv;
+  }
+
+  private envOfInput(input: string): {
+    service?: string;
+    environment: string;
+    commit?: string;
+    trigger?: string;
+    seq?: number;
+    executionArn?: string;
+  } {
+    try {
+      const v = JSON.parse(input) as {
+        service?: string;
+        environment?: string;
+        commit?: string;
+        trigger?: string;
+        seq?: number;
+        executionArn?: string;
+      };
+      return { ...v, environment: v.environment ?? this.defaultEnv };
+    } catch {
+      return { environment: this.defaultEnv };
+    }
+  }
+
+  private checkMonotonic(groups: AsgGroupView[], weights: Map<string, number>): void {
+    const mine = groups.filter((g) => this.envOf(g.tags) === this.environment);
+    const weightOf = (g: AsgGroupView) => Math.max(0, ...[...g.attachments.values()].map((a) => weights.get(a.identifier) ?? 0));
+    const weighted = mine.filter((g) => weightOf(g) > 0);
+    const total = [...weights.values()].reduce((a, b) => a + b, 0);
+    let states: ReturnType<typeof statesBackend> | undefined;
+    try {
+      states = statesBackend(this.cloud);
+    } catch {
+      states = undefined;
+    }
+    const all = (states?.listAll() ?? [])
+      .map((e) => ({ e, input: this.envOfInput(e.input) }))
+      .filter((x) => x.input.service === this.opts.service && x.input.environment === this.environment);
+    const deploys = all.filter((x) => /-deploy(?::|$)/.test(x.e.stateMachineArn));
+    const newestStarted = Math.max(0, ...deploys.map((x) => x.input.seq ?? 0));
+    const operatorFixing = all.some((x) => /-(?:rollback|abort)(?::|$)/.test(x.e.stateMachineArn) && x.e.status === "RUNNING");
+    for (const g of weighted) {
+      if (this.weightedGroups.has(g.name) || !this.live) continue;
+      const commit = g.tags.get("kiln:commit")?.Value;
+      const execName = g.tags.get("kiln:execution")?.Value;
+      if (!commit || commit === this.live.commit || execName === "seed") continue;
+      if (operatorFixing) continue; // an abort or rollback puts back a fleet the operator asked for
+      const made = deploys.find((x) => x.e.name === execName);
+      // Handing traffic back to the fleet that served before a deployment that did not succeed.
+      const liveMaker = deploys.find(
+        (x) => x.e.name === this.asg.groups.get(this.live!.group)?.tags.get("kiln:execution")?.Value,
+      );
+      if (g.name === this.previousLiveGroup && liveMaker && liveMaker.e.status !== "SUCCEEDED") continue;
+      if (made?.input.trigger === "operator") continue; // kiln deploy --commit: the operator named it
+      const seq = made?.input.seq;
+      const why = !made
+        ? `no deploy execution of ${this.opts.service}/${this.environment} named ${execName} made it`
+        : seq === undefined
+          ? `${execName} carries no queue number (started around kiln's queue)`
+          : seq < newestStarted
+            ? `${execName} is request #${seq}, older than request #${newestStarted} which already started`
+            : this.live.seq !== undefined && seq < this.live.seq
+              ? `${execName} is request #${seq}, older than request #${this.live.seq} whose commit is live`
+              : undefined;
+      if (why) {
+        this.record(
+          "I7",
+          `${this.opts.service}/${this.environment}: group ${g.name} (commit ${commit.slice(0, 12)}) takes traffic (weight ${weightOf(g)}) over live commit ${this.live.commit.slice(0, 12)}: ${why}`,
+          { group: g.name, commit, live: this.live.commit, execution: execName, seq, newestStarted },
+          `I7:${g.name}:${this.live.commit}`,
+        );
+      }
+    }
+    this.weightedGroups = new Set(weighted.map((g) => g.name));
+    // The live fleet: the one group holding all the weight.
+    if (weighted.length === 1 && total > 0 && weightOf(weighted[0]!) >= total) {
+      const g = weighted[0]!;
+      const commit = g.tags.get("kiln:commit")?.Value;
+      if (commit && g.name !== this.live?.group) {
+        const made = deploys.find((x) => x.e.name === g.tags.get("kiln:execution")?.Value);
+        if (this.live) this.previousLiveGroup = this.live.group;
+        this.live = { commit, group: g.name, ...(made?.input.seq !== undefined ? { seq: made.input.seq } : {}) };
+      }
+    }
   }
 
   /**
@@ -365,7 +558,14 @@ export class InvariantMonitor {
         return false;
       }
     });
-    const kind = (arn: string) => (/-abort(?::|$)/.test(arn) ? "abort" : /-rollback(?::|$)/.test(arn) ? "rollback" : /-deploy(?::|$)/.test(arn) ? "deploy" : "other");
+    const kind = (arn: string) =>
+      /-abort(?::|$)/.test(arn)
+        ? "abort"
+        : /-rollback(?::|$)/.test(arn)
+          ? "rollback"
+          : /-deploy(?::|$)/.test(arn)
+            ? "deploy"
+            : "other";
     const abortedBy = new Map<string, number>();
     for (const e of all) {
       if (kind(e.stateMachineArn) !== "abort") continue;
@@ -380,8 +580,16 @@ export class InvariantMonitor {
         const events = states.history(e.executionArn);
         const touched =
           k === "deploy"
-            ? events.some((h) => h.type.endsWith("StateEntered") && (h.stateEnteredEventDetails as { name?: string } | undefined)?.name === "CreateGreenFleet")
-            : events.some((h) => h.type.endsWith("StateExited") && (h.stateExitedEventDetails as { name?: string } | undefined)?.name === "AcquireLock");
+            ? events.some(
+                (h) =>
+                  h.type.endsWith("StateEntered") &&
+                  (h.stateEnteredEventDetails as { name?: string } | undefined)?.name === "CreateGreenFleet",
+              )
+            : events.some(
+                (h) =>
+                  h.type.endsWith("StateExited") &&
+                  (h.stateExitedEventDetails as { name?: string } | undefined)?.name === "AcquireLock",
+              );
         if (!touched) continue;
         this.fleetActive.add(e.executionArn);
       }
@@ -395,7 +603,9 @@ export class InvariantMonitor {
       if (k === "deploy") {
         if (!abortedBy.has(e.executionArn)) out.push(e.executionArn);
       } else {
-        const later = all.some((o) => o.stateMachineArn === e.stateMachineArn && o.status === "SUCCEEDED" && o.startDate > e.startDate);
+        const later = all.some(
+          (o) => o.stateMachineArn === e.stateMachineArn && o.status === "SUCCEEDED" && o.startDate > e.startDate,
+        );
         if (!later) out.push(e.executionArn);
       }
     }
@@ -436,35 +646,48 @@ export class InvariantMonitor {
       if (role === "retired") {
         const until = Date.parse(g.tags.get("kiln:delete-after")?.Value ?? "");
         if (!Number.isFinite(until)) this.record("I5", `retired group ${g.name} has no kiln:delete-after`);
-        else if (until < now && g.instances.size > 0) this.record("I5", `retired group ${g.name} outlived its window (${new Date(until).toISOString()}) with instances`);
+        else if (until < now && g.instances.size > 0)
+          this.record("I5", `retired group ${g.name} outlived its window (${new Date(until).toISOString()}) with instances`);
         if (serving) this.record("I5", `retired group ${g.name} still takes traffic`);
       } else if (!serving) {
-        this.record("I5", `group ${g.name} (role ${role}) neither serves nor is retired: a stray fleet`, { desired: g.desired, instances: g.instances.size });
+        this.record("I5", `group ${g.name} (role ${role}) neither serves nor is retired: a stray fleet`, {
+          desired: g.desired,
+          instances: g.instances.size,
+        });
       }
-      if (g.suspended.size > 0) this.record("I5", `group ${g.name} still has suspended processes: ${[...g.suspended.keys()].join(", ")}`);
+      if (g.suspended.size > 0)
+        this.record("I5", `group ${g.name} still has suspended processes: ${[...g.suspended.keys()].join(", ")}`);
     }
     for (const inst of this.ec2.instances()) {
       if (inst.state === "terminated" || inst.state === "shutting-down") continue;
       if (inst.tags.get("kiln:service") !== this.opts.service) continue;
       if (inst.tags.get("kiln:role") === "builder") this.record("I5", `builder ${inst.id} left ${inst.state}`);
-      else if (!this.serviceGroups().some((g) => g.instances.has(inst.id))) this.record("I5", `instance ${inst.id} (${inst.tags.get("kiln:role")}) belongs to no group`);
+      else if (!this.serviceGroups().some((g) => g.instances.has(inst.id)))
+        this.record("I5", `instance ${inst.id} (${inst.tags.get("kiln:role")}) belongs to no group`);
     }
     const ec2 = new EC2Client(this.cloud.clientConfig());
-    const images = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:kiln:service", Values: [this.opts.service] }] }));
+    const images = await ec2.send(
+      new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:kiln:service", Values: [this.opts.service] }] }),
+    );
     for (const img of images.Images ?? []) {
       const keys = new Set((img.Tags ?? []).map((t) => t.Key));
       const missing = KILN_REQUIRED_TAGS.filter((k) => !keys.has(k));
       if (missing.length > 0) this.record("I5", `AMI ${img.ImageId} lacks ${missing.join(", ")}`);
       if (img.State === "failed") this.record("I5", `AMI ${img.ImageId} left in state failed`);
     }
-    const lts = await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "tag:kiln:service", Values: [this.opts.service] }] }));
+    const lts = await ec2.send(
+      new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "tag:kiln:service", Values: [this.opts.service] }] }),
+    );
     const used = new Set(this.serviceGroups().map((g) => `${g.launchTemplate?.LaunchTemplateId}:${g.launchTemplate?.Version}`));
     for (const lt of lts.LaunchTemplates ?? []) {
       const versions = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lt.LaunchTemplateId }));
       for (const v of versions.LaunchTemplateVersions ?? []) {
         if (!v.VersionDescription?.startsWith("kiln ")) continue; // versions kiln made say which execution made them
         if (!used.has(`${lt.LaunchTemplateId}:${v.VersionNumber}`)) {
-          this.record("I5", `launch template ${lt.LaunchTemplateName} version ${v.VersionNumber} (${v.VersionDescription}) is used by no group`);
+          this.record(
+            "I5",
+            `launch template ${lt.LaunchTemplateName} version ${v.VersionNumber} (${v.VersionDescription}) is used by no group`,
+          );
         }
       }
     }

@@ -108,7 +108,13 @@ describe("lock rules (pure)", () => {
 
   it("acquire lets a rollback (operator-named) take a free lock, but not a held one", () => {
     expect(rules.acquire(undefined, { service: "web", executionArn: "rb", mayTakeFree: true }, t)).toMatchObject({ ok: true });
-    expect(rules.acquire(item({ holder: "other", leaseExpiresAt: T0 + 5 }), { service: "web", executionArn: "rb", mayTakeFree: true }, t)).toMatchObject({ ok: false });
+    expect(
+      rules.acquire(
+        item({ holder: "other", leaseExpiresAt: T0 + 5 }),
+        { service: "web", executionArn: "rb", mayTakeFree: true },
+        t,
+      ),
+    ).toMatchObject({ ok: false });
   });
 
   it("acquire lets an abort take the lock from the deployment it aborts", () => {
@@ -175,7 +181,11 @@ describe("environment lock and queue (DynamoDB conditional writes, dynalite)", (
 
   it("a redelivery while running returns the same execution; a replaced push redelivered after the newest went live starts nothing", async () => {
     const a = await startOrQueue({ input: push(service, 1) }, deps);
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: true, executionArn: execOf(a) });
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
+      action: "started",
+      duplicate: true,
+      executionArn: execOf(a),
+    });
     await startOrQueue({ input: push(service, 2) }, deps); // B queues
     const c = await startOrQueue({ input: push(service, 3) }, deps); // C replaces B
     expect(c).toMatchObject({ action: "queued", replaced: sha(2) });
@@ -184,7 +194,10 @@ describe("environment lock and queue (DynamoDB conditional writes, dynalite)", (
     await succeed(execOf(c));
     // GitHub's "Redeliver" of B, byte for byte, after A and C succeeded.
     const again = await startOrQueue({ input: push(service, 2) }, deps);
-    expect(again).toMatchObject({ action: "ignored", reason: expect.stringMatching(/redelivery of request #2.*older than request #3/) });
+    expect(again).toMatchObject({
+      action: "ignored",
+      reason: expect.stringMatching(/redelivery of request #2.*older than request #3/),
+    });
     expect(sfn.starts.map((s) => s.input).filter((i) => JSON.parse(i).commit === sha(2))).toEqual([]);
   });
 
@@ -222,6 +235,19 @@ describe("environment lock and queue (DynamoDB conditional writes, dynalite)", (
     expect(r).toMatchObject({ acquired: false, superseded: true, reason: expect.stringMatching(/superseded by request #2/) });
   });
 
+  it("a push while a failed deployment runs again after a redrive queues behind it instead of aborting it", async () => {
+    const a = await startOrQueue({ input: push(service, 1) }, deps);
+    await acquireLock({ ...prod(), executionArn: execOf(a) }, deps);
+    sfn.end(execOf(a), "FAILED");
+    await recordFailure(prod(), execOf(a), "FAILED", deps);
+    // The operator redrives A: it runs again, its recorded failure still unresolved until it succeeds.
+    sfn.end(execOf(a), "RUNNING");
+    const b = await startOrQueue({ input: push(service, 2) }, deps);
+    expect(b).toMatchObject({ action: "queued" });
+    expect(b).not.toHaveProperty("superseding");
+    expect(sfn.startsOf(ABORT_SM)).toEqual([]);
+  });
+
   it("an execution started around the queue (failed at AcquireLock) is refused even when the lock is free", async () => {
     const r = await acquireLock({ ...prod(), executionArn: arn("hand-started") }, deps);
     expect(r).toMatchObject({ acquired: false, superseded: true, reason: expect.stringMatching(/never gave it/) });
@@ -239,7 +265,11 @@ describe("environment lock and queue (DynamoDB conditional writes, dynalite)", (
   it("a redelivery of a push whose start was lost starts it", async () => {
     sfn.failStarts = ["ServiceUnavailable"];
     await expect(startOrQueue({ input: push(service, 1) }, deps)).rejects.toBeTruthy();
-    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({ action: "started", duplicate: true, status: "RUNNING" });
+    await expect(startOrQueue({ input: push(service, 1) }, deps)).resolves.toMatchObject({
+      action: "started",
+      duplicate: true,
+      status: "RUNNING",
+    });
     expect(sfn.starts).toHaveLength(1);
   });
 
@@ -268,7 +298,9 @@ describe("environment lock and queue (DynamoDB conditional writes, dynalite)", (
   it("heartbeat renews the holder's lease and tells a stranger it lost", async () => {
     const a = await startOrQueue({ input: push(service, 1) }, deps);
     await acquireLock({ ...prod(), executionArn: execOf(a) }, deps);
-    await expect(heartbeat({ ...prod(), executionArn: execOf(a) }, deps)).resolves.toMatchObject({ leaseExpiresAt: T0 + DEFAULT_LEASE_MS });
+    await expect(heartbeat({ ...prod(), executionArn: execOf(a) }, deps)).resolves.toMatchObject({
+      leaseExpiresAt: T0 + DEFAULT_LEASE_MS,
+    });
     await expect(heartbeat({ ...prod(), executionArn: arn("other") }, deps)).rejects.toMatchObject({ name: "kiln.LockLost" });
   });
 
@@ -298,7 +330,10 @@ describe("environment lock and queue (DynamoDB conditional writes, dynalite)", (
 
   it("rotation skips a busy environment without taking a number", async () => {
     await startOrQueue({ input: push(service, 1) }, deps);
-    const r = await startOrQueue({ input: push(service, 1, { trigger: "rotation", before: undefined }), nonce: "20260105", ifBusy: "skip" }, deps);
+    const r = await startOrQueue(
+      { input: push(service, 1, { trigger: "rotation", before: undefined }), nonce: "20260105", ifBusy: "skip" },
+      deps,
+    );
     expect(r).toMatchObject({ action: "busy" });
     expect((await readLock(prod(), deps))?.seq).toBe(1);
   });
