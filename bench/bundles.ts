@@ -65,7 +65,11 @@ export async function measureBundles(opts: { only?: string[]; initRuns?: number 
       try {
         m.initMs = await initTime(outfile, opts.initRuns ?? 3);
       } catch (err) {
-        m.initError = (err as Error).message.split("\n").find((l) => /Error/.test(l))?.slice(0, 200) ?? String(err).slice(0, 200);
+        m.initError =
+          (err as Error).message
+            .split("\n")
+            .find((l) => /Error/.test(l))
+            ?.slice(0, 200) ?? String(err).slice(0, 200);
       }
       out.push(m);
     }

@@ -100,7 +100,11 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
   });
   try {
     const cloud = stack.cloud;
-    const seeded = await seedService(cloud, { commit: COMMIT_BLUE, instances: opts.instances, ...(config ? { configFile: config } : {}) });
+    const seeded = await seedService(cloud, {
+      commit: COMMIT_BLUE,
+      instances: opts.instances,
+      ...(config ? { configFile: config } : {}),
+    });
     const setupMs = Date.now() - t0;
 
     const apiCalls: Record<string, number> = {};
@@ -122,11 +126,17 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
     const answer = await new LambdaClient(cloud.clientConfig()).send(
       new InvokeCommand({
         FunctionName: stack.info().functions.requestDeploy,
-        Payload: Buffer.from(JSON.stringify({ service: "web", environment: "production", commit: COMMIT_GREEN, requestedBy: "bench" })),
+        Payload: Buffer.from(
+          JSON.stringify({ service: "web", environment: "production", commit: COMMIT_GREEN, requestedBy: "bench" }),
+        ),
       }),
     );
-    const started = JSON.parse(Buffer.from(answer.Payload ?? new Uint8Array()).toString("utf8") || "{}") as { action?: string; executionArn?: string };
-    if (started.action !== "started" || !started.executionArn) throw new Error(`requestDeploy did not start the deployment: ${JSON.stringify(started)}`);
+    const started = JSON.parse(Buffer.from(answer.Payload ?? new Uint8Array()).toString("utf8") || "{}") as {
+      action?: string;
+      executionArn?: string;
+    };
+    if (started.action !== "started" || !started.executionArn)
+      throw new Error(`requestDeploy did not start the deployment: ${JSON.stringify(started)}`);
     const arn = started.executionArn!;
     await statesBackend(cloud).awaitExecution(arn);
     const deployMs = Date.now() - w0;
@@ -145,7 +155,8 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
     const bakeStartedAt = at("FindImage") ?? startMs;
     const lead = { totalMs: stopMs - startMs, bakeMs: rollStartedAt - bakeStartedAt, rollMs: stopMs - rollStartedAt };
     const status = d.status ?? "UNKNOWN";
-    if (status !== "SUCCEEDED") throw new Error(`deployment of ${opts.instances} instances ended ${status}: ${d.error} ${d.cause?.slice(0, 400)}`);
+    if (status !== "SUCCEEDED")
+      throw new Error(`deployment of ${opts.instances} instances ended ${status}: ${d.error} ${d.cause?.slice(0, 400)}`);
     const critical = criticalPath({
       timeline: rec.timeline,
       visits,

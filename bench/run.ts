@@ -54,14 +54,18 @@ const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function table(rows: (string | number)[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ")).join("\n");
+  return rows
+    .map((r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  "))
+    .join("\n");
 }
 
 /** "met", or by how much the figure misses its target. */
 function verdict(value: number, target: number, lowerIsBetter = true): string {
   const ok = lowerIsBetter ? value <= target : value >= target;
   if (ok) return "met";
-  return lowerIsBetter ? `MISSED by ${pct(value / target - 1)} (${fixed(value - target, 3)})` : `MISSED: ${pct(value / target)} of target`;
+  return lowerIsBetter
+    ? `MISSED by ${pct(value / target - 1)} (${fixed(value - target, 3)})`
+    : `MISSED: ${pct(value / target)} of target`;
 }
 
 async function main(): Promise<void> {
@@ -109,12 +113,18 @@ async function main(): Promise<void> {
         row("overhead, deployment", (d) => fixed(d.overhead.deployment)),
         row("overhead, bake", (d) => fixed(d.overhead.bake)),
         row("overhead, roll", (d) => fixed(d.overhead.roll)),
-        ...deployments[0]!.critical.bake.map((seg, i) => row(`  bake: ${seg.name}`, (d) => s(d.critical.bake[i]?.ms ?? Number.NaN))),
-        ...deployments[0]!.critical.roll.map((seg, i) => row(`  roll: ${seg.name}`, (d) => s(d.critical.roll[i]?.ms ?? Number.NaN))),
+        ...deployments[0]!.critical.bake.map((seg, i) =>
+          row(`  bake: ${seg.name}`, (d) => s(d.critical.bake[i]?.ms ?? Number.NaN)),
+        ),
+        ...deployments[0]!.critical.roll.map((seg, i) =>
+          row(`  roll: ${seg.name}`, (d) => s(d.critical.roll[i]?.ms ?? Number.NaN)),
+        ),
         row("state transitions", (d) => d.transitions),
         row("Step Functions cost", (d) => `$${d.costUsd.toFixed(4)}`),
         row("history events", (d) => d.historyEvents),
-        ...[...new Set(deployments.flatMap((d) => Object.keys(d.apiCalls)))].sort().map((svc) => row(`API calls: ${svc}`, (d) => d.apiCalls[svc] ?? 0)),
+        ...[...new Set(deployments.flatMap((d) => Object.keys(d.apiCalls)))]
+          .sort()
+          .map((svc) => row(`API calls: ${svc}`, (d) => d.apiCalls[svc] ?? 0)),
         row("API calls: total", (d) => Object.values(d.apiCalls).reduce((a, b) => a + b, 0)),
         row("API errors", (d) => d.apiErrors),
         row("wall: deployment", (d) => s(d.wall.deployMs)),
@@ -166,8 +176,26 @@ async function main(): Promise<void> {
     out.push(`Canary judge, ${j.profile} (defaults; 10 % and 50 % for 300 s, 100 % for 300 s; blue 0.25 % 5xx, p99 ≈ 113 ms)`);
     out.push(
       table([
-        ["commit", "runs", "promoted wrongly", "failed", "of which no traffic", "median detection", "extra 5xx", "bound w×t×rate"],
-        ["good (noise only)", j.good.runs, "-", `${j.good.falsePositives + j.good.noTraffic} (false positives ${pct(j.good.falsePositives / j.good.runs)})`, j.good.noTraffic, "-", "-", "-"],
+        [
+          "commit",
+          "runs",
+          "promoted wrongly",
+          "failed",
+          "of which no traffic",
+          "median detection",
+          "extra 5xx",
+          "bound w×t×rate",
+        ],
+        [
+          "good (noise only)",
+          j.good.runs,
+          "-",
+          `${j.good.falsePositives + j.good.noTraffic} (false positives ${pct(j.good.falsePositives / j.good.runs)})`,
+          j.good.noTraffic,
+          "-",
+          "-",
+          "-",
+        ],
         ...j.bad.map((b) => [
           b.severity,
           b.runs,
@@ -198,7 +226,9 @@ async function main(): Promise<void> {
     targets.push([
       "transitions equal at 4 and 1,000 instances",
       `${t4.transitions} vs ${t1000.transitions}`,
-      t4.transitions === t1000.transitions ? "met" : `MISSED: differ by ${Math.abs(t1000.transitions - t4.transitions)} (poll iterations follow jittered AWS durations)`,
+      t4.transitions === t1000.transitions
+        ? "met"
+        : `MISSED: differ by ${Math.abs(t1000.transitions - t4.transitions)} (poll iterations follow jittered AWS durations)`,
     ]);
   }
   if (bundles.length > 0) {
@@ -207,18 +237,38 @@ async function main(): Promise<void> {
     targets.push([
       "every bundle ≤ 300 KB zipped",
       `largest ${kb(max)}`,
-      big.length === 0 ? "met" : `MISSED: ${big.length}/${bundles.length} over, largest by ${kb(max - TARGETS.bundleZippedBytes)}`,
+      big.length === 0
+        ? "met"
+        : `MISSED: ${big.length}/${bundles.length} over, largest by ${kb(max - TARGETS.bundleZippedBytes)}`,
     ]);
   }
-  if (t1000) targets.push(["1,000-instance history < 2,500 events", String(t1000.historyEvents), verdict(t1000.historyEvents, TARGETS.historyEvents1000 - 1)]);
-  if (reference) targets.push([`speedup ≥ 1,000× (${reference.instances} instances)`, `${reference.speedup.toFixed(0)}×`, verdict(reference.speedup, TARGETS.speedup, false)]);
+  if (t1000)
+    targets.push([
+      "1,000-instance history < 2,500 events",
+      String(t1000.historyEvents),
+      verdict(t1000.historyEvents, TARGETS.historyEvents1000 - 1),
+    ]);
+  if (reference)
+    targets.push([
+      `speedup ≥ 1,000× (${reference.instances} instances)`,
+      `${reference.speedup.toFixed(0)}×`,
+      verdict(reference.speedup, TARGETS.speedup, false),
+    ]);
   const example = judged[0];
   if (example) {
     const fp = example.good.falsePositives / example.good.runs;
-    targets.push([`judge false positives ≤ 1 % of good deployments (${example.profile})`, pct(fp), verdict(fp, TARGETS.judgeFalsePositives)]);
+    targets.push([
+      `judge false positives ≤ 1 % of good deployments (${example.profile})`,
+      pct(fp),
+      verdict(fp, TARGETS.judgeFalsePositives),
+    ]);
     const twice = example.bad.filter((b) => /5xx/.test(b.severity));
     const fn = Math.max(...twice.map((b) => b.falseNegatives / b.runs));
-    targets.push([`judge false negatives ≤ 1 % for 5xx ≥ 2× (${example.profile}, worst severity)`, pct(fn), verdict(fn, TARGETS.judgeFalseNegatives2x)]);
+    targets.push([
+      `judge false negatives ≤ 1 % for 5xx ≥ 2× (${example.profile}, worst severity)`,
+      pct(fn),
+      verdict(fn, TARGETS.judgeFalseNegatives2x),
+    ]);
   }
   out.push("Targets");
   out.push(table(targets));

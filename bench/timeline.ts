@@ -48,7 +48,12 @@ export interface Recorder {
 }
 
 const TERMINAL = new Set(["Success", "Failed", "TimedOut", "Cancelled", "DeliveryTimedOut", "ExecutionTimedOut"]);
-const WATCHED_CALLS = new Set(["ec2:CreateImage", "ec2:RunInstances", "autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"]);
+const WATCHED_CALLS = new Set([
+  "ec2:CreateImage",
+  "ec2:RunInstances",
+  "autoscaling:CreateAutoScalingGroup",
+  "autoscaling:UpdateAutoScalingGroup",
+]);
 
 /**
  * Starts recording. Target-group health and agent registration have no AWS event, so they are
@@ -99,7 +104,10 @@ export function record(cloud: Cloud, opts: { targetGroups: string[]; sampleMs?: 
       t.images.set(id, states);
       const state = String(ev.detail.State);
       if (!states.has(state)) states.set(state, now());
-    } else if (ev.source === "aws.autoscaling" && (ev.detailType === "EC2 Instance Launch Successful" || ev.detailType === "EC2 Instance Terminate Successful")) {
+    } else if (
+      ev.source === "aws.autoscaling" &&
+      (ev.detailType === "EC2 Instance Launch Successful" || ev.detailType === "EC2 Instance Terminate Successful")
+    ) {
       const group = groupName(ev.resources?.[0]);
       const inst = ev.resources?.[1];
       if (!group || !inst) return;
@@ -237,11 +245,17 @@ export function criticalPath(ctx: PathContext): CriticalPath {
   if (!reused) {
     const builders = [...t.launched.entries()].filter(([, at]) => !inRoll(at));
     const [builder, launchedAt] = need(builders.at(-1), "the builder launch");
-    bake.push({ name: "builder", what: "RunInstances → builder's SSM agent Online (boot + agent)", ms: need(t.agentOnline.get(builder), "builder agent") - launchedAt });
+    bake.push({
+      name: "builder",
+      what: "RunInstances → builder's SSM agent Online (boot + agent)",
+      ms: need(t.agentOnline.get(builder), "builder agent") - launchedAt,
+    });
     bake.push({ name: "install", what: "install command sent → Success", ms: span(bakeCommands[0], "install command") });
     bake.push({ name: "imageTest", what: "image-test command sent → Success", ms: span(bakeCommands[1], "image-test command") });
     const createdAt = need(t.calls.get("ec2:CreateImage")?.at(-1), "CreateImage");
-    const available = [...t.images.values()].map((s) => s.get("available")).filter((x): x is number => x !== undefined && x >= createdAt);
+    const available = [...t.images.values()]
+      .map((s) => s.get("available"))
+      .filter((x): x is number => x !== undefined && x >= createdAt);
     bake.push({ name: "image", what: "CreateImage → AMI available", ms: need(available[0], "AMI available") - createdAt });
   }
 
@@ -250,24 +264,49 @@ export function criticalPath(ctx: PathContext): CriticalPath {
   const greenGroups = [...t.inService.keys()].filter((g) => g !== ctx.blueGroup);
   const greenInService = new Map<string, number>();
   for (const g of greenGroups) for (const [id, at] of t.inService.get(g) ?? []) if (inRoll(at)) greenInService.set(id, at);
-  if (greenInService.size < ctx.greenDesired) throw new Error(`critical path: ${greenInService.size}/${ctx.greenDesired} green instances seen InService`);
+  if (greenInService.size < ctx.greenDesired)
+    throw new Error(`critical path: ${greenInService.size}/${ctx.greenDesired} green instances seen InService`);
   let readyAt = 0;
   for (const [id, at] of greenInService) readyAt = Math.max(readyAt, at, need(t.agentOnline.get(id), `agent of ${id}`));
-  roll.push({ name: "greenReady", what: "CreateAutoScalingGroup → every green instance InService with SSM Online", ms: readyAt - createdGroupAt });
+  roll.push({
+    name: "greenReady",
+    what: "CreateAutoScalingGroup → every green instance InService with SSM Online",
+    ms: readyAt - createdGroupAt,
+  });
   const serviceIn = rollCommands[0];
-  roll.push({ name: "serviceIn", what: "smoke test + service-in command sent → Success", ms: span(serviceIn, "service-in command") });
+  roll.push({
+    name: "serviceIn",
+    what: "smoke test + service-in command sent → Success",
+    ms: span(serviceIn, "service-in command"),
+  });
   const healthyAt = need(t.healthyReached.get(ctx.greenTargetGroup)?.get(ctx.greenDesired), "green targets all healthy");
-  roll.push({ name: "healthy", what: "service-in done → all green targets healthy (health-check interval × threshold)", ms: Math.max(0, healthyAt - need(serviceIn?.doneAt, "service-in done")) });
+  roll.push({
+    name: "healthy",
+    what: "service-in done → all green targets healthy (health-check interval × threshold)",
+    ms: Math.max(0, healthyAt - need(serviceIn?.doneAt, "service-in done")),
+  });
   const bakes = ctx.visits.filter((v) => v.name === "BakeCanary");
-  roll.push({ name: "canaryBake", what: `Σ canary bake waits (${bakes.length} steps, from history)`, ms: bakes.reduce((s, v) => s + (need(v.exitedAt, "BakeCanary exit") - v.enteredAt), 0) });
+  roll.push({
+    name: "canaryBake",
+    what: `Σ canary bake waits (${bakes.length} steps, from history)`,
+    ms: bakes.reduce((s, v) => s + (need(v.exitedAt, "BakeCanary exit") - v.enteredAt), 0),
+  });
   const serviceOut = rollCommands.find((c) => c.instances.every((id) => !greenInService.has(id)) && c !== serviceIn);
-  roll.push({ name: "serviceOut", what: "service-out command on blue sent → Success", ms: span(serviceOut, "service-out command") });
+  roll.push({
+    name: "serviceOut",
+    what: "service-out command on blue sent → Success",
+    ms: span(serviceOut, "service-out command"),
+  });
   const scaledAt = need(
     t.calls.get("autoscaling:UpdateAutoScalingGroup")?.find((at) => at >= need(serviceOut?.doneAt, "service-out done")),
     "blue scale-in",
   );
   const gone = [...(t.terminated.get(ctx.blueGroup)?.values() ?? [])].filter((at) => at >= scaledAt);
-  roll.push({ name: "retire", what: "blue scaled to 0 → last blue instance drained and terminated", ms: Math.max(...need(gone.length ? gone : undefined, "blue terminations")) - scaledAt });
+  roll.push({
+    name: "retire",
+    what: "blue scaled to 0 → last blue instance drained and terminated",
+    ms: Math.max(...need(gone.length ? gone : undefined, "blue terminations")) - scaledAt,
+  });
 
   const bakeMs = bake.reduce((s, x) => s + x.ms, 0);
   const rollMs = roll.reduce((s, x) => s + x.ms, 0);

@@ -70,7 +70,9 @@ async function pushEvent(secret: string, i: number): Promise<Record<string, unkn
       "x-github-delivery": `bench-${i}-${randomBytes(4).toString("hex")}`,
       "x-hub-signature-256": await sign(secret, body),
     },
-    requestContext: { http: { method: "POST", path: "/", protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "GitHub-Hookshot/bench" } },
+    requestContext: {
+      http: { method: "POST", path: "/", protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "GitHub-Hookshot/bench" },
+    },
     body,
     isBase64Encoded: false,
   };
@@ -95,7 +97,9 @@ export async function measureWebhook(opts: { requests?: number; concurrencies?: 
     await handler(await pushEvent(stack.webhookSecret, -1), context());
     const out: WebhookMeasure[] = [];
     for (const concurrency of opts.concurrencies ?? [1, 8]) {
-      const events = await Promise.all(Array.from({ length: requests }, (_, i) => pushEvent(stack.webhookSecret, out.length * requests + i)));
+      const events = await Promise.all(
+        Array.from({ length: requests }, (_, i) => pushEvent(stack.webhookSecret, out.length * requests + i)),
+      );
       const latencies: number[] = [];
       const statuses: Record<string, number> = {};
       let next = 0;
@@ -113,7 +117,15 @@ export async function measureWebhook(opts: { requests?: number; concurrencies?: 
       const wall = performance.now() - t0;
       latencies.sort((a, b) => a - b);
       const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)]!;
-      out.push({ requests, concurrency, statuses, perSecond: (requests / wall) * 1000, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: latencies.at(-1)! });
+      out.push({
+        requests,
+        concurrency,
+        statuses,
+        perSecond: (requests / wall) * 1000,
+        p50Ms: q(0.5),
+        p99Ms: q(0.99),
+        maxMs: latencies.at(-1)!,
+      });
     }
     return out;
   } finally {

@@ -20,7 +20,12 @@ export const Input = z.object({
   service: z.string().min(1).max(64),
   environment: z.string().min(1).max(64),
   /** The deploy request's queue number (absent for aborts). */
-  seq: z.number().int().positive().nullish().transform((v) => v ?? undefined),
+  seq: z
+    .number()
+    .int()
+    .positive()
+    .nullish()
+    .transform((v) => v ?? undefined),
   executionArn: ExecutionArn,
   commit: z.string().optional(),
   trigger: z.string().optional(),
@@ -32,7 +37,10 @@ export const handler = stepHandler("AcquireLock", Input, async (input) => {
   if (!r.acquired) {
     const what = `AcquireLock ${input.service}/${input.environment}: ${r.reason}`;
     // Superseded: this execution can never hold the lock again; retrying or redriving cannot help (I7).
-    if (r.superseded) throw new SupersededError(`${what}. Nothing was changed; to deploy this commit on purpose, name it: kiln deploy ${input.service} --env ${input.environment} --commit <sha>`);
+    if (r.superseded)
+      throw new SupersededError(
+        `${what}. Nothing was changed; to deploy this commit on purpose, name it: kiln deploy ${input.service} --env ${input.environment} --commit <sha>`,
+      );
     throw new LockHeldError(what);
   }
   return r;

@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** CreateImage (see lib/bake/). */
-export const handler = stepHandler("CreateImage", BuilderEvent, (e) => createImage({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("CreateImage", BuilderEvent, (e) =>
+  createImage({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

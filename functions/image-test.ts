@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** ImageTest (see lib/bake/). */
-export const handler = stepHandler("ImageTest", BuilderEvent, (e) => imageTest({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("ImageTest", BuilderEvent, (e) =>
+  imageTest({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

@@ -8,5 +8,8 @@ const deps = bakeDeps();
 
 /** Janitor (see lib/bake/janitor.ts), on a schedule: `afterHours` defaults to the config's `janitor.afterHours`. */
 export const handler = stepHandler("Janitor", JanitorEvent, (e) =>
-  janitor({ afterHours: e.afterHours ?? loadConfig().janitor.afterHours, ...(e.dryRun !== undefined ? { dryRun: e.dryRun } : {}) }, deps),
+  janitor(
+    { afterHours: e.afterHours ?? loadConfig().janitor.afterHours, ...(e.dryRun !== undefined ? { dryRun: e.dryRun } : {}) },
+    deps,
+  ),
 );

@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** LaunchBuilder (see lib/bake/). */
-export const handler = stepHandler("LaunchBuilder", StepEvent, (e) => launchBuilder({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("LaunchBuilder", StepEvent, (e) =>
+  launchBuilder({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

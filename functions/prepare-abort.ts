@@ -24,7 +24,9 @@ async function environmentOf(executionArn: string | undefined): Promise<string |
 export const handler = stepHandler("PrepareAbort", PrepareAbortEvent, async (e) => {
   const config = loadConfig();
   const environment =
-    e.input.environment ?? (await environmentOf(e.input.executionArn)) ?? defaultEnvironment(serviceConfig(config, e.input.service), e.input.service);
+    e.input.environment ??
+    (await environmentOf(e.input.executionArn)) ??
+    defaultEnvironment(serviceConfig(config, e.input.service), e.input.service);
   const settings = rollSettings(serviceConfig(config, e.input.service, environment));
   return prepareAbort({ ...e.input, environment, execution: e.execution, settings }, deps);
 });

@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** PruneImages (see lib/bake/). */
-export const handler = stepHandler("PruneImages", ImageEvent, (e) => pruneImages({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("PruneImages", ImageEvent, (e) =>
+  pruneImages({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

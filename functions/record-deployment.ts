@@ -8,5 +8,8 @@ const deps = rollDeps();
 
 /** RecordDeployment: the deployment's record in the deployments table. */
 export const handler = stepHandler("RecordDeployment", RecordEvent, (e) =>
-  recordDeployment({ plan: e.plan as never, startedAt: e.startedAt, result: e.result, table: requireEnv("KILN_DEPLOYMENTS_TABLE") }, deps),
+  recordDeployment(
+    { plan: e.plan as never, startedAt: e.startedAt, result: e.result, table: requireEnv("KILN_DEPLOYMENTS_TABLE") },
+    deps,
+  ),
 );

@@ -7,7 +7,14 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { awsClients } from "../lib/aws.ts";
-import { CommitSchema, defaultEnvironment, EnvironmentNameSchema, loadConfig, ServiceNameSchema, serviceConfig } from "../lib/config/index.ts";
+import {
+  CommitSchema,
+  defaultEnvironment,
+  EnvironmentNameSchema,
+  loadConfig,
+  ServiceNameSchema,
+  serviceConfig,
+} from "../lib/config/index.ts";
 import { stepHandler } from "../lib/handler.ts";
 import { startDepsFromEnv, startOrQueue } from "../lib/lock/index.ts";
 import { branchFor } from "../lib/config/index.ts";

@@ -24,7 +24,13 @@ export const handler = stepHandler(
       const cfg = serviceConfig(config, input.service, environment);
       const r = await rotate(
         { service: input.service, environment },
-        { ...startDepsFromEnv(clients, clock()), ec2: clients.ec2, autoscaling: clients.autoscaling, ssm: clients.ssm, service: cfg },
+        {
+          ...startDepsFromEnv(clients, clock()),
+          ec2: clients.ec2,
+          autoscaling: clients.autoscaling,
+          ssm: clients.ssm,
+          service: cfg,
+        },
       );
       results.push({ environment, ...r });
     }

@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** TerminateBuilder (see lib/bake/). */
-export const handler = stepHandler("TerminateBuilder", StepEvent, (e) => terminateBuilder({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("TerminateBuilder", StepEvent, (e) =>
+  terminateBuilder({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

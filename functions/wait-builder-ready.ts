@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** WaitBuilderReady (see lib/bake/). */
-export const handler = stepHandler("WaitBuilderReady", BuilderEvent, (e) => waitBuilderReady({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("WaitBuilderReady", BuilderEvent, (e) =>
+  waitBuilderReady({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

@@ -7,4 +7,6 @@ import { stepHandler } from "../lib/handler.ts";
 const deps = bakeDeps();
 
 /** WaitImage (see lib/bake/). */
-export const handler = stepHandler("WaitImage", BuilderImageEvent, (e) => waitImage({ ...e, plan: e.plan as unknown as BakePlan }, deps));
+export const handler = stepHandler("WaitImage", BuilderImageEvent, (e) =>
+  waitImage({ ...e, plan: e.plan as unknown as BakePlan }, deps),
+);

@@ -74,7 +74,8 @@ export interface ScriptCommand {
 
 /** Sends `cmd` with AWS-RunShellScript and returns the command id. */
 export async function sendScript(ssm: SSMClient, cmd: ScriptCommand): Promise<string> {
-  if (cmd.instanceIds.length === 0 || cmd.instanceIds.length > 50) throw new InvalidInputError(`SendCommand takes 1–50 instance ids, got ${cmd.instanceIds.length}`);
+  if (cmd.instanceIds.length === 0 || cmd.instanceIds.length > 50)
+    throw new InvalidInputError(`SendCommand takes 1–50 instance ids, got ${cmd.instanceIds.length}`);
   const r = await ssm.send(
     new SendCommandCommand({
       DocumentName: "AWS-RunShellScript",
@@ -100,7 +101,9 @@ export async function findCommands(ssm: SSMClient, q: { comment: string; instanc
   const out: Command[] = [];
   let NextToken: string | undefined;
   do {
-    const r = await ssm.send(new ListCommandsCommand({ ...(q.instanceId ? { InstanceId: q.instanceId } : {}), NextToken, MaxResults: 50 }));
+    const r = await ssm.send(
+      new ListCommandsCommand({ ...(q.instanceId ? { InstanceId: q.instanceId } : {}), NextToken, MaxResults: 50 }),
+    );
     for (const c of r.Commands ?? []) if (c.Comment === q.comment) out.push(c);
     NextToken = r.NextToken;
   } while (NextToken);
@@ -182,7 +185,16 @@ export async function getInvocation(ssm: SSMClient, commandId: string, instanceI
     };
   } catch (err) {
     if ((err as Error).name === "InvocationDoesNotExist")
-      return { commandId, instanceId, state: "pending", status: "Pending", statusDetails: "InvocationDoesNotExist", responseCode: -1, stdoutTail: "", stderrTail: "" };
+      return {
+        commandId,
+        instanceId,
+        state: "pending",
+        status: "Pending",
+        statusDetails: "InvocationDoesNotExist",
+        responseCode: -1,
+        stdoutTail: "",
+        stderrTail: "",
+      };
     throw err;
   }
 }

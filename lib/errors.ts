@@ -92,12 +92,32 @@ export class TimeoutError extends KilnError {
 
 /** Codes the AWS SDK classifies as throttling or transient (reference §1.5). */
 const TRANSIENT = new Set([
-  "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-  "RequestThrottled", "RequestThrottledException", "PriorRequestNotComplete", "SlowDown", "EC2ThrottledException",
-  "ProvisionedThroughputExceededException", "LimitExceededException", "BandwidthLimitExceeded",
-  "TransactionInProgressException", "ResourceContention", "ResourceContentionFault", "InternalError", "InternalFailure",
-  "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "TimeoutError",
-  "ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT",
+  "RequestLimitExceeded",
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "PriorRequestNotComplete",
+  "SlowDown",
+  "EC2ThrottledException",
+  "ProvisionedThroughputExceededException",
+  "LimitExceededException",
+  "BandwidthLimitExceeded",
+  "TransactionInProgressException",
+  "ResourceContention",
+  "ResourceContentionFault",
+  "InternalError",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "TimeoutError",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
 ]);
 
 /** True when an AWS SDK error is throttling or transient (retrying the step may succeed). */
@@ -118,6 +138,7 @@ export function isTransientAwsError(err: unknown): boolean {
 export function classify(err: unknown, context: string): Error {
   if (err instanceof KilnError) return err;
   const e = err as Error;
-  if (isTransientAwsError(err)) return new ThrottledError(`${context}: AWS is throttling or unavailable (${e?.name}: ${e?.message})`, { cause: err });
+  if (isTransientAwsError(err))
+    return new ThrottledError(`${context}: AWS is throttling or unavailable (${e?.name}: ${e?.message})`, { cause: err });
   return new StepFailedError(`${context}: ${e?.name ?? "Error"}: ${e?.message ?? String(err)}`, { cause: err });
 }

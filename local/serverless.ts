@@ -12,19 +12,39 @@ import { parse, type Tags } from "yaml";
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-const cfnTags: Tags = ["Ref", "GetAtt", "Sub", "Join", "If", "Equals", "Not", "Select", "Split", "ImportValue", "FindInMap", "GetAZs", "Base64"].flatMap(
-  (name) => {
-    const key = name === "Ref" ? "Ref" : `Fn::${name}`;
-    return [
-      {
-        tag: `!${name}`,
-        resolve: (value: unknown) => ({ [key]: name === "GetAtt" && typeof value === "string" ? value.split(".") : value }),
-      },
-      { tag: `!${name}`, collection: "seq" as const, resolve: (value: unknown) => ({ [key]: (value as { toJSON(): unknown }).toJSON() }) },
-      { tag: `!${name}`, collection: "map" as const, resolve: (value: unknown) => ({ [key]: (value as { toJSON(): unknown }).toJSON() }) },
-    ];
-  },
-) as Tags;
+const cfnTags: Tags = [
+  "Ref",
+  "GetAtt",
+  "Sub",
+  "Join",
+  "If",
+  "Equals",
+  "Not",
+  "Select",
+  "Split",
+  "ImportValue",
+  "FindInMap",
+  "GetAZs",
+  "Base64",
+].flatMap((name) => {
+  const key = name === "Ref" ? "Ref" : `Fn::${name}`;
+  return [
+    {
+      tag: `!${name}`,
+      resolve: (value: unknown) => ({ [key]: name === "GetAtt" && typeof value === "string" ? value.split(".") : value }),
+    },
+    {
+      tag: `!${name}`,
+      collection: "seq" as const,
+      resolve: (value: unknown) => ({ [key]: (value as { toJSON(): unknown }).toJSON() }),
+    },
+    {
+      tag: `!${name}`,
+      collection: "map" as const,
+      resolve: (value: unknown) => ({ [key]: (value as { toJSON(): unknown }).toJSON() }),
+    },
+  ];
+}) as Tags;
 
 export interface ServerlessFunction {
   handler: string;
@@ -44,7 +64,14 @@ export interface ServerlessStateMachine {
 
 export interface ServerlessConfig {
   service: string;
-  provider: { stage?: string; region?: string; environment?: Record<string, unknown>; timeout?: number; memorySize?: number; [k: string]: unknown };
+  provider: {
+    stage?: string;
+    region?: string;
+    environment?: Record<string, unknown>;
+    timeout?: number;
+    memorySize?: number;
+    [k: string]: unknown;
+  };
   functions: Record<string, ServerlessFunction>;
   stepFunctions?: { stateMachines: Record<string, ServerlessStateMachine> };
   resources?: { Resources?: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
@@ -53,7 +80,9 @@ export interface ServerlessConfig {
 }
 
 /** Loads and resolves serverless.yml for `stage` (default `local`). */
-export function loadServerless(opts: { file?: string; stage?: string; region?: string; accountId?: string } = {}): ServerlessConfig {
+export function loadServerless(
+  opts: { file?: string; stage?: string; region?: string; accountId?: string } = {},
+): ServerlessConfig {
   const file = opts.file ?? path.join(PROJECT_ROOT, "serverless.yml");
   const raw = parse(readFileSync(file, "utf8"), { customTags: cfnTags }) as Record<string, unknown>;
   const stage = opts.stage ?? "local";

@@ -1,9 +1,4 @@
-import {
-  DescribeInstancesCommand,
-  type Instance,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-} from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, type Instance, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeInstanceInformationCommand } from "@aws-sdk/client-ssm";
 import { StepFailedError } from "../errors.ts";
 import { clientToken } from "../names.ts";
@@ -58,56 +53,65 @@ export function builderToken(plan: BakePlan, attempt: number): string {
  * must not launch a second one on retry or redrive); otherwise RunInstances with the attempt's
  * ClientToken, which AWS also deduplicates for 24 h after termination.
  */
-export const launchBuilder = reconciler("LaunchBuilder", async (input: BuilderInput, deps: Pick<BakeDeps, "ec2">): Promise<BuilderRef> => {
-  const { plan } = input;
-  const attempt = input.attempt?.redriveCount ?? 0;
-  const [existing] = await findBuilders(plan, deps);
-  if (existing?.InstanceId) return { builderId: existing.InstanceId, state: existing.State?.Name ?? "pending", adopted: true };
-  const tags = { ...plan.tags, Name: plan.builder.name, [Tags.role]: Roles.builder, [Tags.attempt]: String(attempt), [Tags.commit]: plan.commit };
-  const rd = plan.builder.rootDevice;
-  let r;
-  try {
-    r = await deps.ec2.send(
-      new RunInstancesCommand({
-        ImageId: plan.baseAmi.imageId,
-        InstanceType: plan.builder.instanceType as never,
-        MinCount: 1,
-        MaxCount: 1,
-        ClientToken: builderToken(plan, attempt),
-        ...(plan.builder.subnet ? { SubnetId: plan.builder.subnet } : {}),
-        ...(plan.builder.securityGroups.length ? { SecurityGroupIds: plan.builder.securityGroups } : {}),
-        IamInstanceProfile: { Name: plan.builder.instanceProfile },
-        // Encryption is decided at launch: CreateImage snapshots the builder's volumes as they are.
-        BlockDeviceMappings: [
-          {
-            DeviceName: rd.deviceName,
-            Ebs: {
-              DeleteOnTermination: true,
-              Encrypted: rd.encrypted,
-              ...(rd.kmsKeyId ? { KmsKeyId: rd.kmsKeyId } : {}),
-              ...(rd.volumeSizeGiB ? { VolumeSize: rd.volumeSizeGiB } : {}),
+export const launchBuilder = reconciler(
+  "LaunchBuilder",
+  async (input: BuilderInput, deps: Pick<BakeDeps, "ec2">): Promise<BuilderRef> => {
+    const { plan } = input;
+    const attempt = input.attempt?.redriveCount ?? 0;
+    const [existing] = await findBuilders(plan, deps);
+    if (existing?.InstanceId) return { builderId: existing.InstanceId, state: existing.State?.Name ?? "pending", adopted: true };
+    const tags = {
+      ...plan.tags,
+      Name: plan.builder.name,
+      [Tags.role]: Roles.builder,
+      [Tags.attempt]: String(attempt),
+      [Tags.commit]: plan.commit,
+    };
+    const rd = plan.builder.rootDevice;
+    let r;
+    try {
+      r = await deps.ec2.send(
+        new RunInstancesCommand({
+          ImageId: plan.baseAmi.imageId,
+          InstanceType: plan.builder.instanceType as never,
+          MinCount: 1,
+          MaxCount: 1,
+          ClientToken: builderToken(plan, attempt),
+          ...(plan.builder.subnet ? { SubnetId: plan.builder.subnet } : {}),
+          ...(plan.builder.securityGroups.length ? { SecurityGroupIds: plan.builder.securityGroups } : {}),
+          IamInstanceProfile: { Name: plan.builder.instanceProfile },
+          // Encryption is decided at launch: CreateImage snapshots the builder's volumes as they are.
+          BlockDeviceMappings: [
+            {
+              DeviceName: rd.deviceName,
+              Ebs: {
+                DeleteOnTermination: true,
+                Encrypted: rd.encrypted,
+                ...(rd.kmsKeyId ? { KmsKeyId: rd.kmsKeyId } : {}),
+                ...(rd.volumeSizeGiB ? { VolumeSize: rd.volumeSizeGiB } : {}),
+              },
             },
-          },
-        ],
-        MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled" },
-        TagSpecifications: [
-          { ResourceType: "instance", Tags: tagList(tags) },
-          { ResourceType: "volume", Tags: tagList(tags) },
-        ],
-      }),
-    );
-  } catch (err) {
-    if (awsCode(err) === "IdempotentParameterMismatch")
-      throw new StepFailedError(
-        `LaunchBuilder: RunInstances token ${builderToken(plan, attempt)} was already used with other parameters (was the plan changed?); start a new execution`,
-        { cause: err },
+          ],
+          MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled" },
+          TagSpecifications: [
+            { ResourceType: "instance", Tags: tagList(tags) },
+            { ResourceType: "volume", Tags: tagList(tags) },
+          ],
+        }),
       );
-    throw err;
-  }
-  const inst = r.Instances?.[0];
-  if (!inst?.InstanceId) throw new StepFailedError("LaunchBuilder: RunInstances returned no instance");
-  return { builderId: inst.InstanceId, state: inst.State?.Name ?? "pending", adopted: false };
-});
+    } catch (err) {
+      if (awsCode(err) === "IdempotentParameterMismatch")
+        throw new StepFailedError(
+          `LaunchBuilder: RunInstances token ${builderToken(plan, attempt)} was already used with other parameters (was the plan changed?); start a new execution`,
+          { cause: err },
+        );
+      throw err;
+    }
+    const inst = r.Instances?.[0];
+    if (!inst?.InstanceId) throw new StepFailedError("LaunchBuilder: RunInstances returned no instance");
+    return { builderId: inst.InstanceId, state: inst.State?.Name ?? "pending", adopted: false };
+  },
+);
 
 export interface WaitBuilderInput extends BuilderInput {
   builderId: string;
@@ -156,12 +160,22 @@ export const waitBuilderReady = reconciler(
           detail: `builder ${input.builderId} from attempt ${madeIn} is ${state}; launched ${next.builderId}`,
         };
       }
-      const reason = inst?.StateReason ? `${inst.StateReason.Code}: ${inst.StateReason.Message}` : (inst?.StateTransitionReason ?? "no reason given");
-      throw new StepFailedError(`WaitBuilderReady: builder ${input.builderId} is ${state} (${reason}); redrive to launch a new one`);
+      const reason = inst?.StateReason
+        ? `${inst.StateReason.Code}: ${inst.StateReason.Message}`
+        : (inst?.StateTransitionReason ?? "no reason given");
+      throw new StepFailedError(
+        `WaitBuilderReady: builder ${input.builderId} is ${state} (${reason}); redrive to launch a new one`,
+      );
     }
     const start = waitStart(inst?.LaunchTime?.getTime(), input.attempt);
     const ping = state === "running" ? await ssmOnline(deps, input.builderId) : undefined;
-    if (ping === "Online") return { status: "done", builderId: input.builderId, waitSeconds: 0, detail: `builder ${input.builderId} running, SSM agent Online` };
+    if (ping === "Online")
+      return {
+        status: "done",
+        builderId: input.builderId,
+        waitSeconds: 0,
+        detail: `builder ${input.builderId} running, SSM agent Online`,
+      };
     const seen = `builder ${input.builderId} is ${state ?? "not visible yet"}${state === "running" ? `, SSM agent ${ping ?? "not registered"}` : ""}`;
     const elapsed = checkDeadline(
       deps.clock.now(),
@@ -182,21 +196,26 @@ export const waitBuilderReady = reconciler(
  * TerminateBuilder: terminate every builder of this execution (all attempts). Already terminated
  * or vanished instances are fine: the desired state is "no builder left".
  */
-export const terminateBuilder = reconciler("TerminateBuilder", async (input: BuilderInput, deps: Pick<BakeDeps, "ec2">): Promise<{ terminated: string[] }> => {
-  const ids = (await findBuilders(input.plan, deps, ["pending", "running", "stopping", "stopped"])).map((i) => i.InstanceId!).filter(Boolean);
-  if (ids.length === 0) return { terminated: [] };
-  try {
-    await deps.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
-  } catch (err) {
-    if (awsCode(err) !== "InvalidInstanceID.NotFound") throw err;
-    // One id vanished meanwhile: AWS then terminates none of them, so do them one by one.
-    for (const id of ids) {
-      try {
-        await deps.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
-      } catch (e) {
-        if (awsCode(e) !== "InvalidInstanceID.NotFound") throw e;
+export const terminateBuilder = reconciler(
+  "TerminateBuilder",
+  async (input: BuilderInput, deps: Pick<BakeDeps, "ec2">): Promise<{ terminated: string[] }> => {
+    const ids = (await findBuilders(input.plan, deps, ["pending", "running", "stopping", "stopped"]))
+      .map((i) => i.InstanceId!)
+      .filter(Boolean);
+    if (ids.length === 0) return { terminated: [] };
+    try {
+      await deps.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids }));
+    } catch (err) {
+      if (awsCode(err) !== "InvalidInstanceID.NotFound") throw err;
+      // One id vanished meanwhile: AWS then terminates none of them, so do them one by one.
+      for (const id of ids) {
+        try {
+          await deps.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+        } catch (e) {
+          if (awsCode(e) !== "InvalidInstanceID.NotFound") throw e;
+        }
       }
     }
-  }
-  return { terminated: ids };
-});
+    return { terminated: ids };
+  },
+);

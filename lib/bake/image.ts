@@ -76,19 +76,27 @@ export interface FindImageResult {
  * FindImage: an available, complete AMI already baked for the same service, commit and base AMI
  * (by any execution — including this one, on redrive) is reused instead of baking again.
  */
-export const findImage = reconciler("FindImage", async (input: ImageInput, deps: Pick<BakeDeps, "ec2">): Promise<FindImageResult> => {
-  const { plan } = input;
-  const [hit] = await imagesBy(deps, [
-    { Name: `tag:${Tags.service}`, Values: [plan.service] },
-    { Name: `tag:${Tags.commit}`, Values: [plan.commit] },
-    { Name: `tag:${Tags.baseAmi}`, Values: [plan.baseAmi.imageId] },
-    { Name: `tag:${Tags.role}`, Values: [Roles.image] },
-    { Name: `tag:${Tags.complete}`, Values: ["true"] },
-    { Name: "state", Values: ["available"] },
-  ]);
-  if (!hit?.ImageId) return { found: false };
-  return { found: true, imageId: hit.ImageId, ...(hit.Name ? { name: hit.Name } : {}), bakedBy: tagsOf(hit.Tags)[Tags.execution] ?? "" };
-});
+export const findImage = reconciler(
+  "FindImage",
+  async (input: ImageInput, deps: Pick<BakeDeps, "ec2">): Promise<FindImageResult> => {
+    const { plan } = input;
+    const [hit] = await imagesBy(deps, [
+      { Name: `tag:${Tags.service}`, Values: [plan.service] },
+      { Name: `tag:${Tags.commit}`, Values: [plan.commit] },
+      { Name: `tag:${Tags.baseAmi}`, Values: [plan.baseAmi.imageId] },
+      { Name: `tag:${Tags.role}`, Values: [Roles.image] },
+      { Name: `tag:${Tags.complete}`, Values: ["true"] },
+      { Name: "state", Values: ["available"] },
+    ]);
+    if (!hit?.ImageId) return { found: false };
+    return {
+      found: true,
+      imageId: hit.ImageId,
+      ...(hit.Name ? { name: hit.Name } : {}),
+      bakedBy: tagsOf(hit.Tags)[Tags.execution] ?? "",
+    };
+  },
+);
 
 export interface CreateImageInput extends ImageInput {
   builderId: string;
@@ -100,47 +108,58 @@ export interface CreateImageInput extends ImageInput {
  * previous call got through — adopt that image. A failed AMI from an earlier attempt is deleted
  * and made again (redrive); one from this attempt fails the step.
  */
-export const createImage = reconciler("CreateImage", async (input: CreateImageInput, deps: Pick<BakeDeps, "ec2">): Promise<{ imageId: string; adopted: boolean }> => {
-  const { plan } = input;
-  const attempt = input.attempt?.redriveCount ?? 0;
-  const [existing] = await imagesBy(deps, [{ Name: "name", Values: [plan.image.name] }]);
-  if (existing?.ImageId) {
-    if (!FAILED_STATES.has(existing.State ?? "")) return { imageId: existing.ImageId, adopted: true };
-    const madeIn = Number(tagsOf(existing.Tags)[Tags.attempt] ?? "0");
-    if (madeIn >= attempt) throw imageFailed(plan, existing, input.builderId);
-    await deleteImage(deps, existing);
-  }
-  const tags = { ...plan.tags, [Tags.attempt]: String(attempt), [Tags.commit]: plan.commit, [Tags.baseAmi]: plan.baseAmi.imageId };
-  try {
-    const r = await deps.ec2.send(
-      new CreateImageCommand({
-        InstanceId: input.builderId,
-        Name: plan.image.name,
-        Description: plan.image.description,
-        // Reboot for file-system-consistent snapshots (the AWS default, spelled out).
-        NoReboot: false,
-        TagSpecifications: [
-          { ResourceType: "image", Tags: tagList({ ...tags, [Tags.role]: Roles.image }) },
-          { ResourceType: "snapshot", Tags: tagList({ ...tags, [Tags.role]: Roles.snapshot }) },
-        ],
-      }),
-    );
-    if (!r.ImageId) throw new StepFailedError("CreateImage returned no image id");
-    return { imageId: r.ImageId, adopted: false };
-  } catch (err) {
-    if (awsCode(err) !== "InvalidAMIName.Duplicate") {
-      if (awsCode(err) === "IncorrectInstanceState" || awsCode(err) === "InvalidInstanceID.NotFound")
-        throw new StepFailedError(`CreateImage: builder ${input.builderId} cannot be imaged (${(err as Error).message}); start a new execution`, { cause: err });
-      throw err;
+export const createImage = reconciler(
+  "CreateImage",
+  async (input: CreateImageInput, deps: Pick<BakeDeps, "ec2">): Promise<{ imageId: string; adopted: boolean }> => {
+    const { plan } = input;
+    const attempt = input.attempt?.redriveCount ?? 0;
+    const [existing] = await imagesBy(deps, [{ Name: "name", Values: [plan.image.name] }]);
+    if (existing?.ImageId) {
+      if (!FAILED_STATES.has(existing.State ?? "")) return { imageId: existing.ImageId, adopted: true };
+      const madeIn = Number(tagsOf(existing.Tags)[Tags.attempt] ?? "0");
+      if (madeIn >= attempt) throw imageFailed(plan, existing, input.builderId);
+      await deleteImage(deps, existing);
     }
-    // "AMI name <name> is already in use by AMI ami-…": a previous call got through.
-    const id = /\b(ami-[0-9a-f]+)\b/.exec((err as Error).message ?? "")?.[1];
-    const [again] = await imagesBy(deps, [{ Name: "name", Values: [plan.image.name] }]);
-    if (again?.ImageId) return { imageId: again.ImageId, adopted: true };
-    if (id) return { imageId: id, adopted: true };
-    throw new NotReadyError(`CreateImage: name ${plan.image.name} is taken but the image is not visible yet`, { cause: err });
-  }
-});
+    const tags = {
+      ...plan.tags,
+      [Tags.attempt]: String(attempt),
+      [Tags.commit]: plan.commit,
+      [Tags.baseAmi]: plan.baseAmi.imageId,
+    };
+    try {
+      const r = await deps.ec2.send(
+        new CreateImageCommand({
+          InstanceId: input.builderId,
+          Name: plan.image.name,
+          Description: plan.image.description,
+          // Reboot for file-system-consistent snapshots (the AWS default, spelled out).
+          NoReboot: false,
+          TagSpecifications: [
+            { ResourceType: "image", Tags: tagList({ ...tags, [Tags.role]: Roles.image }) },
+            { ResourceType: "snapshot", Tags: tagList({ ...tags, [Tags.role]: Roles.snapshot }) },
+          ],
+        }),
+      );
+      if (!r.ImageId) throw new StepFailedError("CreateImage returned no image id");
+      return { imageId: r.ImageId, adopted: false };
+    } catch (err) {
+      if (awsCode(err) !== "InvalidAMIName.Duplicate") {
+        if (awsCode(err) === "IncorrectInstanceState" || awsCode(err) === "InvalidInstanceID.NotFound")
+          throw new StepFailedError(
+            `CreateImage: builder ${input.builderId} cannot be imaged (${(err as Error).message}); start a new execution`,
+            { cause: err },
+          );
+        throw err;
+      }
+      // "AMI name <name> is already in use by AMI ami-…": a previous call got through.
+      const id = /\b(ami-[0-9a-f]+)\b/.exec((err as Error).message ?? "")?.[1];
+      const [again] = await imagesBy(deps, [{ Name: "name", Values: [plan.image.name] }]);
+      if (again?.ImageId) return { imageId: again.ImageId, adopted: true };
+      if (id) return { imageId: id, adopted: true };
+      throw new NotReadyError(`CreateImage: name ${plan.image.name} is taken but the image is not visible yet`, { cause: err });
+    }
+  },
+);
 
 function imageFailed(plan: BakePlan, image: Image, builderId: string | undefined): StepFailedError {
   const reason = image.StateReason ? `${image.StateReason.Code}: ${image.StateReason.Message}` : "no reason given";
@@ -168,44 +187,64 @@ const VISIBILITY_GRACE_SECONDS = 60;
  * advice rather than silently re-running the install. A failed AMI made in this attempt fails
  * the step.
  */
-export const waitImage = reconciler("WaitImage", async (input: WaitImageInput, deps: Pick<BakeDeps, "ec2" | "clock">): Promise<ImageStatus> => {
-  const { plan } = input;
-  const cfg = plan.config;
-  const attempt = input.attempt?.redriveCount ?? 0;
-  const image = await describeImage(deps, input.imageId);
-  const base = { imageId: input.imageId, builderId: input.builderId };
-  if (!image) {
-    const elapsed = (deps.clock.now() - waitStart(undefined, input.attempt)) / 1000;
-    if (attempt === 0 && elapsed < VISIBILITY_GRACE_SECONDS) return { ...base, status: "pending", waitSeconds: 10, detail: `AMI ${input.imageId} not visible yet` };
-    // Gone (deregistered by someone): make it again if the builder is still there.
-    const again = await createImage({ plan, attempt: input.attempt, builderId: input.builderId }, deps);
-    return { ...base, imageId: again.imageId, status: "pending", waitSeconds: cfg.expected.imageAvailableSeconds, detail: `AMI ${input.imageId} vanished; created ${again.imageId}` };
-  }
-  if (image.State === "available") return { ...base, status: "done", waitSeconds: 0, detail: `AMI ${input.imageId} available` };
-  if (FAILED_STATES.has(image.State ?? "")) {
-    const madeIn = Number(tagsOf(image.Tags)[Tags.attempt] ?? "0");
-    if (madeIn >= attempt) throw imageFailed(plan, image, input.builderId);
-    // A redrive after a failed AMI: the builder must still be there to image it again.
-    const builder = (await deps.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: [input.builderId] }] }))).Reservations?.[0]?.Instances?.[0];
-    if (!builder || !["running", "stopped"].includes(builder.State?.Name ?? ""))
-      throw new StepFailedError(`WaitImage: AMI ${input.imageId} failed and builder ${input.builderId} is ${builder?.State?.Name ?? "gone"}; start a new execution`);
-    const again = await createImage({ plan, attempt: input.attempt, builderId: input.builderId }, deps);
-    return { ...base, imageId: again.imageId, status: "pending", waitSeconds: cfg.expected.imageAvailableSeconds, detail: `AMI ${input.imageId} had failed in attempt ${madeIn}; created ${again.imageId}` };
-  }
-  const created = image.CreationDate ? Date.parse(image.CreationDate) : undefined;
-  const elapsed = checkDeadline(
-    deps.clock.now(),
-    waitStart(created, input.attempt),
-    cfg.timeouts.imageAvailableSeconds,
-    `WaitImage: AMI ${input.imageId} is still ${image.State}; the builder ${input.builderId} is kept`,
-  );
-  return {
-    ...base,
-    status: "pending",
-    waitSeconds: nextCheckSeconds(elapsed, cfg.expected.imageAvailableSeconds, cfg.timeouts.imageAvailableSeconds),
-    detail: `AMI ${input.imageId} is ${image.State}`,
-  };
-});
+export const waitImage = reconciler(
+  "WaitImage",
+  async (input: WaitImageInput, deps: Pick<BakeDeps, "ec2" | "clock">): Promise<ImageStatus> => {
+    const { plan } = input;
+    const cfg = plan.config;
+    const attempt = input.attempt?.redriveCount ?? 0;
+    const image = await describeImage(deps, input.imageId);
+    const base = { imageId: input.imageId, builderId: input.builderId };
+    if (!image) {
+      const elapsed = (deps.clock.now() - waitStart(undefined, input.attempt)) / 1000;
+      if (attempt === 0 && elapsed < VISIBILITY_GRACE_SECONDS)
+        return { ...base, status: "pending", waitSeconds: 10, detail: `AMI ${input.imageId} not visible yet` };
+      // Gone (deregistered by someone): make it again if the builder is still there.
+      const again = await createImage({ plan, attempt: input.attempt, builderId: input.builderId }, deps);
+      return {
+        ...base,
+        imageId: again.imageId,
+        status: "pending",
+        waitSeconds: cfg.expected.imageAvailableSeconds,
+        detail: `AMI ${input.imageId} vanished; created ${again.imageId}`,
+      };
+    }
+    if (image.State === "available") return { ...base, status: "done", waitSeconds: 0, detail: `AMI ${input.imageId} available` };
+    if (FAILED_STATES.has(image.State ?? "")) {
+      const madeIn = Number(tagsOf(image.Tags)[Tags.attempt] ?? "0");
+      if (madeIn >= attempt) throw imageFailed(plan, image, input.builderId);
+      // A redrive after a failed AMI: the builder must still be there to image it again.
+      const builder = (
+        await deps.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "instance-id", Values: [input.builderId] }] }))
+      ).Reservations?.[0]?.Instances?.[0];
+      if (!builder || !["running", "stopped"].includes(builder.State?.Name ?? ""))
+        throw new StepFailedError(
+          `WaitImage: AMI ${input.imageId} failed and builder ${input.builderId} is ${builder?.State?.Name ?? "gone"}; start a new execution`,
+        );
+      const again = await createImage({ plan, attempt: input.attempt, builderId: input.builderId }, deps);
+      return {
+        ...base,
+        imageId: again.imageId,
+        status: "pending",
+        waitSeconds: cfg.expected.imageAvailableSeconds,
+        detail: `AMI ${input.imageId} had failed in attempt ${madeIn}; created ${again.imageId}`,
+      };
+    }
+    const created = image.CreationDate ? Date.parse(image.CreationDate) : undefined;
+    const elapsed = checkDeadline(
+      deps.clock.now(),
+      waitStart(created, input.attempt),
+      cfg.timeouts.imageAvailableSeconds,
+      `WaitImage: AMI ${input.imageId} is still ${image.State}; the builder ${input.builderId} is kept`,
+    );
+    return {
+      ...base,
+      status: "pending",
+      waitSeconds: nextCheckSeconds(elapsed, cfg.expected.imageAvailableSeconds, cfg.timeouts.imageAvailableSeconds),
+      detail: `AMI ${input.imageId} is ${image.State}`,
+    };
+  },
+);
 
 export interface TagImageInput extends ImageInput {
   imageId: string;
@@ -229,20 +268,31 @@ export function provenanceTags(plan: BakePlan, image: Image, now: Date): Record<
 }
 
 /** TagImage: write provenance on the AMI and its snapshots, and mark the AMI complete (reusable). */
-export const tagImage = reconciler("TagImage", async (input: TagImageInput, deps: Pick<BakeDeps, "ec2" | "clock">): Promise<{ imageId: string; tags: Record<string, string> }> => {
-  const image = await describeImage(deps, input.imageId);
-  if (!image) throw new StepFailedError(`TagImage: AMI ${input.imageId} does not exist`);
-  if (image.State !== "available") throw new StepFailedError(`TagImage: AMI ${input.imageId} is ${image.State}, not available`);
-  const tags = provenanceTags(input.plan, image, deps.clock.date());
-  const snaps = snapshotsOf(image);
-  if (snaps.length > 0) {
-    const { [Tags.complete]: _c, ...snapTags } = tags;
-    await deps.ec2.send(new CreateTagsCommand({ Resources: snaps, Tags: tagList({ ...snapTags, [Tags.role]: Roles.snapshot, [Tags.image]: input.imageId }) }));
-  }
-  // The image last: `kiln:complete` is the commit point FindImage and the janitor rely on.
-  await deps.ec2.send(new CreateTagsCommand({ Resources: [input.imageId], Tags: tagList(tags) }));
-  return { imageId: input.imageId, tags };
-});
+export const tagImage = reconciler(
+  "TagImage",
+  async (
+    input: TagImageInput,
+    deps: Pick<BakeDeps, "ec2" | "clock">,
+  ): Promise<{ imageId: string; tags: Record<string, string> }> => {
+    const image = await describeImage(deps, input.imageId);
+    if (!image) throw new StepFailedError(`TagImage: AMI ${input.imageId} does not exist`);
+    if (image.State !== "available") throw new StepFailedError(`TagImage: AMI ${input.imageId} is ${image.State}, not available`);
+    const tags = provenanceTags(input.plan, image, deps.clock.date());
+    const snaps = snapshotsOf(image);
+    if (snaps.length > 0) {
+      const { [Tags.complete]: _c, ...snapTags } = tags;
+      await deps.ec2.send(
+        new CreateTagsCommand({
+          Resources: snaps,
+          Tags: tagList({ ...snapTags, [Tags.role]: Roles.snapshot, [Tags.image]: input.imageId }),
+        }),
+      );
+    }
+    // The image last: `kiln:complete` is the commit point FindImage and the janitor rely on.
+    await deps.ec2.send(new CreateTagsCommand({ Resources: [input.imageId], Tags: tagList(tags) }));
+    return { imageId: input.imageId, tags };
+  },
+);
 
 export interface PruneCandidate {
   imageId: string;
@@ -290,7 +340,8 @@ async function imagesInUse(deps: Pick<BakeDeps, "ec2" | "autoscaling">, candidat
       for (const g of r.AutoScalingGroups ?? []) {
         const lt = g.LaunchTemplate ?? g.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
         add(lt?.LaunchTemplateId ?? lt?.LaunchTemplateName, lt?.Version);
-        for (const i of g.Instances ?? []) add(i.LaunchTemplate?.LaunchTemplateId ?? i.LaunchTemplate?.LaunchTemplateName, i.LaunchTemplate?.Version);
+        for (const i of g.Instances ?? [])
+          add(i.LaunchTemplate?.LaunchTemplateId ?? i.LaunchTemplate?.LaunchTemplateName, i.LaunchTemplate?.Version);
       }
       NextToken = r.NextToken;
     } while (NextToken);
@@ -316,7 +367,9 @@ async function imagesInUse(deps: Pick<BakeDeps, "ec2" | "autoscaling">, candidat
         ],
       }),
     );
-    for (const res of r.Reservations ?? []) for (const i of res.Instances ?? []) if (i.ImageId && !used.has(i.ImageId)) used.set(i.ImageId, `run by instance ${i.InstanceId}`);
+    for (const res of r.Reservations ?? [])
+      for (const i of res.Instances ?? [])
+        if (i.ImageId && !used.has(i.ImageId)) used.set(i.ImageId, `run by instance ${i.InstanceId}`);
   }
   return used;
 }
@@ -333,7 +386,10 @@ export interface PruneInput extends ImageInput {
  */
 export const pruneImages = reconciler(
   "PruneImages",
-  async (input: PruneInput, deps: Pick<BakeDeps, "ec2" | "autoscaling">): Promise<PruneSelection & { deletedSnapshots: string[] }> => {
+  async (
+    input: PruneInput,
+    deps: Pick<BakeDeps, "ec2" | "autoscaling">,
+  ): Promise<PruneSelection & { deletedSnapshots: string[] }> => {
     const { plan } = input;
     const images = await imagesBy(deps, [
       { Name: `tag:${Tags.service}`, Values: [plan.service] },
@@ -344,7 +400,9 @@ export const pruneImages = reconciler(
     const protect = await imagesInUse(deps, [...byId.keys()]);
     protect.set(input.imageId, "this deployment's image");
     const sel = selectPrunable(
-      images.filter((i) => i.ImageId).map((i) => ({ imageId: i.ImageId!, ...(i.Name ? { name: i.Name } : {}), creationDate: i.CreationDate ?? "" })),
+      images
+        .filter((i) => i.ImageId)
+        .map((i) => ({ imageId: i.ImageId!, ...(i.Name ? { name: i.Name } : {}), creationDate: i.CreationDate ?? "" })),
       plan.image.retain,
       protect,
     );

@@ -16,7 +16,10 @@ function hash8(...parts: string[]): string {
 function compactTime(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) throw new InvalidInputError(`execution start time ${JSON.stringify(iso)} is not a date`);
-  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  return d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 }
 
 /**
@@ -47,9 +50,13 @@ export function environmentOfInput(input: DeployInput, cfg: ServiceConfig): stri
   const branch = input.branch ?? defaultBranch(cfg, input.environment);
   const fromBranch = Object.hasOwn(cfg.branches, branch) ? cfg.branches[branch] : undefined;
   if (!fromBranch)
-    throw new InvalidInputError(`branch ${branch} does not deploy service ${input.service} (configured: ${Object.keys(cfg.branches).join(", ")})`);
+    throw new InvalidInputError(
+      `branch ${branch} does not deploy service ${input.service} (configured: ${Object.keys(cfg.branches).join(", ")})`,
+    );
   if (input.environment !== undefined && input.environment !== fromBranch)
-    throw new InvalidInputError(`branch ${branch} deploys environment ${fromBranch} of ${input.service}, not ${input.environment}`);
+    throw new InvalidInputError(
+      `branch ${branch} deploys environment ${fromBranch} of ${input.service}, not ${input.environment}`,
+    );
   return fromBranch;
 }
 
@@ -60,8 +67,11 @@ export function environmentOfInput(input: DeployInput, cfg: ServiceConfig): stri
 export function derivePlan(input: DeployInput, execution: ExecutionRef, cfg: ServiceConfig, baseAmi: ResolvedBaseAmi): BakePlan {
   // GitHub repository names are case-insensitive.
   if (input.repository !== undefined && input.repository.toLowerCase() !== cfg.repository.toLowerCase())
-    throw new InvalidInputError(`repository ${input.repository} is not the one configured for service ${input.service} (${cfg.repository})`);
-  if (input.trigger === "push" && input.branch === undefined) throw new InvalidInputError("a push deployment needs the branch that was pushed");
+    throw new InvalidInputError(
+      `repository ${input.repository} is not the one configured for service ${input.service} (${cfg.repository})`,
+    );
+  if (input.trigger === "push" && input.branch === undefined)
+    throw new InvalidInputError("a push deployment needs the branch that was pushed");
   const environment = environmentOfInput(input, cfg);
   const branch = input.branch ?? defaultBranch(cfg, environment);
   const name = amiName(execution);
@@ -121,10 +131,12 @@ export async function resolveBaseAmi(cfg: ServiceConfig, deps: Pick<BakeDeps, "e
       const r = await deps.ssm.send(new GetParameterCommand({ Name: b.ssmParameter }));
       imageId = r.Parameter?.Value ?? "";
     } catch (err) {
-      if (awsCode(err) === "ParameterNotFound") throw new ConfigInvalidError(`base AMI parameter ${b.ssmParameter} does not exist in ${cfg.region}`, { cause: err });
+      if (awsCode(err) === "ParameterNotFound")
+        throw new ConfigInvalidError(`base AMI parameter ${b.ssmParameter} does not exist in ${cfg.region}`, { cause: err });
       throw err;
     }
-    if (!/^ami-[0-9a-f]+$/.test(imageId)) throw new StepFailedError(`base AMI parameter ${b.ssmParameter} holds ${JSON.stringify(imageId)}, not an AMI id`);
+    if (!/^ami-[0-9a-f]+$/.test(imageId))
+      throw new StepFailedError(`base AMI parameter ${b.ssmParameter} holds ${JSON.stringify(imageId)}, not an AMI id`);
   } else if ("imageId" in b) {
     source = "id";
     imageId = b.imageId;
@@ -141,7 +153,8 @@ export async function resolveBaseAmi(cfg: ServiceConfig, deps: Pick<BakeDeps, "e
       }),
     );
     image = (r.Images ?? []).sort((x, y) => (y.CreationDate ?? "").localeCompare(x.CreationDate ?? ""))[0];
-    if (!image?.ImageId) throw new ConfigInvalidError(`no available ${cfg.architecture} AMI named ${b.name} owned by ${b.owners.join(", ")}`);
+    if (!image?.ImageId)
+      throw new ConfigInvalidError(`no available ${cfg.architecture} AMI named ${b.name} owned by ${b.owners.join(", ")}`);
     imageId = image.ImageId;
   }
   if (!image) {
@@ -153,9 +166,12 @@ export async function resolveBaseAmi(cfg: ServiceConfig, deps: Pick<BakeDeps, "e
       throw err;
     }
   }
-  if (!image || (image.State && image.State !== "available")) throw new StepFailedError(`base AMI ${imageId} (${source}) is ${image?.State ?? "missing"}, not available`);
+  if (!image || (image.State && image.State !== "available"))
+    throw new StepFailedError(`base AMI ${imageId} (${source}) is ${image?.State ?? "missing"}, not available`);
   if (image.Architecture && image.Architecture !== cfg.architecture)
-    throw new ConfigInvalidError(`base AMI ${imageId} is ${image.Architecture} but the service is configured for ${cfg.architecture}`);
+    throw new ConfigInvalidError(
+      `base AMI ${imageId} is ${image.Architecture} but the service is configured for ${cfg.architecture}`,
+    );
   return {
     imageId,
     source,

@@ -24,7 +24,11 @@ const DELIVERY_TIMEOUT_SECONDS = 600;
 
 type Which = { step: "Install" | "ImageTest"; script: "install" | "imageTest"; timeout: "installSeconds" | "imageTestSeconds" };
 
-async function runOnBuilder(w: Which, input: ScriptStepInput, deps: Pick<BakeDeps, "ec2" | "ssm" | "clock">): Promise<ScriptStepStatus> {
+async function runOnBuilder(
+  w: Which,
+  input: ScriptStepInput,
+  deps: Pick<BakeDeps, "ec2" | "ssm" | "clock">,
+): Promise<ScriptStepStatus> {
   const { plan, builderId } = input;
   const cfg = plan.config;
   const attempt = input.attempt?.redriveCount ?? 0;
@@ -35,9 +39,12 @@ async function runOnBuilder(w: Which, input: ScriptStepInput, deps: Pick<BakeDep
   // The desired state is "this attempt's command succeeded": adopt it if it was sent already.
   const [existing] = await findCommands(deps.ssm, { comment, instanceId: builderId });
   if (!existing?.CommandId) {
-    const inst = (await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: [builderId] }))).Reservations?.[0]?.Instances?.[0];
+    const inst = (await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: [builderId] }))).Reservations?.[0]
+      ?.Instances?.[0];
     if (inst?.State?.Name !== "running")
-      throw new StepFailedError(`${w.step}: builder ${builderId} is ${inst?.State?.Name ?? "gone"}, cannot run the ${w.script} script; start a new execution`);
+      throw new StepFailedError(
+        `${w.step}: builder ${builderId} is ${inst?.State?.Name ?? "gone"}, cannot run the ${w.script} script; start a new execution`,
+      );
     const commandId = await sendScript(deps.ssm, {
       instanceIds: [builderId],
       script: cfg.scripts[w.script],
@@ -46,14 +53,27 @@ async function runOnBuilder(w: Which, input: ScriptStepInput, deps: Pick<BakeDep
       executionTimeoutSeconds: timeout,
       deliveryTimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
     });
-    return { status: "pending", commandId, adopted: false, waitSeconds: Math.max(2, expected), detail: `sent ${w.script} script to ${builderId} as command ${commandId}` };
+    return {
+      status: "pending",
+      commandId,
+      adopted: false,
+      waitSeconds: Math.max(2, expected),
+      detail: `sent ${w.script} script to ${builderId} as command ${commandId}`,
+    };
   }
   const commandId = existing.CommandId;
   const inv = await getInvocation(deps.ssm, commandId, builderId);
   const where = `builder ${builderId}, command ${commandId}`;
   switch (inv.state) {
     case "success":
-      return { status: "done", commandId, adopted: true, exitCode: inv.responseCode, waitSeconds: 0, detail: `${w.script} script succeeded on ${where}` };
+      return {
+        status: "done",
+        commandId,
+        adopted: true,
+        exitCode: inv.responseCode,
+        waitSeconds: 0,
+        detail: `${w.script} script succeeded on ${where}`,
+      };
     case "failed":
     case "cancelled":
     case "timed-out": {

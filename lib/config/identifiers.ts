@@ -68,4 +68,7 @@ export const ServiceNameSchema = z
 export const ENVIRONMENT_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 export const EnvironmentNameSchema = z
   .string()
-  .regex(ENVIRONMENT_PATTERN, "expected an environment name such as production: a lowercase letter, then up to 31 lowercase letters, digits or '-'");
+  .regex(
+    ENVIRONMENT_PATTERN,
+    "expected an environment name such as production: a lowercase letter, then up to 31 lowercase letters, digits or '-'",
+  );

@@ -25,7 +25,12 @@ export class ConfigError extends ConfigInvalidError {
   ) {
     super(
       `${file}: ${problems.length === 1 ? "1 problem" : `${problems.length} problems`}\n` +
-        problems.map((p) => `  ${file}${p.line ? `:${p.line}:${p.column}` : ""} ${p.path || "(top level)"}: ${p.expected}; found ${p.found}`).join("\n"),
+        problems
+          .map(
+            (p) =>
+              `  ${file}${p.line ? `:${p.line}:${p.column}` : ""} ${p.path || "(top level)"}: ${p.expected}; found ${p.found}`,
+          )
+          .join("\n"),
     );
   }
 }
@@ -58,7 +63,15 @@ function describe(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-const TYPE_WORDS: Record<string, string> = { tuple: "a list", array: "a list", record: "a map", object: "a map", string: "text", number: "a number", boolean: "true or false" };
+const TYPE_WORDS: Record<string, string> = {
+  tuple: "a list",
+  array: "a list",
+  record: "a map",
+  object: "a map",
+  string: "text",
+  number: "a number",
+  boolean: "true or false",
+};
 
 /** What the schema wanted, in words, from a zod issue. */
 function expectation(issue: z.core.$ZodIssue): string {
@@ -91,7 +104,11 @@ function expectation(issue: z.core.$ZodIssue): string {
   }
 }
 
-function locate(doc: ReturnType<typeof parseDocument>, lc: LineCounter, p: readonly PropertyKey[]): { line?: number; column?: number } {
+function locate(
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+  p: readonly PropertyKey[],
+): { line?: number; column?: number } {
   // The deepest node that exists on the path (a missing key points at its parent map).
   for (let n = p.length; n >= 0; n--) {
     const node = doc.getIn(p.slice(0, n) as unknown[], true) as Node | undefined;
@@ -115,7 +132,13 @@ export function parseConfig(text: string, file = "kiln.config.yaml"): KilnConfig
       file,
       doc.errors.map((e) => {
         const pos = lc.linePos(e.pos[0]);
-        return { path: "", line: pos.line, column: pos.col, expected: "expected valid YAML", found: `${e.code}: ${e.message.split("\n")[0]}` };
+        return {
+          path: "",
+          line: pos.line,
+          column: pos.col,
+          expected: "expected valid YAML",
+          found: `${e.code}: ${e.message.split("\n")[0]}`,
+        };
       }),
     );
   }
@@ -124,7 +147,9 @@ export function parseConfig(text: string, file = "kiln.config.yaml"): KilnConfig
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
     // toJS throws (ReferenceError) on an alias without its anchor or an alias bomb: still a config problem.
-    throw new ConfigError(file, [{ path: "", expected: "expected valid YAML", found: (err as Error).message.split("\n")[0] ?? "" }]);
+    throw new ConfigError(file, [
+      { path: "", expected: "expected valid YAML", found: (err as Error).message.split("\n")[0] ?? "" },
+    ]);
   }
   const parsed = KilnConfigSchema.safeParse(data ?? {}, { reportInput: true });
   if (parsed.success) return parsed.data;
@@ -154,7 +179,9 @@ export function loadConfig(file?: string): KilnConfig {
   try {
     text = readFileSync(resolved, "utf8");
   } catch (err) {
-    throw new ConfigError(resolved, [{ path: "", expected: "expected a readable configuration file", found: (err as Error).message }]);
+    throw new ConfigError(resolved, [
+      { path: "", expected: "expected a readable configuration file", found: (err as Error).message },
+    ]);
   }
   const config = parseConfig(text, resolved);
   cache.set(resolved, config);
@@ -171,21 +198,41 @@ export function clearConfigCache(): void {
  * with the environment's overrides). An unknown service or environment is `kiln.ConfigInvalid`
  * listing the known ones.
  */
-export function serviceConfig(config: KilnConfig, service: string, environment?: string, file = "kiln.config.yaml"): ServiceConfig {
+export function serviceConfig(
+  config: KilnConfig,
+  service: string,
+  environment?: string,
+  file = "kiln.config.yaml",
+): ServiceConfig {
   const s = Object.hasOwn(config.services, service) ? config.services[service] : undefined;
   if (!s)
     throw new ConfigError(file, [
-      { path: formatPath(["services", service]), expected: `expected a configured service (known: ${Object.keys(config.services).join(", ")})`, found: "nothing (missing)" },
+      {
+        path: formatPath(["services", service]),
+        expected: `expected a configured service (known: ${Object.keys(config.services).join(", ")})`,
+        found: "nothing (missing)",
+      },
     ]);
   if (environment === undefined) return s;
   const envs = environmentsOf(s);
   if (!envs.includes(environment))
     throw new ConfigError(file, [
-      { path: formatPath(["services", service, "environments", environment]), expected: `expected an environment of ${service} (known: ${envs.join(", ")})`, found: "nothing (missing)" },
+      {
+        path: formatPath(["services", service, "environments", environment]),
+        expected: `expected an environment of ${service} (known: ${envs.join(", ")})`,
+        found: "nothing (missing)",
+      },
     ]);
   const r = environmentSettings(s, environment);
   // The whole file was validated with every environment resolved, so this cannot fail.
-  if (!r.success) throw new ConfigError(file, [{ path: formatPath(["services", service, "environments", environment]), expected: "expected valid settings", found: r.error.message }]);
+  if (!r.success)
+    throw new ConfigError(file, [
+      {
+        path: formatPath(["services", service, "environments", environment]),
+        expected: "expected valid settings",
+        found: r.error.message,
+      },
+    ]);
   // A resolved environment stands alone: only its own branches, no further overrides.
   const branches = Object.fromEntries(Object.entries(s.branches).filter(([, e]) => e === environment));
   return { ...r.data, branches, environments: {} };
@@ -205,7 +252,11 @@ export function defaultEnvironment(s: Pick<ServiceConfig, "branches">, service =
   if (envs.length === 1) return envs[0]!;
   if (envs.includes("production")) return "production";
   throw new ConfigError("kiln.config.yaml", [
-    { path: formatPath(["services", service, "branches"]), expected: `expected an environment to be named (one of ${envs.join(", ")}): pass --env`, found: `${envs.length} environments` },
+    {
+      path: formatPath(["services", service, "branches"]),
+      expected: `expected an environment to be named (one of ${envs.join(", ")}): pass --env`,
+      found: `${envs.length} environments`,
+    },
   ]);
 }
 

@@ -13,7 +13,11 @@ const Arn = z.string().regex(/^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$
 /** A script run with bash through SSM AWS-RunShellScript. */
 const Script = z.string().trim().min(1, "expected a non-empty shell script");
 const TagMap = z.record(
-  z.string().min(1).max(128).refine((k) => !/^(aws|kiln):/i.test(k), "tag keys may not start with aws: or kiln: (reserved)"),
+  z
+    .string()
+    .min(1)
+    .max(128)
+    .refine((k) => !/^(aws|kiln):/i.test(k), "tag keys may not start with aws: or kiln: (reserved)"),
   z.string().max(256),
 );
 
@@ -27,7 +31,11 @@ export const BaseAmiSchema = z.union(
     z.strictObject({
       /** DescribeImages name filter (wildcards * and ?); the newest available match wins. */
       name: z.string().min(1),
-      owners: z.array(z.string().regex(/^(self|amazon|aws-marketplace|\d{12})$/, "expected self, amazon, aws-marketplace or an account id")).min(1),
+      owners: z
+        .array(
+          z.string().regex(/^(self|amazon|aws-marketplace|\d{12})$/, "expected self, amazon, aws-marketplace or an account id"),
+        )
+        .min(1),
     }),
   ],
   { error: "expected one of {ssmParameter: /path}, {imageId: ami-…} or {name: pattern, owners: [..]}" },
@@ -92,128 +100,151 @@ export const JudgeSchema = z
 /** Keys an environment may not override: they say which pushes reach the service at all. */
 export const NOT_OVERRIDABLE = ["repository", "branches", "environments"] as const;
 
-const ServiceBaseSchema = z
-  .strictObject({
-    repository: RepositorySchema,
-    /** Branch → environment. Pushes to other branches are ignored. */
-    branches: z.record(BranchSchema, EnvironmentNameSchema).refine(
-      (b) => Object.keys(b).length > 0,
-      "expected at least one branch",
-    ),
-    region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "expected an AWS region such as us-east-1"),
-    baseAmi: BaseAmiSchema,
-    architecture: z.enum(["x86_64", "arm64"]).default("x86_64"),
-    builder: z.strictObject({
-      instanceType: z.string().regex(/^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$/, "expected an instance type such as t3.small"),
-      /** Subnet for the builder; omitted = the default VPC's default subnet. */
-      subnet: z.string().regex(/^subnet-[0-9a-f]{8,17}$/, "expected a subnet id").optional(),
-      securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, "expected a security group id")).default([]),
-      /** Instance profile name; it must allow the SSM agent to register (AmazonSSMManagedInstanceCore). */
-      instanceProfile: z.string().regex(/^[\w+=,.@-]{1,128}$/, "expected an instance profile name"),
-      rootVolumeGiB: z.number().int().min(1).max(16_384).optional(),
-    }),
-    scripts: z.strictObject({
-      install: Script,
-      imageTest: Script,
-      smokeTest: Script,
-      serviceIn: Script,
-      serviceOut: Script,
-    }),
-    /** Deadlines; a wait that exceeds one fails its step with kiln.Timeout. */
-    timeouts: z
-      .strictObject({
-        builderReadySeconds: seconds(30, 7_200).default(900),
-        installSeconds: seconds(30, 172_800).default(1_800),
-        imageTestSeconds: seconds(30, 172_800).default(900),
-        imageAvailableSeconds: seconds(60, 86_400).default(3_600),
-      })
-      .prefault({}),
-    /** Typical durations: the first status check happens after these, later ones more often. */
-    expected: z
-      .strictObject({
-        builderReadySeconds: seconds(1, 7_200).default(90),
-        installSeconds: seconds(1, 172_800).default(60),
-        imageTestSeconds: seconds(1, 172_800).default(30),
-        imageAvailableSeconds: seconds(1, 86_400).default(300),
-      })
-      .prefault({}),
-    image: z
-      .strictObject({
-        /** How many complete AMIs of this service to keep (besides any in use). */
-        retain: z.number().int().min(1).max(1_000).default(5),
-        encrypted: z.boolean().default(true),
-        /** KMS key id, ARN or alias for EBS encryption; omitted = the account's default EBS key. */
-        kmsKeyId: z.string().min(1).optional(),
-      })
-      .prefault({}),
-    tags: TagMap.default({}),
+const ServiceBaseSchema = z.strictObject({
+  repository: RepositorySchema,
+  /** Branch → environment. Pushes to other branches are ignored. */
+  branches: z
+    .record(BranchSchema, EnvironmentNameSchema)
+    .refine((b) => Object.keys(b).length > 0, "expected at least one branch"),
+  region: z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, "expected an AWS region such as us-east-1"),
+  baseAmi: BaseAmiSchema,
+  architecture: z.enum(["x86_64", "arm64"]).default("x86_64"),
+  builder: z.strictObject({
+    instanceType: z.string().regex(/^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$/, "expected an instance type such as t3.small"),
+    /** Subnet for the builder; omitted = the default VPC's default subnet. */
+    subnet: z
+      .string()
+      .regex(/^subnet-[0-9a-f]{8,17}$/, "expected a subnet id")
+      .optional(),
+    securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, "expected a security group id")).default([]),
+    /** Instance profile name; it must allow the SSM agent to register (AmazonSSMManagedInstanceCore). */
+    instanceProfile: z.string().regex(/^[\w+=,.@-]{1,128}$/, "expected an instance profile name"),
+    rootVolumeGiB: z.number().int().min(1).max(16_384).optional(),
+  }),
+  scripts: z.strictObject({
+    install: Script,
+    imageTest: Script,
+    smokeTest: Script,
+    serviceIn: Script,
+    serviceOut: Script,
+  }),
+  /** Deadlines; a wait that exceeds one fails its step with kiln.Timeout. */
+  timeouts: z
+    .strictObject({
+      builderReadySeconds: seconds(30, 7_200).default(900),
+      installSeconds: seconds(30, 172_800).default(1_800),
+      imageTestSeconds: seconds(30, 172_800).default(900),
+      imageAvailableSeconds: seconds(60, 86_400).default(3_600),
+    })
+    .prefault({}),
+  /** Typical durations: the first status check happens after these, later ones more often. */
+  expected: z
+    .strictObject({
+      builderReadySeconds: seconds(1, 7_200).default(90),
+      installSeconds: seconds(1, 172_800).default(60),
+      imageTestSeconds: seconds(1, 172_800).default(30),
+      imageAvailableSeconds: seconds(1, 86_400).default(300),
+    })
+    .prefault({}),
+  image: z
+    .strictObject({
+      /** How many complete AMIs of this service to keep (besides any in use). */
+      retain: z.number().int().min(1).max(1_000).default(5),
+      encrypted: z.boolean().default(true),
+      /** KMS key id, ARN or alias for EBS encryption; omitted = the account's default EBS key. */
+      kmsKeyId: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  tags: TagMap.default({}),
 
-    // --- settings the roll phase reads -------------------------------------------------------
-    listener: z.union(
-      [
-        z.strictObject({ arn: Arn }),
-        z.strictObject({ loadBalancer: z.string().min(1).max(32), port: z.number().int().min(1).max(65_535).default(80) }),
-      ],
-      { error: "expected {arn: <listener ARN>} or {loadBalancer: <name>, port: <number>}" },
-    ),
-    /** A listener rule to shift instead of the default action. */
-    ruleArn: Arn.optional(),
-    /** The two target groups blue and green alternate between. */
-    targetGroups: z
-      .tuple([z.string().regex(/^[A-Za-z0-9-]{1,32}$/, "expected a target group name"), z.string().regex(/^[A-Za-z0-9-]{1,32}$/, "expected a target group name")])
-      .refine(([a, b]) => a !== b, "expected two different target group names"),
-    minHealthyPercent: z.number().int().min(0).max(100).default(100),
-    canary: z
-      .array(CanaryStepSchema)
-      .min(1)
-      .superRefine((steps, ctx) => {
-        steps.forEach((s, i) => {
-          const prev = steps[i - 1];
-          if (prev && s.weight <= prev.weight)
-            ctx.addIssue({ code: "custom", path: [i, "weight"], input: s.weight, message: `expected a weight above the previous step's ${prev.weight}` });
+  // --- settings the roll phase reads -------------------------------------------------------
+  listener: z.union(
+    [
+      z.strictObject({ arn: Arn }),
+      z.strictObject({ loadBalancer: z.string().min(1).max(32), port: z.number().int().min(1).max(65_535).default(80) }),
+    ],
+    { error: "expected {arn: <listener ARN>} or {loadBalancer: <name>, port: <number>}" },
+  ),
+  /** A listener rule to shift instead of the default action. */
+  ruleArn: Arn.optional(),
+  /** The two target groups blue and green alternate between. */
+  targetGroups: z
+    .tuple([
+      z.string().regex(/^[A-Za-z0-9-]{1,32}$/, "expected a target group name"),
+      z.string().regex(/^[A-Za-z0-9-]{1,32}$/, "expected a target group name"),
+    ])
+    .refine(([a, b]) => a !== b, "expected two different target group names"),
+  minHealthyPercent: z.number().int().min(0).max(100).default(100),
+  canary: z
+    .array(CanaryStepSchema)
+    .min(1)
+    .superRefine((steps, ctx) => {
+      steps.forEach((s, i) => {
+        const prev = steps[i - 1];
+        if (prev && s.weight <= prev.weight)
+          ctx.addIssue({
+            code: "custom",
+            path: [i, "weight"],
+            input: s.weight,
+            message: `expected a weight above the previous step's ${prev.weight}`,
+          });
+      });
+      const last = steps.at(-1);
+      if (last && last.weight !== 100)
+        ctx.addIssue({
+          code: "custom",
+          path: [steps.length - 1, "weight"],
+          input: last.weight,
+          message: "expected the last canary step to reach weight 100",
         });
-        const last = steps.at(-1);
-        if (last && last.weight !== 100)
-          ctx.addIssue({ code: "custom", path: [steps.length - 1, "weight"], input: last.weight, message: "expected the last canary step to reach weight 100" });
-      })
-      .default([
-        { weight: 10, bakeSeconds: 300 },
-        { weight: 50, bakeSeconds: 300 },
-        { weight: 100, bakeSeconds: 0 },
-      ]),
-    /** The canary judge's thresholds and evidence rules (docs/canary.md). */
-    judge: JudgeSchema,
-    /** CloudWatch alarm names that must be OK during every canary step. */
-    alarms: z.array(z.string().min(1).max(255)).default([]),
-    /** How long blue is kept (scaled to 0) after a successful shift. */
-    fastRollbackMinutes: z.number().int().min(0).max(10_080).default(60),
-    approval: z
-      .strictObject({
-        /** Pause before the first traffic shift until an operator approves. */
-        required: z.boolean().default(false),
-        timeoutMinutes: z.number().int().min(1).max(525_600).default(1_440),
-      })
-      .prefault({}),
-    /** Scheduled rotation rebakes on the newest base AMI so no instance is older than this. */
-    maxInstanceAgeDays: z.number().int().min(1).max(365).default(14),
-    pager: z
-      .strictObject({
-        /** SNS topic ARN or name that receives pages. */
-        topic: z.string().min(1).optional(),
-        severity: z.enum(["critical", "error", "warning"]).default("critical"),
-      })
-      .prefault({}),
-    /**
-     * Per-environment settings: each key replaces the service's value of that key for the
-     * environment (a shallow override). Environments that share a listener rule or target group
-     * would roll each other's fleet, so every environment of a service must have its own.
-     */
-    environments: z.record(EnvironmentNameSchema, z.record(z.string(), z.unknown())).default({}),
-  });
+    })
+    .default([
+      { weight: 10, bakeSeconds: 300 },
+      { weight: 50, bakeSeconds: 300 },
+      { weight: 100, bakeSeconds: 0 },
+    ]),
+  /** The canary judge's thresholds and evidence rules (docs/canary.md). */
+  judge: JudgeSchema,
+  /** CloudWatch alarm names that must be OK during every canary step. */
+  alarms: z.array(z.string().min(1).max(255)).default([]),
+  /** How long blue is kept (scaled to 0) after a successful shift. */
+  fastRollbackMinutes: z.number().int().min(0).max(10_080).default(60),
+  approval: z
+    .strictObject({
+      /** Pause before the first traffic shift until an operator approves. */
+      required: z.boolean().default(false),
+      timeoutMinutes: z.number().int().min(1).max(525_600).default(1_440),
+    })
+    .prefault({}),
+  /** Scheduled rotation rebakes on the newest base AMI so no instance is older than this. */
+  maxInstanceAgeDays: z.number().int().min(1).max(365).default(14),
+  pager: z
+    .strictObject({
+      /** SNS topic ARN or name that receives pages. */
+      topic: z.string().min(1).optional(),
+      severity: z.enum(["critical", "error", "warning"]).default("critical"),
+    })
+    .prefault({}),
+  /**
+   * Per-environment settings: each key replaces the service's value of that key for the
+   * environment (a shallow override). Environments that share a listener rule or target group
+   * would roll each other's fleet, so every environment of a service must have its own.
+   */
+  environments: z.record(EnvironmentNameSchema, z.record(z.string(), z.unknown())).default({}),
+});
 
-function checkKms(s: { image: { kmsKeyId?: string | undefined; encrypted: boolean } }, ctx: z.RefinementCtx, path: PropertyKey[] = []) {
+function checkKms(
+  s: { image: { kmsKeyId?: string | undefined; encrypted: boolean } },
+  ctx: z.RefinementCtx,
+  path: PropertyKey[] = [],
+) {
   if (s.image.kmsKeyId && !s.image.encrypted)
-    ctx.addIssue({ code: "custom", path: [...path, "image", "kmsKeyId"], input: s.image.kmsKeyId, message: "expected no kmsKeyId when encrypted is false" });
+    ctx.addIssue({
+      code: "custom",
+      path: [...path, "image", "kmsKeyId"],
+      input: s.image.kmsKeyId,
+      message: "expected no kmsKeyId when encrypted is false",
+    });
 }
 
 /** The settings of one environment: the service's, with the environment's overrides applied. */
@@ -226,7 +257,10 @@ export function environmentSettings(s: z.output<typeof ServiceBaseSchema>, envir
 /** Where an environment's traffic lives: two environments must never share any of it. */
 function trafficKeys(s: z.output<typeof ServiceBaseSchema>): string[] {
   const lb = "arn" in s.listener ? s.listener.arn : `${s.listener.loadBalancer}:${s.listener.port}`;
-  return [...s.targetGroups.map((tg) => `target group ${tg}`), ...(s.ruleArn ? [`listener rule ${s.ruleArn}`] : [`listener ${lb}`])];
+  return [
+    ...s.targetGroups.map((tg) => `target group ${tg}`),
+    ...(s.ruleArn ? [`listener rule ${s.ruleArn}`] : [`listener ${lb}`]),
+  ];
 }
 
 export const ServiceSchema = ServiceBaseSchema.superRefine((s, ctx) => {
@@ -234,12 +268,22 @@ export const ServiceSchema = ServiceBaseSchema.superRefine((s, ctx) => {
   const envs = [...new Set(Object.values(s.branches))];
   for (const [env, override] of Object.entries(s.environments)) {
     if (!envs.includes(env)) {
-      ctx.addIssue({ code: "custom", path: ["environments", env], input: override, message: `expected an environment that a branch maps to (${envs.join(", ")})` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["environments", env],
+        input: override,
+        message: `expected an environment that a branch maps to (${envs.join(", ")})`,
+      });
       continue;
     }
     for (const k of NOT_OVERRIDABLE)
       if (Object.hasOwn(override, k))
-        ctx.addIssue({ code: "custom", path: ["environments", env, k], input: override[k], message: `expected no ${k} here: it is set once for the service` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["environments", env, k],
+          input: override[k],
+          message: `expected no ${k} here: it is set once for the service`,
+        });
   }
   const owner = new Map<string, string>();
   for (const env of envs) {
@@ -269,7 +313,11 @@ export const KilnConfigSchema = z.strictObject({
   janitor: z
     .strictObject({
       /** Leftovers of executions that ended more than this long ago are removed. */
-      afterHours: z.number().min(0).max(24 * 14).default(24),
+      afterHours: z
+        .number()
+        .min(0)
+        .max(24 * 14)
+        .default(24),
     })
     .prefault({}),
   services: z.record(ServiceNameSchema, ServiceSchema).refine((s) => Object.keys(s).length > 0, "expected at least one service"),

@@ -82,7 +82,13 @@ function abortFor(deps: StartDeps, unit: Unit, reason: string): ((failed: string
       stateMachineArn: sm,
       name,
       executionArn: executionArnFor(sm, name),
-      input: JSON.stringify({ service: unit.service, environment: unit.environment, executionArn: failed, reason, requestedBy: "kiln:supersede" }),
+      input: JSON.stringify({
+        service: unit.service,
+        environment: unit.environment,
+        executionArn: failed,
+        reason,
+        requestedBy: "kiln:supersede",
+      }),
     };
   };
 }
@@ -402,14 +408,27 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
       // If this throws (throttled, timed out), the claim stays: a redelivery, the next request or
       // the scheduled reconcile issues the same start again.
       const s = await startExecution(
-        { stateMachineArn: claim.stateMachineArn, name: claim.name, input: JSON.stringify(claim.input), executionArn: claim.executionArn },
+        {
+          stateMachineArn: claim.stateMachineArn,
+          name: claim.name,
+          input: JSON.stringify(claim.input),
+          executionArn: claim.executionArn,
+        },
         deps,
       );
       if (s.status === "already-ran") {
         // The name ran before (Step Functions keeps names for 90 days): it must not run again.
         await releaseAndStartNext({ ...unit, executionArn: claim.executionArn }, deps);
       }
-      log.info("deployment started", { service, environment: r.environment, commit, trigger, seq: claim.seq, executionArn: s.executionArn, status: s.status });
+      log.info("deployment started", {
+        service,
+        environment: r.environment,
+        commit,
+        trigger,
+        seq: claim.seq,
+        executionArn: s.executionArn,
+        status: s.status,
+      });
       return {
         action: "started",
         executionArn: s.executionArn,
@@ -473,7 +492,10 @@ export async function startOrQueue(req: DeployRequest, deps: StartDeps): Promise
  * an older queued request). When the lock is free there is nothing to wait for and the request is
  * refused with the reason — use `startOrQueue`.
  */
-export async function enqueue(req: DeployRequest, deps: LockDeps & { deployStateMachineArn: string }): Promise<StartOrQueueResult> {
+export async function enqueue(
+  req: DeployRequest,
+  deps: LockDeps & { deployStateMachineArn: string },
+): Promise<StartOrQueueResult> {
   const r = requestFor(req);
   const d = await store(deps).mutate<rules.AdmitDecision | { kind: "free" }>(unitKey(r.service, r.environment), (item) => {
     if (!item?.holder) return { result: { kind: "free" as const } };
@@ -516,10 +538,21 @@ export async function reconcileLock(item: LockItem, deps: StartDeps): Promise<Re
   const status = await executionStatus(deps.sfn, item.holder);
   if (status === "MISSING" && item.holderState === "starting" && item.holderStart) {
     await startExecution({ ...item.holderStart, executionArn: item.holder }, deps);
-    return { key, action: "started", detail: `started ${item.holder}, claimed at ${new Date(item.acquiredAt ?? 0).toISOString()} but never started` };
+    return {
+      key,
+      action: "started",
+      detail: `started ${item.holder}, claimed at ${new Date(item.acquiredAt ?? 0).toISOString()} but never started`,
+    };
   }
-  if ((status === "SUCCEEDED" || (status === "ABORTED" && !item.lastFailed?.unresolved)) && item.serviceName && item.environment) {
-    const r = await releaseAndStartNext({ service: item.serviceName, environment: item.environment, executionArn: item.holder }, deps);
+  if (
+    (status === "SUCCEEDED" || (status === "ABORTED" && !item.lastFailed?.unresolved)) &&
+    item.serviceName &&
+    item.environment
+  ) {
+    const r = await releaseAndStartNext(
+      { service: item.serviceName, environment: item.environment, executionArn: item.holder },
+      deps,
+    );
     return { key, action: "released", detail: `${item.holder} ${status} without releasing: ${r.reason}` };
   }
   return { key, action: "nothing", detail: `${item.holder} ${status}` };
@@ -582,7 +615,12 @@ export async function reconcileQueue(deps: StartDeps): Promise<ReconcileResult[]
   let ExclusiveStartKey: Record<string, unknown> | undefined;
   do {
     const r = await deps.ddb.send(
-      new ScanCommand({ TableName: deps.table, ConsistentRead: true, FilterExpression: "attribute_exists(holder) AND attribute_exists(serviceName)", ExclusiveStartKey }),
+      new ScanCommand({
+        TableName: deps.table,
+        ConsistentRead: true,
+        FilterExpression: "attribute_exists(holder) AND attribute_exists(serviceName)",
+        ExclusiveStartKey,
+      }),
     );
     for (const item of (r.Items ?? []) as LockItem[]) {
       try {

@@ -699,4 +699,3 @@ function prune(r: PageRecord): PageRecord {
   const drop = new Set(resolved.slice(0, entries.length - MAX_INCIDENTS).map(([k]) => k));
   return { ...r, incidents: Object.fromEntries(entries.filter(([k]) => !drop.has(k))) };
 }
-

@@ -23,18 +23,36 @@ import {
   DescribeLaunchTemplateVersionsCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, ListExecutionsCommand, StopExecutionCommand } from "@aws-sdk/client-sfn";
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  ListExecutionsCommand,
+  StopExecutionCommand,
+} from "@aws-sdk/client-sfn";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { LockHeldError, StepFailedError } from "../errors.ts";
 import { unitKey } from "../names.ts";
 import { acquireLock, readLock, releaseAndStartNext, type SfnSender, type StartDeps } from "../lock/index.ts";
-import { type Capacity, describeGroup, deleteGroup, fleetReadiness, KILN_TAGS, serviceGroups, setCapacity, tagValue } from "./fleet.ts";
+import {
+  type Capacity,
+  describeGroup,
+  deleteGroup,
+  fleetReadiness,
+  KILN_TAGS,
+  serviceGroups,
+  setCapacity,
+  tagValue,
+} from "./fleet.ts";
 import { runScriptStep } from "./run.ts";
 import { type RollDeps, type RollSettings, resolveListener, resolveTargetGroups, resumeAll } from "./steps.ts";
 import { readWeights, setWeights, type TrafficRef, targetGroupHealth } from "./traffic.ts";
 
 /** Tags RetireBlue puts on a retired fleet (removed when a fleet is restored). */
-export const RETIRED_TAGS = { retiredBy: "kiln:retired-by", deleteAfter: "kiln:delete-after", capacity: "kiln:capacity" } as const;
+export const RETIRED_TAGS = {
+  retiredBy: "kiln:retired-by",
+  deleteAfter: "kiln:delete-after",
+  capacity: "kiln:capacity",
+} as const;
 const READY_TAG = "kiln:ready";
 
 export interface AbortDeps extends RollDeps {
@@ -122,7 +140,11 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
         new StopExecutionCommand({
           executionArn: target.executionArn,
           error: "kiln.Aborted",
-          cause: `aborted by ${input.execution.name}${input.requestedBy ? ` (${input.requestedBy})` : ""}${input.reason ? `: ${input.reason}` : ""}`.slice(0, 32_000),
+          cause:
+            `aborted by ${input.execution.name}${input.requestedBy ? ` (${input.requestedBy})` : ""}${input.reason ? `: ${input.reason}` : ""}`.slice(
+              0,
+              32_000,
+            ),
         }),
       );
     } catch (err) {
@@ -216,7 +238,10 @@ async function newestDeployment(service: string, deps: AbortDeps): Promise<strin
     const r = await deps.sfn.send(new ListExecutionsCommand({ stateMachineArn: machine, maxResults: 100, nextToken }));
     const mine = (r.executions ?? []).filter((e: { name?: string }) => e.name?.startsWith(`${service}-`));
     if (mine.length > 0) {
-      mine.sort((a: { startDate?: Date }, b: { startDate?: Date }) => new Date(b.startDate ?? 0).getTime() - new Date(a.startDate ?? 0).getTime());
+      mine.sort(
+        (a: { startDate?: Date }, b: { startDate?: Date }) =>
+          new Date(b.startDate ?? 0).getTime() - new Date(a.startDate ?? 0).getTime(),
+      );
       return mine[0].executionArn;
     }
     nextToken = r.nextToken;
@@ -235,13 +260,18 @@ function findBlue(
   targetName: string | undefined,
 ): { group: AutoScalingGroup; capacity: Capacity; retired: boolean } | undefined {
   const inService = (g: AutoScalingGroup) => (g.TargetGroupARNs ?? []).some((a) => tgArns.includes(a));
-  const retired = targetName ? groups.find((g) => tagValue(g.Tags, RETIRED_TAGS.retiredBy) === targetName && inService(g)) : undefined;
+  const retired = targetName
+    ? groups.find((g) => tagValue(g.Tags, RETIRED_TAGS.retiredBy) === targetName && inService(g))
+    : undefined;
   if (retired) {
     const capacity = parseCapacity(tagValue(retired.Tags, RETIRED_TAGS.capacity)) ?? currentCapacity(retired);
     return { group: retired, capacity, retired: tagValue(retired.Tags, KILN_TAGS.role) === "retired" };
   }
   const candidates = groups.filter(
-    (g) => inService(g) && tagValue(g.Tags, KILN_TAGS.role) !== "retired" && (!targetName || tagValue(g.Tags, KILN_TAGS.execution) !== targetName),
+    (g) =>
+      inService(g) &&
+      tagValue(g.Tags, KILN_TAGS.role) !== "retired" &&
+      (!targetName || tagValue(g.Tags, KILN_TAGS.execution) !== targetName),
   );
   candidates.sort((a, b) => (b.DesiredCapacity ?? 0) - (a.DesiredCapacity ?? 0));
   const g = candidates[0];
@@ -275,7 +305,10 @@ export async function restoreTraffic(
   deps: RollDeps,
 ): Promise<{ restored: boolean; seen: Record<string, unknown> }> {
   const { plan } = input;
-  const [weights, blue] = await Promise.all([readWeights(deps.elbv2, plan.traffic), targetGroupHealth(deps.elbv2, plan.blue.targetGroupArn)]);
+  const [weights, blue] = await Promise.all([
+    readWeights(deps.elbv2, plan.traffic),
+    targetGroupHealth(deps.elbv2, plan.blue.targetGroupArn),
+  ]);
   const blueWeight = weights.find((w) => w.arn === plan.blue.targetGroupArn)?.weight ?? 0;
   const othersWeight = weights.filter((w) => w.arn !== plan.blue.targetGroupArn).reduce((n, w) => n + w.weight, 0);
   if (blueWeight > 0 && othersWeight === 0) return { restored: true, seen: { weights, blueHealthy: blue.healthy.length } };
@@ -284,7 +317,15 @@ export async function restoreTraffic(
   const servicedOut = !input.blueReady && Boolean(plan.blue.servicedOut);
   // Once RestoreBlue saw all of blue healthy, any healthy blue target is enough (autoscaling may have shrunk it below the floor).
   if (servicedOut || blue.healthy.length === 0 || (!input.blueReady && blue.healthy.length < plan.floor)) {
-    return { restored: false, seen: { weights, blueHealthy: blue.healthy.length, floor: plan.floor, why: "blue is restored before traffic returns to it" } };
+    return {
+      restored: false,
+      seen: {
+        weights,
+        blueHealthy: blue.healthy.length,
+        floor: plan.floor,
+        why: "blue is restored before traffic returns to it",
+      },
+    };
   }
   const r = await setWeights(deps.elbv2, plan.traffic, [
     { arn: plan.blue.targetGroupArn, weight: 100 },
@@ -359,9 +400,12 @@ export async function restoreBlue(input: RestoreBlueInput, deps: RollDeps): Prom
       },
       deps,
     );
-    if (r.status === "pending") return { status: "pending", commandId: r.commandId, instanceIds: input.instanceIds, seen: { instances: r.instances } };
+    if (r.status === "pending")
+      return { status: "pending", commandId: r.commandId, instanceIds: input.instanceIds, seen: { instances: r.instances } };
     if ((input.instanceIds ?? []).length > 0) {
-      await deps.ec2.send(new CreateTagsCommand({ Resources: input.instanceIds!, Tags: [{ Key: READY_TAG, Value: plan.executionName }] }));
+      await deps.ec2.send(
+        new CreateTagsCommand({ Resources: input.instanceIds!, Tags: [{ Key: READY_TAG, Value: plan.executionName }] }),
+      );
     }
   }
   const g = await describeGroup(deps.autoscaling, name);
@@ -370,10 +414,20 @@ export async function restoreBlue(input: RestoreBlueInput, deps: RollDeps): Prom
   const readiness = await fleetReadiness(name, deps);
   const health = await targetGroupHealth(deps.elbv2, plan.blue.targetGroupArn);
   const healthy = new Set(health.healthy);
-  const seen = { desired: readiness.desired, inService: readiness.inService.length, ssmOnline: readiness.online.length, healthy: health.healthy.length, pending: readiness.pending };
+  const seen = {
+    desired: readiness.desired,
+    inService: readiness.inService.length,
+    ssmOnline: readiness.online.length,
+    healthy: health.healthy.length,
+    pending: readiness.pending,
+  };
   // After ServiceOutBlue a "healthy" target may be serviced out: each must be serviced in by this abort.
   const unserviced = plan.blue.servicedOut ? await notReadyFor(plan.executionName, readiness.inService, deps) : [];
-  if (unserviced.length === 0 && readiness.desired > 0 && readiness.inService.filter((id) => healthy.has(id)).length >= readiness.desired) {
+  if (
+    unserviced.length === 0 &&
+    readiness.desired > 0 &&
+    readiness.inService.filter((id) => healthy.has(id)).length >= readiness.desired
+  ) {
     return { status: "ready", seen };
   }
   // Service in every online blue instance that is not healthy (or, after a service-out, not yet
@@ -401,7 +455,8 @@ async function notReadyFor(executionName: string, ids: string[], deps: RollDeps)
   if (ids.length === 0) return [];
   const r = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
   const ready = new Set<string>();
-  for (const res of r.Reservations ?? []) for (const i of res.Instances ?? []) if (tagValue(i.Tags, READY_TAG) === executionName) ready.add(i.InstanceId!);
+  for (const res of r.Reservations ?? [])
+    for (const i of res.Instances ?? []) if (tagValue(i.Tags, READY_TAG) === executionName) ready.add(i.InstanceId!);
   return ids.filter((id) => !ready.has(id));
 }
 
@@ -419,7 +474,9 @@ export async function unretire(g: AutoScalingGroup, capacity: Capacity, autoscal
   if (retired) {
     await autoscaling.send(
       new CreateOrUpdateTagsCommand({
-        Tags: [{ ResourceId: name, ResourceType: "auto-scaling-group", Key: KILN_TAGS.role, Value: "fleet", PropagateAtLaunch: true }],
+        Tags: [
+          { ResourceId: name, ResourceType: "auto-scaling-group", Key: KILN_TAGS.role, Value: "fleet", PropagateAtLaunch: true },
+        ],
       }),
     );
   }
@@ -443,7 +500,10 @@ export async function deleteGreen(plan: AbortPlan, deps: RollDeps): Promise<{ re
   if (!target) return { ready: true, seen: { nothing: "no deployment to compensate" } };
   const weights = await readWeights(deps.elbv2, plan.traffic);
   const greenWeight = weights.filter((w) => w.arn !== plan.blue.targetGroupArn).reduce((n, w) => n + w.weight, 0);
-  if (greenWeight > 0) throw new StepFailedError(`refusing to delete green: it still takes ${greenWeight}% of the traffic (RestoreTraffic must run first)`);
+  if (greenWeight > 0)
+    throw new StepFailedError(
+      `refusing to delete green: it still takes ${greenWeight}% of the traffic (RestoreTraffic must run first)`,
+    );
   const groups = (await serviceGroups(deps.autoscaling, plan.service, plan.environment)).filter(
     (g) => tagValue(g.Tags, KILN_TAGS.execution) === target && g.AutoScalingGroupName !== plan.blue.asgName,
   );
@@ -469,8 +529,11 @@ async function greenVersions(plan: AbortPlan, deps: RollDeps): Promise<number[]>
   const out: number[] = [];
   let NextToken: string | undefined;
   do {
-    const r = await deps.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, NextToken }));
-    for (const v of r.LaunchTemplateVersions ?? []) if (v.VersionDescription === description && v.VersionNumber) out.push(v.VersionNumber);
+    const r = await deps.ec2.send(
+      new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, NextToken }),
+    );
+    for (const v of r.LaunchTemplateVersions ?? [])
+      if (v.VersionDescription === description && v.VersionNumber) out.push(v.VersionNumber);
     NextToken = r.NextToken;
   } while (NextToken);
   return out;
@@ -478,7 +541,9 @@ async function greenVersions(plan: AbortPlan, deps: RollDeps): Promise<number[]>
 
 async function liveInstances(deps: RollDeps, filters: { Name: string; Values: string[] }[]): Promise<string[]> {
   const r = await deps.ec2.send(
-    new DescribeInstancesCommand({ Filters: [...filters, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] }] }),
+    new DescribeInstancesCommand({
+      Filters: [...filters, { Name: "instance-state-name", Values: ["pending", "running", "stopping", "stopped"] }],
+    }),
   );
   return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []).map((i) => i.InstanceId!);
 }

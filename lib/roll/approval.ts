@@ -8,7 +8,15 @@ import { unitKey } from "../names.ts";
  * deployments table, key `approval#<executionArn>`). The token expires with the gate's timeout.
  */
 export async function requestApproval(
-  input: { taskToken: string; executionArn: string; service: string; environment?: string; commit: string; timeoutSeconds: number; table: string },
+  input: {
+    taskToken: string;
+    executionArn: string;
+    service: string;
+    environment?: string;
+    commit: string;
+    timeoutSeconds: number;
+    table: string;
+  },
   deps: { dynamodb: DynamoDBDocumentClient; clock: Clock },
 ): Promise<{ recorded: true }> {
   const now = deps.clock.now();

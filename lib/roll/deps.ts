@@ -8,13 +8,27 @@ import type { RollDeps } from "./steps.ts";
 export function rollDeps(): RollDeps {
   const c = awsClients();
   return {
-    get ec2() { return c.ec2; },
-    get autoscaling() { return c.autoscaling; },
-    get elbv2() { return c.elbv2; },
-    get ssm() { return c.ssm; },
-    get cloudwatch() { return c.cloudwatch; },
-    get dynamodb() { return c.dynamodb; },
-    get clock() { return clock(); },
+    get ec2() {
+      return c.ec2;
+    },
+    get autoscaling() {
+      return c.autoscaling;
+    },
+    get elbv2() {
+      return c.elbv2;
+    },
+    get ssm() {
+      return c.ssm;
+    },
+    get cloudwatch() {
+      return c.cloudwatch;
+    },
+    get dynamodb() {
+      return c.dynamodb;
+    },
+    get clock() {
+      return clock();
+    },
     get lock() {
       const table = process.env.KILN_LOCK_TABLE;
       return table ? { ddb: c.dynamodb, table } : undefined;

@@ -9,11 +9,7 @@ import {
   type Tag,
   UpdateAutoScalingGroupCommand,
 } from "@aws-sdk/client-auto-scaling";
-import {
-  CreateLaunchTemplateVersionCommand,
-  DescribeLaunchTemplateVersionsCommand,
-  type EC2Client,
-} from "@aws-sdk/client-ec2";
+import { CreateLaunchTemplateVersionCommand, DescribeLaunchTemplateVersionsCommand, type EC2Client } from "@aws-sdk/client-ec2";
 import { DescribeInstanceInformationCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { StepFailedError } from "../errors.ts";
 import { clientToken, resourceName } from "../names.ts";
@@ -49,7 +45,11 @@ export async function describeGroup(autoscaling: AutoScalingClient, name: string
  * Every Auto Scaling group tagged for the service (paginated); with `environment`, only that
  * environment's (tagged `kiln:environment` with it, or untagged: a fleet kiln adopted).
  */
-export async function serviceGroups(autoscaling: AutoScalingClient, service: string, environment?: string): Promise<AutoScalingGroup[]> {
+export async function serviceGroups(
+  autoscaling: AutoScalingClient,
+  service: string,
+  environment?: string,
+): Promise<AutoScalingGroup[]> {
   const out: AutoScalingGroup[] = [];
   let NextToken: string | undefined;
   do {
@@ -105,7 +105,8 @@ export async function ensureGreenGroup(
   deps: { ec2: EC2Client; autoscaling: AutoScalingClient },
 ): Promise<CreateGreenResult> {
   const blue = await describeGroup(deps.autoscaling, input.blue.asgName);
-  if (!blue) throw new StepFailedError(`blue group ${input.blue.asgName} no longer exists; abort this deployment and start again`);
+  if (!blue)
+    throw new StepFailedError(`blue group ${input.blue.asgName} no longer exists; abort this deployment and start again`);
   const ltVersion = await ensureLaunchTemplateVersion(input, deps.ec2);
   const asgName = greenGroupName(input.service, input.commit, input.executionName);
   let group = await describeGroup(deps.autoscaling, asgName);
@@ -166,9 +167,7 @@ async function ensureLaunchTemplateVersion(
 ): Promise<{ id: string; version: number; adopted: boolean }> {
   const description = `kiln ${input.executionName}`;
   // A version made by an earlier attempt of this execution carries its name in the description.
-  const existing = await ec2.send(
-    new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: input.blue.launchTemplateId }),
-  );
+  const existing = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: input.blue.launchTemplateId }));
   const found = existing.LaunchTemplateVersions?.find(
     (v) => v.VersionDescription === description && v.LaunchTemplateData?.ImageId === input.imageId,
   );
@@ -267,7 +266,12 @@ export async function onlineInstances(ssm: SSMClient, ids: string[]): Promise<st
 /** Sets a group's capacity (idempotent). */
 export async function setCapacity(autoscaling: AutoScalingClient, asgName: string, c: Capacity): Promise<void> {
   await autoscaling.send(
-    new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: asgName, MinSize: c.min, MaxSize: c.max, DesiredCapacity: c.desired }),
+    new UpdateAutoScalingGroupCommand({
+      AutoScalingGroupName: asgName,
+      MinSize: c.min,
+      MaxSize: c.max,
+      DesiredCapacity: c.desired,
+    }),
   );
 }
 

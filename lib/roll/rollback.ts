@@ -47,7 +47,10 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
   const s = input.settings;
   const { traffic, tgArns, weightOf, live: currentTg, idle: previousTg } = await liveTargetGroups(s, deps.elbv2);
   const [a, b] = tgArns as [string, string];
-  if (weightOf(currentTg) === 0) throw new StepFailedError(`neither target group of ${input.service} takes traffic: there is no current fleet to roll back from`);
+  if (weightOf(currentTg) === 0)
+    throw new StepFailedError(
+      `neither target group of ${input.service} takes traffic: there is no current fleet to roll back from`,
+    );
   if (weightOf(previousTg) > 0) {
     throw new StepFailedError(
       `traffic is split (${s.targetGroups.join(" / ")}: ${weightOf(a)}/${weightOf(b)}): a deployment is in progress or failed mid-shift; abort it (\`kiln abort ${input.service}\`) instead of rolling back`,
@@ -59,7 +62,10 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
   );
   if (!current) throw new StepFailedError(`no fleet of ${input.service} serves ${currentTg}: nothing to roll back from`);
   const previous = groups
-    .filter((x) => (x.TargetGroupARNs ?? []).includes(previousTg) && g(x, KILN_TAGS.role) === "retired" && x.Status !== "Delete in progress")
+    .filter(
+      (x) =>
+        (x.TargetGroupARNs ?? []).includes(previousTg) && g(x, KILN_TAGS.role) === "retired" && x.Status !== "Delete in progress",
+    )
     .sort((x, y) => (g(y, RETIRED_TAGS.deleteAfter) ?? "").localeCompare(g(x, RETIRED_TAGS.deleteAfter) ?? ""))[0];
   if (!previous) {
     throw new StepFailedError(
@@ -72,24 +78,39 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
     const prevCommit = g(previous, KILN_TAGS.commit);
     throw new StepFailedError(
       `outside the fast-rollback window: ${previous.AutoScalingGroupName}${prevCommit ? ` (commit ${prevCommit.slice(0, 12)})` : ""} was retired and its window ended at ${
-        Number.isFinite(windowEnd) ? `${new Date(windowEnd).toISOString()} (${Math.round((now - windowEnd) / 60_000)} min ago)` : "(no kiln:delete-after tag)"
+        Number.isFinite(windowEnd)
+          ? `${new Date(windowEnd).toISOString()} (${Math.round((now - windowEnd) / 60_000)} min ago)`
+          : "(no kiln:delete-after tag)"
       }. Deploy the previous commit instead: \`kiln deploy ${input.service} --commit ${prevCommit ?? "<sha>"}\``,
     );
   }
   // A rollback names its commit (the retained previous fleet), so it may take a free lock (I7).
   const lock = await acquireLock(
-    { service: input.service, environment: input.environment, executionArn: input.execution.arn, trigger: "rollback", mayTakeFree: true },
+    {
+      service: input.service,
+      environment: input.environment,
+      executionArn: input.execution.arn,
+      trigger: "rollback",
+      mayTakeFree: true,
+    },
     deps.lock,
   );
   if (!lock.acquired) throw new LockHeldError(`cannot roll back ${input.service}: ${lock.reason}. Nothing was changed.`);
 
   const ignoredAlarms = await firingAlarms(deps, s.alarms);
-  const currentCapacity: Capacity = { min: current.MinSize ?? 0, max: current.MaxSize ?? 0, desired: current.DesiredCapacity ?? 0 };
+  const currentCapacity: Capacity = {
+    min: current.MinSize ?? 0,
+    max: current.MaxSize ?? 0,
+    desired: current.DesiredCapacity ?? 0,
+  };
   const health = await targetGroupHealth(deps.elbv2, currentTg);
   const lt = current.LaunchTemplate ?? current.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
   const prevLt = previous.LaunchTemplate ?? previous.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
   const previousCommit = g(previous, KILN_TAGS.commit);
-  if (!previousCommit) throw new StepFailedError(`previous fleet ${previous.AutoScalingGroupName} has no ${KILN_TAGS.commit} tag: cannot tell what it would serve`);
+  if (!previousCommit)
+    throw new StepFailedError(
+      `previous fleet ${previous.AutoScalingGroupName} has no ${KILN_TAGS.commit} tag: cannot tell what it would serve`,
+    );
   return {
     service: input.service,
     environment: input.environment,
@@ -127,7 +148,10 @@ export async function prepareRollback(input: PrepareRollbackInput, deps: RollDep
         ...(g(previous, RETIRED_TAGS.retiredBy) ? { retiredBy: g(previous, RETIRED_TAGS.retiredBy) } : {}),
         windowEndsAt: new Date(windowEnd).toISOString(),
       },
-      current: { asgName: current.AutoScalingGroupName!, ...(g(current, KILN_TAGS.commit) ? { commit: g(current, KILN_TAGS.commit) } : {}) },
+      current: {
+        asgName: current.AutoScalingGroupName!,
+        ...(g(current, KILN_TAGS.commit) ? { commit: g(current, KILN_TAGS.commit) } : {}),
+      },
       ignoredAlarms,
     },
   };
@@ -147,10 +171,16 @@ async function firingAlarms(deps: RollDeps, names: string[]): Promise<string[]> 
  * keeps carrying later changes), `kiln:role=fleet`, retirement tags removed, scaling processes
  * resumed. Its new instances take no traffic until ServiceInGreen smoke-tests and services them in.
  */
-export async function restorePrevious(plan: RollbackPlan, deps: RollDeps): Promise<{ restored: boolean; capacity: Capacity; seen: Record<string, unknown> }> {
+export async function restorePrevious(
+  plan: RollbackPlan,
+  deps: RollDeps,
+): Promise<{ restored: boolean; capacity: Capacity; seen: Record<string, unknown> }> {
   const name = plan.green.asgName!;
   const prev = await describeGroup(deps.autoscaling, name);
-  if (!prev) throw new StepFailedError(`previous fleet ${name} no longer exists (deleted at the end of its window?): deploy its commit instead`);
+  if (!prev)
+    throw new StepFailedError(
+      `previous fleet ${name} no longer exists (deleted at the end of its window?): deploy its commit instead`,
+    );
   const cur = await describeGroup(deps.autoscaling, plan.blue.asgName);
   const capacity: Capacity =
     cur && (cur.DesiredCapacity ?? 0) > 0
@@ -167,8 +197,12 @@ export async function finishRollback(
   deps: RollDeps & { lock: StartDeps },
 ): Promise<Record<string, unknown>> {
   const { plan } = input;
-  for (const name of [plan.green.asgName!, plan.blue.asgName]) if (await describeGroup(deps.autoscaling, name)) await resumeAll(deps.autoscaling, name);
-  const released = await releaseAndStartNext({ service: plan.service, environment: plan.environment ?? "", executionArn: input.executionArn }, deps.lock);
+  for (const name of [plan.green.asgName!, plan.blue.asgName])
+    if (await describeGroup(deps.autoscaling, name)) await resumeAll(deps.autoscaling, name);
+  const released = await releaseAndStartNext(
+    { service: plan.service, environment: plan.environment ?? "", executionArn: input.executionArn },
+    deps.lock,
+  );
   return {
     service: plan.service,
     live: { asgName: plan.green.asgName, commit: plan.commit },

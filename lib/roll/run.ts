@@ -84,9 +84,14 @@ export async function runScriptStep(
   const failed = invocations.filter((i) => ["Failed", "TimedOut", "Cancelled", "Cancelling"].includes(i.status));
   if (failed.length > 0) {
     const detail = failed
-      .map((f) => `${f.instanceId}: ${f.status}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ""}${f.output ? ` — ${f.output.trim().split("\n").slice(-3).join(" | ")}` : ""}`)
+      .map(
+        (f) =>
+          `${f.instanceId}: ${f.status}${f.exitCode !== undefined ? ` (exit ${f.exitCode})` : ""}${f.output ? ` — ${f.output.trim().split("\n").slice(-3).join(" | ")}` : ""}`,
+      )
       .join("; ");
-    throw new StepFailedError(`command ${commandId} (${p.comment}) failed on ${failed.length}/${p.instanceIds.length} instances: ${detail}`);
+    throw new StepFailedError(
+      `command ${commandId} (${p.comment}) failed on ${failed.length}/${p.instanceIds.length} instances: ${detail}`,
+    );
   }
   const done = invocations.length >= p.instanceIds.length && invocations.every((i) => i.status === "Success");
   return { status: done ? "succeeded" : "pending", commandId, instances: invocations.map(({ output: _o, ...rest }) => rest) };

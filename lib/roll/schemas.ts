@@ -29,14 +29,26 @@ const Plan = z.looseObject({
 export const PlanEvent = z.object({ plan: Plan });
 export const CommandEvent = z.object({
   plan: Plan,
-  commandId: z.string().nullish().transform((v) => v ?? undefined),
-  instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
+  commandId: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+  instanceIds: z
+    .array(z.string())
+    .nullish()
+    .transform((v) => v ?? undefined),
 });
 export const CanaryEvent = z.object({
   plan: Plan,
   index: z.number().int().min(0),
-  commandId: z.string().nullish().transform((v) => v ?? undefined),
-  instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
+  commandId: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+  instanceIds: z
+    .array(z.string())
+    .nullish()
+    .transform((v) => v ?? undefined),
 });
 
 export const BakeEvent = z.object({
@@ -62,7 +74,9 @@ export const ApprovalEvent = z.object({
   timeoutSeconds: z.number().int().min(1),
 });
 
-const ExecutionArn = z.string().regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN");
+const ExecutionArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN");
 const ThisExecution = z.object({ arn: ExecutionArn, name: z.string().min(1).max(80) });
 
 /** PrepareAbort: the abort machine's input plus its own execution. */
@@ -88,16 +102,32 @@ const AbortPlanSchema = z.looseObject({
 });
 
 export const AbortPlanEvent = z.object({ plan: AbortPlanSchema });
-export const RestoreTrafficEvent = z.object({ plan: AbortPlanSchema, blueReady: z.boolean().nullish().transform((v) => v ?? false) });
+export const RestoreTrafficEvent = z.object({
+  plan: AbortPlanSchema,
+  blueReady: z
+    .boolean()
+    .nullish()
+    .transform((v) => v ?? false),
+});
 export const AbortCommandEvent = z.object({
   plan: AbortPlanSchema,
-  commandId: z.string().nullish().transform((v) => v ?? undefined),
-  instanceIds: z.array(z.string()).nullish().transform((v) => v ?? undefined),
+  commandId: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? undefined),
+  instanceIds: z
+    .array(z.string())
+    .nullish()
+    .transform((v) => v ?? undefined),
 });
 
 /** PrepareRollback: the rollback machine's input plus its own execution. */
 export const PrepareRollbackEvent = z.object({
-  input: z.object({ service: ServiceNameSchema, environment: EnvironmentNameSchema.optional(), requestedBy: z.string().max(200).optional() }),
+  input: z.object({
+    service: ServiceNameSchema,
+    environment: EnvironmentNameSchema.optional(),
+    requestedBy: z.string().max(200).optional(),
+  }),
   execution: ThisExecution,
 });
 export const FinishRollbackEvent = z.object({ plan: Plan, executionArn: ExecutionArn });

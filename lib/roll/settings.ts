@@ -4,7 +4,10 @@ import type { RollSettings } from "./steps.ts";
 /** The roll phase's view of a service's configuration. */
 export function rollSettings(cfg: ServiceConfig): RollSettings {
   return {
-    listener: "arn" in cfg.listener ? { arn: cfg.listener.arn } : { loadBalancerName: cfg.listener.loadBalancer, port: cfg.listener.port },
+    listener:
+      "arn" in cfg.listener
+        ? { arn: cfg.listener.arn }
+        : { loadBalancerName: cfg.listener.loadBalancer, port: cfg.listener.port },
     ...(cfg.ruleArn ? { ruleArn: cfg.ruleArn } : {}),
     targetGroups: [cfg.targetGroups[0], cfg.targetGroups[1]],
     minHealthyPercent: cfg.minHealthyPercent,

@@ -69,7 +69,10 @@ export interface RollDeps {
  * `RollDeps.lock`): only the holder may change traffic or the fleet (I6), and the queue hands the
  * lock only forward, to newer requests, so a superseded or aborted execution never gets it back (I7).
  */
-export async function assertHoldsLock(plan: Pick<RollPlan, "service" | "environment" | "executionName">, deps: RollDeps): Promise<void> {
+export async function assertHoldsLock(
+  plan: Pick<RollPlan, "service" | "environment" | "executionName">,
+  deps: RollDeps,
+): Promise<void> {
   if (!deps.lock) return;
   const key = unitKey(plan.service, plan.environment ?? "");
   const r = await deps.lock.ddb.send(new GetCommand({ TableName: deps.lock.table, Key: { service: key }, ConsistentRead: true }));
@@ -113,7 +116,14 @@ export interface RollPlan {
   commit: string;
   imageId: string;
   traffic: TrafficRef;
-  blue: { asgName: string; targetGroupArn: string; capacity: Capacity; launchTemplateId: string; launchTemplateVersion: string; commit?: string };
+  blue: {
+    asgName: string;
+    targetGroupArn: string;
+    capacity: Capacity;
+    launchTemplateId: string;
+    launchTemplateVersion: string;
+    commit?: string;
+  };
   green: { targetGroupArn: string; asgName?: string; launchTemplateVersion?: number };
   /** Healthy blue targets before the deployment touched anything (I2 baseline). */
   healthyBefore: number;
@@ -156,7 +166,10 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
   }
   const groups = await serviceGroups(deps.autoscaling, input.service, input.environment);
   const blue = groups.find(
-    (g) => (g.TargetGroupARNs ?? []).includes(blueTg) && (g.DesiredCapacity ?? 0) > 0 && tagValue(g.Tags, KILN_TAGS.role) !== "retired",
+    (g) =>
+      (g.TargetGroupARNs ?? []).includes(blueTg) &&
+      (g.DesiredCapacity ?? 0) > 0 &&
+      tagValue(g.Tags, KILN_TAGS.role) !== "retired",
   );
   if (!blue) {
     throw new StepFailedError(
@@ -165,12 +178,16 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
   }
   const lt = blue.LaunchTemplate ?? blue.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
   if (!lt?.LaunchTemplateId && !lt?.LaunchTemplateName) {
-    throw new StepFailedError(`blue group ${blue.AutoScalingGroupName} has no launch template; kiln needs one to make the green version from`);
+    throw new StepFailedError(
+      `blue group ${blue.AutoScalingGroupName} has no launch template; kiln needs one to make the green version from`,
+    );
   }
   const alarms = await alarmStates(deps.cloudwatch, s.alarms);
   const missing = Object.keys(alarms).filter((n) => alarms[n] === "MISSING");
   if (missing.length > 0) {
-    throw new StepFailedError(`alarm ${missing.join(", ")} of ${input.service} does not exist: create it or remove it from the service's alarms in kiln.config.yaml`);
+    throw new StepFailedError(
+      `alarm ${missing.join(", ")} of ${input.service} does not exist: create it or remove it from the service's alarms in kiln.config.yaml`,
+    );
   }
   const inst = blue.Instances?.[0];
   const health = await targetGroupHealth(deps.elbv2, blueTg);
@@ -211,7 +228,14 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
 export async function liveTargetGroups(
   s: Pick<RollSettings, "listener" | "ruleArn" | "targetGroups">,
   elbv2: ElasticLoadBalancingV2Client,
-): Promise<{ traffic: TrafficRef; tgArns: string[]; weights: WeightedTargetGroup[]; weightOf: (arn: string) => number; live: string; idle: string }> {
+): Promise<{
+  traffic: TrafficRef;
+  tgArns: string[];
+  weights: WeightedTargetGroup[];
+  weightOf: (arn: string) => number;
+  live: string;
+  idle: string;
+}> {
   const listenerArn = await resolveListener(elbv2, s.listener);
   const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
   const tgArns = await resolveTargetGroups(elbv2, s.targetGroups);
@@ -238,7 +262,8 @@ export async function resolveListener(elbv2: ElasticLoadBalancingV2Client, l: Ro
   if (!lbArn) throw new StepFailedError(`load balancer ${l.loadBalancerName} not found`);
   const ls = await elbv2.send(new DescribeListenersCommand({ LoadBalancerArn: lbArn }));
   const listener = (ls.Listeners ?? []).find((x) => l.port === undefined || x.Port === l.port);
-  if (!listener?.ListenerArn) throw new StepFailedError(`load balancer ${l.loadBalancerName} has no listener on port ${l.port ?? "(any)"}`);
+  if (!listener?.ListenerArn)
+    throw new StepFailedError(`load balancer ${l.loadBalancerName} has no listener on port ${l.port ?? "(any)"}`);
   return listener.ListenerArn;
 }
 
@@ -249,7 +274,7 @@ export async function resolveTargetGroups(elbv2: ElasticLoadBalancingV2Client, t
   if (names.length === 0) return arns;
   const r = await elbv2.send(new DescribeTargetGroupsCommand({ Names: names }));
   const byName = new Map((r.TargetGroups ?? []).map((t) => [t.TargetGroupName!, t.TargetGroupArn!]));
-  return tgs.map((t) => (t.startsWith("arn:") ? t : byName.get(t) ?? ""));
+  return tgs.map((t) => (t.startsWith("arn:") ? t : (byName.get(t) ?? "")));
 }
 
 // ───────────────────────────── CreateGreenFleet ─────────────────────────────
@@ -308,19 +333,26 @@ async function pruneLaunchTemplateVersions(
   greenVersion: number,
   deps: RollDeps,
 ): Promise<void> {
-  const used = new Set(groups.filter((g) => g.LaunchTemplate?.LaunchTemplateId === plan.blue.launchTemplateId).map((g) => g.LaunchTemplate?.Version));
+  const used = new Set(
+    groups.filter((g) => g.LaunchTemplate?.LaunchTemplateId === plan.blue.launchTemplateId).map((g) => g.LaunchTemplate?.Version),
+  );
   used.add(String(greenVersion));
   const orphans: string[] = [];
   let NextToken: string | undefined;
   do {
-    const r = await deps.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, NextToken }));
+    const r = await deps.ec2.send(
+      new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, NextToken }),
+    );
     for (const v of r.LaunchTemplateVersions ?? []) {
-      if (v.VersionDescription?.startsWith("kiln ") && !v.DefaultVersion && !used.has(String(v.VersionNumber))) orphans.push(String(v.VersionNumber));
+      if (v.VersionDescription?.startsWith("kiln ") && !v.DefaultVersion && !used.has(String(v.VersionNumber)))
+        orphans.push(String(v.VersionNumber));
     }
     NextToken = r.NextToken;
   } while (NextToken);
   if (orphans.length > 0) {
-    await deps.ec2.send(new DeleteLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, Versions: orphans }));
+    await deps.ec2.send(
+      new DeleteLaunchTemplateVersionsCommand({ LaunchTemplateId: plan.blue.launchTemplateId, Versions: orphans }),
+    );
   }
 }
 
@@ -350,7 +382,13 @@ export async function waitGreenReady(plan: RollPlan, deps: RollDeps): Promise<St
   const r = await fleetReadiness(greenName(plan), deps);
   return {
     ready: r.ready,
-    seen: { desired: r.desired, inService: r.inService.length, ssmOnline: r.online.length, pending: r.pending, carriedCapacity: carried },
+    seen: {
+      desired: r.desired,
+      inService: r.inService.length,
+      ssmOnline: r.online.length,
+      pending: r.pending,
+      carriedCapacity: carried,
+    },
   };
 }
 
@@ -462,7 +500,10 @@ export function stepWeights(plan: RollPlan, index: number): WeightedTargetGroup[
 }
 
 /** Sets the listener weights of canary step `index` (green gets step.weight %). */
-export async function shiftTraffic(input: CanaryInput, deps: RollDeps): Promise<{ index: number; weights: WeightedTargetGroup[]; bakeSeconds: number; changed: boolean }> {
+export async function shiftTraffic(
+  input: CanaryInput,
+  deps: RollDeps,
+): Promise<{ index: number; weights: WeightedTargetGroup[]; bakeSeconds: number; changed: boolean }> {
   await assertHoldsLock(input.plan, deps);
   const weights = stepWeights(input.plan, input.index);
   // I1: never send traffic to a group without healthy targets (either side).
@@ -470,7 +511,10 @@ export async function shiftTraffic(input: CanaryInput, deps: RollDeps): Promise<
     targetGroupHealth(deps.elbv2, input.plan.blue.targetGroupArn),
     targetGroupHealth(deps.elbv2, input.plan.green.targetGroupArn),
   ]);
-  for (const [side, health, w] of [["blue", blue, weights[0]], ["green", green, weights[1]]] as const) {
+  for (const [side, health, w] of [
+    ["blue", blue, weights[0]],
+    ["green", green, weights[1]],
+  ] as const) {
     if (health.healthy.length === 0 && (w?.weight ?? 0) > 0) {
       throw new StepFailedError(`${side} target group has no healthy targets; refusing to send it ${w?.weight}% of the traffic`);
     }
@@ -514,20 +558,43 @@ export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<
   const carried = await carryCapacity(plan, deps);
   if (input.commandId) {
     const r = await serviceInGreen({ plan, commandId: input.commandId, instanceIds: input.instanceIds }, deps);
-    if (r.status === "pending") return { ...base, status: "reconciling", commandId: r.commandId, instanceIds: r.instanceIds, seen: r.seen };
+    if (r.status === "pending")
+      return { ...base, status: "reconciling", commandId: r.commandId, instanceIds: r.instanceIds, seen: r.seen };
     const settling = await settlingTargets(plan, input.commandId, input.instanceIds ?? [], deps);
     if (settling.length > 0) {
-      return { ...base, status: "reconciling", commandId: input.commandId, instanceIds: input.instanceIds, seen: { awaitingHealthChecks: settling } };
+      return {
+        ...base,
+        status: "reconciling",
+        commandId: input.commandId,
+        instanceIds: input.instanceIds,
+        seen: { awaitingHealthChecks: settling },
+      };
     }
   } else {
     const readiness = await fleetReadiness(greenName(plan), deps);
     if (!readiness.ready) {
-      return { ...base, status: "reconciling", seen: { carriedCapacity: carried, desired: readiness.desired, inService: readiness.inService.length, ssmOnline: readiness.online.length, pending: readiness.pending } };
+      return {
+        ...base,
+        status: "reconciling",
+        seen: {
+          carriedCapacity: carried,
+          desired: readiness.desired,
+          inService: readiness.inService.length,
+          ssmOnline: readiness.online.length,
+          pending: readiness.pending,
+        },
+      };
     }
     const unready = await unreadyGreen(plan, deps);
     if (unready.length > 0) {
       const r = await serviceInGreen({ plan }, deps);
-      return { ...base, status: "reconciling", commandId: r.commandId, instanceIds: r.instanceIds, seen: { newGreenInstances: unready } };
+      return {
+        ...base,
+        status: "reconciling",
+        commandId: r.commandId,
+        instanceIds: r.instanceIds,
+        seen: { newGreenInstances: unready },
+      };
     }
   }
   const [alarms, green, blue, greenGroup] = await Promise.all([
@@ -550,10 +617,14 @@ export async function verifyCanary(input: CanaryInput, deps: RollDeps): Promise<
   if (firing.length > 0) problems.push(`alarm ${firing.map(([n]) => n).join(", ")} in ALARM`);
   // A configured alarm that does not exist protects nothing: treat it as a failed check, not a pass.
   const missing = Object.entries(alarms).filter(([, s]) => s === "MISSING");
-  if (missing.length > 0) problems.push(`alarm ${missing.map(([n]) => n).join(", ")} does not exist (check the service's alarms in kiln.config.yaml)`);
-  if (green.healthy.length < greenFloor) problems.push(`green healthy ${green.healthy.length}/${greenDesired} below floor ${greenFloor}`);
+  if (missing.length > 0)
+    problems.push(`alarm ${missing.map(([n]) => n).join(", ")} does not exist (check the service's alarms in kiln.config.yaml)`);
+  if (green.healthy.length < greenFloor)
+    problems.push(`green healthy ${green.healthy.length}/${greenDesired} below floor ${greenFloor}`);
   if (green.healthy.length + blue.healthy.length < plan.floor)
-    problems.push(`healthy capacity ${green.healthy.length + blue.healthy.length} below minimum ${plan.floor} (${plan.minHealthyPercent}% of ${plan.healthyBefore})`);
+    problems.push(
+      `healthy capacity ${green.healthy.length + blue.healthy.length} below minimum ${plan.floor} (${plan.minHealthyPercent}% of ${plan.healthyBefore})`,
+    );
   if (problems.length > 0) {
     await setWeights(deps.elbv2, plan.traffic, blueOnly(plan));
     throw new VerificationFailedError(
@@ -658,13 +729,22 @@ export async function retireBlue(plan: RollPlan, deps: RollDeps): Promise<Status
           tag("kiln:retired-by", plan.executionName),
           tag("kiln:delete-after", until),
           // Blue's live capacity (autoscaling may have changed it since PlanRoll): what abort and rollback restore.
-          tag("kiln:capacity", JSON.stringify((g.DesiredCapacity ?? 0) > 0 ? { min: g.MinSize ?? 0, max: g.MaxSize ?? 0, desired: g.DesiredCapacity ?? 0 } : plan.blue.capacity)),
+          tag(
+            "kiln:capacity",
+            JSON.stringify(
+              (g.DesiredCapacity ?? 0) > 0
+                ? { min: g.MinSize ?? 0, max: g.MaxSize ?? 0, desired: g.DesiredCapacity ?? 0 }
+                : plan.blue.capacity,
+            ),
+          ),
         ],
       }),
     );
   }
   if ((g.DesiredCapacity ?? 0) !== 0 || (g.MinSize ?? 0) !== 0) {
-    await deps.autoscaling.send(new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: plan.blue.asgName, MinSize: 0, DesiredCapacity: 0 }));
+    await deps.autoscaling.send(
+      new UpdateAutoScalingGroupCommand({ AutoScalingGroupName: plan.blue.asgName, MinSize: 0, DesiredCapacity: 0 }),
+    );
   }
   const left = (g.Instances ?? []).map((i) => ({ id: i.InstanceId, state: i.LifecycleState }));
   return { ready: left.length === 0, seen: { remaining: left } };

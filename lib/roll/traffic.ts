@@ -20,7 +20,10 @@ export interface WeightedTargetGroup {
   weight: number;
 }
 
-async function forwardAction(elbv2: ElasticLoadBalancingV2Client, ref: TrafficRef): Promise<{ actions: Action[]; index: number }> {
+async function forwardAction(
+  elbv2: ElasticLoadBalancingV2Client,
+  ref: TrafficRef,
+): Promise<{ actions: Action[]; index: number }> {
   let actions: Action[] | undefined;
   if (ref.ruleArn) {
     const r = await elbv2.send(new DescribeRulesCommand({ RuleArns: [ref.ruleArn] }));
@@ -58,9 +61,9 @@ export async function setWeights(
 ): Promise<{ changed: boolean; before: WeightedTargetGroup[] }> {
   const { actions, index } = await forwardAction(elbv2, ref);
   const a = actions[index]!;
-  const before = (a.ForwardConfig?.TargetGroups ?? (a.TargetGroupArn ? [{ TargetGroupArn: a.TargetGroupArn, Weight: 1 }] : [])).map(
-    (t) => ({ arn: t.TargetGroupArn!, weight: t.Weight ?? 1 }),
-  );
+  const before = (
+    a.ForwardConfig?.TargetGroups ?? (a.TargetGroupArn ? [{ TargetGroupArn: a.TargetGroupArn, Weight: 1 }] : [])
+  ).map((t) => ({ arn: t.TargetGroupArn!, weight: t.Weight ?? 1 }));
   const same =
     before.length === weights.length && weights.every((w) => before.some((b) => b.arn === w.arn && b.weight === w.weight));
   if (same) return { changed: false, before };

@@ -212,7 +212,11 @@ export async function rotate(input: { service: string; environment: string }, de
       return { action: "skipped", reason: r.reason, observed };
     case "ignored":
       // The same (commit, day) was already accepted: the request is a repeat.
-      return { action: "skipped", reason: /redelivery/.test(r.reason) ? `already rotated today: ${r.reason}` : r.reason, observed };
+      return {
+        action: "skipped",
+        reason: /redelivery/.test(r.reason) ? `already rotated today: ${r.reason}` : r.reason,
+        observed,
+      };
     default:
       return { action: "skipped", reason: r.reason, observed };
   }

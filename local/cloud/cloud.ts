@@ -191,12 +191,21 @@ export class Cloud {
         out = { ok: true };
       } else {
         const fn = this.adminRoutes.get(path);
-        if (!fn) return { status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: `no admin route ${path}` }) };
+        if (!fn)
+          return {
+            status: 404,
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ message: `no admin route ${path}` }),
+          };
         out = await fn(req, url);
       }
       return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(out ?? {}) };
     } catch (err) {
-      return { status: 400, headers: { "content-type": "application/json" }, body: JSON.stringify({ message: (err as Error).message }) };
+      return {
+        status: 400,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ message: (err as Error).message }),
+      };
     }
   }
 
@@ -288,7 +297,9 @@ export function observes(raw: RawRequest): boolean {
   if (raw.method === "GET" || raw.method === "HEAD") return true;
   const target = raw.headers["x-amz-target"];
   const action =
-    typeof target === "string" ? target.slice(target.lastIndexOf(".") + 1) : /(?:^|&)Action=([A-Za-z]+)/.exec(raw.body.toString("utf8"))?.[1];
+    typeof target === "string"
+      ? target.slice(target.lastIndexOf(".") + 1)
+      : /(?:^|&)Action=([A-Za-z]+)/.exec(raw.body.toString("utf8"))?.[1];
   return action !== undefined && /^(Describe|Get|List)/.test(action);
 }
 
@@ -300,7 +311,10 @@ export class InProcessHandler {
   async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
     const invocation = invocationScope.getStore();
     if (invocation?.stopped) {
-      throw Object.assign(new Error(`the sandbox of ${invocation.functionName} (${invocation.requestId}) was stopped at its timeout`), { code: "ECONNRESET" });
+      throw Object.assign(
+        new Error(`the sandbox of ${invocation.functionName} (${invocation.requestId}) was stopped at its timeout`),
+        { code: "ECONNRESET" },
+      );
     }
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(request.query ?? {})) {

@@ -37,7 +37,23 @@ interface Armed {
 }
 
 /** Attribute keys that configure a rule rather than select what it applies to. */
-const CONTROL_KEYS = new Set(["kind", "rate", "nth", "times", "mode", "code", "status", "message", "delayMs", "latencyMs", "exitCode", "periodMs", "desired", "atMs", "id"]);
+const CONTROL_KEYS = new Set([
+  "kind",
+  "rate",
+  "nth",
+  "times",
+  "mode",
+  "code",
+  "status",
+  "message",
+  "delayMs",
+  "latencyMs",
+  "exitCode",
+  "periodMs",
+  "desired",
+  "atMs",
+  "id",
+]);
 
 export class Faults implements FaultGate {
   private rules: Armed[] = [];
@@ -111,7 +127,9 @@ export class Faults implements FaultGate {
     const rule = this.match("api", { service, action });
     if (!rule) return;
     const code = rule.code ?? defaultThrottleCode(service);
-    const status = rule.status ?? (code === "RequestLimitExceeded" ? 503 : /^(InternalError|InternalFailure|ServiceUnavailable)$/.test(code) ? 500 : 400);
+    const status =
+      rule.status ??
+      (code === "RequestLimitExceeded" ? 503 : /^(InternalError|InternalFailure|ServiceUnavailable)$/.test(code) ? 500 : 400);
     throw new AwsError(code, rule.message ?? (status >= 500 ? "An internal error has occurred" : "Rate exceeded"), status);
   }
 }

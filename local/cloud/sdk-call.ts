@@ -182,13 +182,23 @@ export function createAwsCaller(cloud: Cloud): AwsCaller {
   return async (service, action, params) => {
     const canonical = ALIASES[service] ?? service;
     if (!LOADERS[canonical]) {
-      throw new AwsCallError("States.Runtime", `The aws-sdk integration for service '${service}' is not available in the local cloud`, service, action);
+      throw new AwsCallError(
+        "States.Runtime",
+        `The aws-sdk integration for service '${service}' is not available in the local cloud`,
+        service,
+        action,
+      );
     }
     const { module, client } = await load(canonical);
     const commandName = `${action.charAt(0).toUpperCase()}${action.slice(1)}Command`;
     const Command = module[commandName] as (new (input: unknown) => unknown) | undefined;
     if (typeof Command !== "function") {
-      throw new AwsCallError("States.Runtime", `The API action '${action}' is not supported by service '${service}'`, service, action);
+      throw new AwsCallError(
+        "States.Runtime",
+        `The API action '${action}' is not supported by service '${service}'`,
+        service,
+        action,
+      );
     }
     // Step Functions writes every API's parameters in PascalCase; the SFN API itself is camelCase.
     const input = prepareInput(canonical, commandName, canonical === "sfn" ? recase(params ?? {}, lowerFirst) : (params ?? {}));
@@ -218,7 +228,9 @@ export function createLambdaInvoker(cloud: Cloud): LambdaInvoker {
       out = opts.timeoutMs === undefined ? await call : await withTimeout(cloud, call, opts.timeoutMs, functionArn);
     } catch (err) {
       if (err instanceof AwsError) {
-        throw new AwsCallError(err.code, err.message, "lambda", "invoke", err.status, err.status >= 500 ? "server" : "client", { cause: err });
+        throw new AwsCallError(err.code, err.message, "lambda", "invoke", err.status, err.status >= 500 ? "server" : "client", {
+          cause: err,
+        });
       }
       throw err;
     }
@@ -234,7 +246,10 @@ export function createLambdaInvoker(cloud: Cloud): LambdaInvoker {
 
 function withTimeout<T>(cloud: Cloud, work: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = cloud.clock.setTimeout(() => reject(new AwsCallError("States.Timeout", `Invocation of ${what} exceeded ${ms} ms`, "lambda", "invoke")), ms);
+    const timer = cloud.clock.setTimeout(
+      () => reject(new AwsCallError("States.Timeout", `Invocation of ${what} exceeded ${ms} ms`, "lambda", "invoke")),
+      ms,
+    );
     work.then(
       (v) => {
         cloud.clock.clearTimeout(timer);
@@ -270,11 +285,24 @@ function prepareInput(canonical: string, commandName: string, params: unknown): 
 
 function toCallError(err: unknown, service: string, action: string): AwsCallError {
   if (err instanceof AwsCallError) return err;
-  const e = err as { name?: string; message?: string; $fault?: string; $metadata?: { httpStatusCode?: number; requestId?: string } };
-  return new AwsCallError(e?.name || "UnknownError", e?.message || String(err), service, action, e?.$metadata?.httpStatusCode, e?.$fault, {
-    cause: err,
-    ...(e?.$metadata?.requestId ? { requestId: e.$metadata.requestId } : {}),
-  });
+  const e = err as {
+    name?: string;
+    message?: string;
+    $fault?: string;
+    $metadata?: { httpStatusCode?: number; requestId?: string };
+  };
+  return new AwsCallError(
+    e?.name || "UnknownError",
+    e?.message || String(err),
+    service,
+    action,
+    e?.$metadata?.httpStatusCode,
+    e?.$fault,
+    {
+      cause: err,
+      ...(e?.$metadata?.requestId ? { requestId: e.$metadata.requestId } : {}),
+    },
+  );
 }
 
 const lowerFirst = (k: string) => k.charAt(0).toLowerCase() + k.slice(1);

@@ -146,7 +146,10 @@ export class StepFunctionsBackend implements Backend {
     try {
       parsed = JSON.parse(text);
     } catch (e) {
-      throw sfnError("InvalidDefinition", `Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: ${(e as Error).message}'`);
+      throw sfnError(
+        "InvalidDefinition",
+        `Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: ${(e as Error).message}'`,
+      );
     }
     const problems = validate(text, parsed);
     if (problems) throw sfnError("InvalidDefinition", `Invalid State Machine Definition: '${problems}'`);
@@ -154,7 +157,8 @@ export class StepFunctionsBackend implements Backend {
   }
 
   private machine(arn: string): StateMachine {
-    if (!/^arn:aws[\w-]*:states:[^:]+:\d{12}:stateMachine:[^:]+(:[^:]+)?$/.test(arn)) throw sfnError("InvalidArn", `Invalid Arn: 'Resource type not valid in this context: ${arn}'`);
+    if (!/^arn:aws[\w-]*:states:[^:]+:\d{12}:stateMachine:[^:]+(:[^:]+)?$/.test(arn))
+      throw sfnError("InvalidArn", `Invalid Arn: 'Resource type not valid in this context: ${arn}'`);
     // A version or alias qualifier runs the unqualified machine (versions are not modelled).
     const base = arn.split(":").slice(0, 7).join(":");
     const m = this.machines.get(base);
@@ -213,7 +217,12 @@ export class StepFunctionsBackend implements Backend {
     const all = [...this.machines.values()].sort((a, b) => a.name.localeCompare(b.name));
     const { page, nextToken } = paginate(all, p);
     return {
-      stateMachines: page.map((m) => ({ stateMachineArn: m.stateMachineArn, name: m.name, type: m.type, creationDate: m.creationDate })),
+      stateMachines: page.map((m) => ({
+        stateMachineArn: m.stateMachineArn,
+        name: m.name,
+        type: m.type,
+        creationDate: m.creationDate,
+      })),
       nextToken,
     };
   }
@@ -223,7 +232,10 @@ export class StepFunctionsBackend implements Backend {
     const definition = p.str("definition");
     const roleArn = p.str("roleArn");
     if (definition === undefined && roleArn === undefined && !p.has("loggingConfiguration") && !p.has("tracingConfiguration")) {
-      throw sfnError("MissingRequiredParameter", "Either the definition, the role ARN, the LoggingConfiguration, or the TracingConfiguration must be specified");
+      throw sfnError(
+        "MissingRequiredParameter",
+        "Either the definition, the role ARN, the LoggingConfiguration, or the TracingConfiguration must be specified",
+      );
     }
     if (definition !== undefined) {
       m.parsed = this.parseDefinition(definition);
@@ -246,7 +258,8 @@ export class StepFunctionsBackend implements Backend {
   // ---------------------------------------------------------------- executions
 
   private record(arn: string): ExecutionRecord {
-    if (!/^arn:aws[\w-]*:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/.test(arn)) throw sfnError("InvalidArn", `Invalid Arn: 'Resource type not valid in this context: ${arn}'`);
+    if (!/^arn:aws[\w-]*:states:[^:]+:\d{12}:execution:[^:]+:[^:]+$/.test(arn))
+      throw sfnError("InvalidArn", `Invalid Arn: 'Resource type not valid in this context: ${arn}'`);
     const r = this.executions.get(arn);
     if (!r) throw sfnError("ExecutionDoesNotExist", `Execution Does Not Exist: '${arn}'`);
     return r;
@@ -266,7 +279,11 @@ export class StepFunctionsBackend implements Backend {
     } catch (e) {
       throw sfnError("InvalidExecutionInput", `Invalid State Machine Execution Input: '${(e as Error).message}'`);
     }
-    if (Buffer.byteLength(input, "utf8") > 262_144) throw sfnError("InvalidExecutionInput", "Invalid State Machine Execution Input: 'Input exceeds the maximum size of 262144 bytes'");
+    if (Buffer.byteLength(input, "utf8") > 262_144)
+      throw sfnError(
+        "InvalidExecutionInput",
+        "Invalid State Machine Execution Input: 'Input exceeds the maximum size of 262144 bytes'",
+      );
     const executionArn = this.arn("execution", m.name, name);
     const existing = this.executions.get(executionArn);
     if (existing) {
@@ -414,7 +431,8 @@ export class StepFunctionsBackend implements Backend {
     const token = p.str("taskToken", { required: true, max: 2048 });
     try {
       if (kind === "success") this.engine.sendTaskSuccess(token, p.str("output", { required: true }));
-      else if (kind === "failure") this.engine.sendTaskFailure(token, p.str("error", { max: 256 }), p.str("cause", { max: 32768 }));
+      else if (kind === "failure")
+        this.engine.sendTaskFailure(token, p.str("error", { max: 256 }), p.str("cause", { max: 32768 }));
       else this.engine.sendTaskHeartbeat(token);
     } catch (e) {
       if (e instanceof TokenError) throw sfnError(e.code, e.message);
@@ -493,7 +511,8 @@ export function validateDefinition(text: string): string | undefined {
   } catch (e) {
     return `SCHEMA_VALIDATION_FAILED: ${(e as Error).message}`;
   }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return "SCHEMA_VALIDATION_FAILED: Definition must be a valid JSON object";
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+    return "SCHEMA_VALIDATION_FAILED: Definition must be a valid JSON object";
   return validate(text, parsed);
 }
 function validate(text: string, parsed: unknown): string | undefined {
@@ -507,7 +526,11 @@ function validate(text: string, parsed: unknown): string | undefined {
 }
 
 /** Registers the Step Functions service ("states") on the cloud and returns its backend. */
-export function registerStepFunctions(cloud: Cloud, deps: EngineDeps, opts: { historyLimit?: number } = {}): StepFunctionsBackend {
+export function registerStepFunctions(
+  cloud: Cloud,
+  deps: EngineDeps,
+  opts: { historyLimit?: number } = {},
+): StepFunctionsBackend {
   const backend = new StepFunctionsBackend(cloud, deps, opts);
   cloud.register("states", backend);
   return backend;

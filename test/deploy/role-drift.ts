@@ -29,7 +29,11 @@ for (const file of readdirSync(path.join(ROOT, "functions")).filter((f) => f.end
     failed = true;
     continue;
   }
-  const granted = new Set(roleStatements(role).flatMap((s) => asList(s.Action)).filter((a) => !a.startsWith("logs:")));
+  const granted = new Set(
+    roleStatements(role)
+      .flatMap((s) => asList(s.Action))
+      .filter((a) => !a.startsWith("logs:")),
+  );
   const calls = graph.actions(path.join(ROOT, "functions", file));
   const missing = [...calls].filter((a) => !granted.has(a));
   const extra = [...granted].filter((a) => !calls.has(a));

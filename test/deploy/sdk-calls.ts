@@ -199,7 +199,8 @@ export class CallGraph {
         if (!target) continue;
         if (!st.exportClause) m.stars.push(target);
         else if (ts.isNamedExports(st.exportClause)) {
-          for (const el of st.exportClause.elements) m.imports.set(el.name.text, { file: target, name: (el.propertyName ?? el.name).text });
+          for (const el of st.exportClause.elements)
+            m.imports.set(el.name.text, { file: target, name: (el.propertyName ?? el.name).text });
         }
       } else if ((ts.isFunctionDeclaration(st) || ts.isClassDeclaration(st)) && st.name) {
         m.decls.set(st.name.text, st);

@@ -34,7 +34,9 @@ export function ofType(t: Template, type: string): [string, Resource][] {
 /** Every statement of a role's inline policies. */
 export function roleStatements(role: Resource): Statement[] {
   const policies = (role.Properties?.Policies ?? []) as { PolicyDocument: { Statement: Statement | Statement[] } }[];
-  return policies.flatMap((p) => (Array.isArray(p.PolicyDocument.Statement) ? p.PolicyDocument.Statement : [p.PolicyDocument.Statement]));
+  return policies.flatMap((p) =>
+    Array.isArray(p.PolicyDocument.Statement) ? p.PolicyDocument.Statement : [p.PolicyDocument.Statement],
+  );
 }
 
 export const asList = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -51,7 +53,9 @@ export function references(value: unknown, out = new Set<string>()): Set<string>
     if (typeof getAtt === "string") out.add(getAtt.split(".")[0]!);
     const sub = o["Fn::Sub"];
     if (sub !== undefined) {
-      const [tpl, vars] = Array.isArray(sub) ? [sub[0] as string, (sub[1] ?? {}) as Record<string, unknown>] : [sub as string, {}];
+      const [tpl, vars] = Array.isArray(sub)
+        ? [sub[0] as string, (sub[1] ?? {}) as Record<string, unknown>]
+        : [sub as string, {}];
       for (const m of tpl.matchAll(/\$\{([^}!][^}]*)\}/g)) {
         const name = m[1]!.split(".")[0]!;
         if (!(name in vars)) out.add(name);

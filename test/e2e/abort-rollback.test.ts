@@ -12,7 +12,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLock } from "../../lib/lock/index.ts";
 import { readWeights } from "../../lib/roll/traffic.ts";
 import { InvariantMonitor } from "../support/invariants.ts";
-import { bootE2E, commitOf, type E2E, failedAt, settle, startDeploy, startMachine, statesEntered, until } from "../support/stack.ts";
+import {
+  bootE2E,
+  commitOf,
+  type E2E,
+  failedAt,
+  settle,
+  startDeploy,
+  startMachine,
+  statesEntered,
+  until,
+} from "../support/stack.ts";
 
 let e: E2E;
 let monitor: InvariantMonitor;
@@ -25,7 +35,9 @@ afterAll(async () => e?.stack.stop());
 const tag = (tags: { Key?: string; Value?: string }[] | undefined, k: string) => tags?.find((t) => t.Key === k)?.Value;
 
 async function groups() {
-  const r = await e.autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }));
+  const r = await e.autoscaling.send(
+    new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }),
+  );
   return r.AutoScalingGroups ?? [];
 }
 
@@ -42,7 +54,10 @@ async function kilnVersions(): Promise<string[]> {
 
 async function lockHolder(): Promise<string | undefined> {
   const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(e.stack.cloud.clientConfig()));
-  const item = await readLock({ service: "web", environment: "production" }, { ddb, table: e.stack.info().tables.LockTable!, clock: e.stack.cloud.clock });
+  const item = await readLock(
+    { service: "web", environment: "production" },
+    { ddb, table: e.stack.info().tables.LockTable!, clock: e.stack.cloud.clock },
+  );
   return item?.holder;
 }
 
@@ -89,7 +104,12 @@ describe("abort", () => {
     monitor = InvariantMonitor.start(e.stack.cloud, { service: "web" });
     const blueBefore = capacityOf((await groups()).find((g) => g.AutoScalingGroupName === e.seeded.blueGroup));
     // RecordDeployment crashes after writing, beyond its Retry budget: the execution fails there, blue already retired.
-    const fault = e.stack.cloud.faults.add({ kind: "lambda", function: "kiln-local-recordDeployment", mode: "crash-after", times: 4 });
+    const fault = e.stack.cloud.faults.add({
+      kind: "lambda",
+      function: "kiln-local-recordDeployment",
+      mode: "crash-after",
+      times: 4,
+    });
     const d = await startDeploy(e, commitOf(2));
     failedAfterRetire = d.arn;
     const failed = await settle(e, d.arn);
@@ -163,7 +183,11 @@ describe("rollback", () => {
     expect(capacityOf(prevNow)).toEqual(capacityOf(current));
     expect(tag(curNow.Tags, "kiln:role")).toBe("retired");
     expect(tag(curNow.Tags, "kiln:retired-by")).toBe("web-rollback-1");
-    expect(JSON.parse(tag(curNow.Tags, "kiln:capacity")!)).toEqual({ min: current.MinSize, max: current.MaxSize, desired: current.DesiredCapacity });
+    expect(JSON.parse(tag(curNow.Tags, "kiln:capacity")!)).toEqual({
+      min: current.MinSize,
+      max: current.MaxSize,
+      desired: current.DesiredCapacity,
+    });
     expect(curNow.DesiredCapacity).toBe(0);
     expect(JSON.parse(rb.output!).live.commit).toBe(e.seeded.commit);
     expect(await lockHolder()).toBeUndefined();

@@ -26,7 +26,9 @@ const tag = (tags: { Key?: string; Value?: string }[] | undefined, k: string) =>
 /** Commits serving traffic (weight > 0) on a listener, by the groups in those target groups. */
 async function liveCommits(listenerArn: string): Promise<string[]> {
   const w = (await readWeights(e.elbv2, { listenerArn })).filter((x) => x.weight > 0).map((x) => x.arn);
-  const r = await e.autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }));
+  const r = await e.autoscaling.send(
+    new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }),
+  );
   return (r.AutoScalingGroups ?? [])
     .filter((g) => (g.DesiredCapacity ?? 0) > 0 && (g.TargetGroupARNs ?? []).some((a) => w.includes(a)))
     .map((g) => tag(g.Tags, "kiln:commit")!)
@@ -34,12 +36,19 @@ async function liveCommits(listenerArn: string): Promise<string[]> {
 }
 
 const push = (branch: string, commit: string, before?: string) =>
-  sendPush(e.stack.webhookUrl, e.stack.webhookSecret, { repository: "example/web", branch, commit, ...(before ? { before } : {}) });
+  sendPush(e.stack.webhookUrl, e.stack.webhookSecret, {
+    repository: "example/web",
+    branch,
+    commit,
+    ...(before ? { before } : {}),
+  });
 
 async function pushed(branch: string, commit: string, before?: string): Promise<string> {
   const r = await push(branch, commit, before);
   expect(r.status).toBe(202);
-  return (r.body.executionArn as string) ?? `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${r.body.executionName}`;
+  return (
+    (r.body.executionArn as string) ?? `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${r.body.executionName}`
+  );
 }
 
 describe("deployment safety under real orderings", () => {
@@ -49,7 +58,9 @@ describe("deployment safety under real orderings", () => {
     const stg = await pushed("stage", c);
     const stgEnd = await settle(e, stg);
     expect(stgEnd.status, `${failedAt(e, stg)}: ${stgEnd.error} ${stgEnd.cause}`).toBe("SUCCEEDED");
-    expect(JSON.parse((await e.sfn.send(new DescribeExecutionCommand({ executionArn: stg }))).input!)).toMatchObject({ environment: "staging" });
+    expect(JSON.parse((await e.sfn.send(new DescribeExecutionCommand({ executionArn: stg }))).input!)).toMatchObject({
+      environment: "staging",
+    });
     expect(await liveCommits(staging.listenerArn)).toEqual([c]);
     // Production's traffic and fleet are untouched.
     expect(await liveCommits(e.seeded.listenerArn)).toEqual(prodBefore);
@@ -73,7 +84,11 @@ describe("deployment safety under real orderings", () => {
     const again = await push("main", b, a);
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ ignored: true, reason: expect.stringMatching(/redelivery/) });
-    expect(statesBackend(e.stack.cloud).listAll().filter((x) => x.executionArn.includes(b.slice(0, 12)))).toHaveLength(0);
+    expect(
+      statesBackend(e.stack.cloud)
+        .listAll()
+        .filter((x) => x.executionArn.includes(b.slice(0, 12))),
+    ).toHaveLength(0);
     expect(await liveCommits(e.seeded.listenerArn)).toEqual([c]);
   }, 600_000);
 
@@ -89,7 +104,15 @@ describe("deployment safety under real orderings", () => {
     expect(bRes.body).toMatchObject({ queued: true, superseding: { failedExecutionArn: aArn } });
     const bArn = `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${bRes.body.executionName}`;
     // B starts once the abort of A releases the lock to it.
-    await until(e, "B started", () => statesBackend(e.stack.cloud).listAll().some((x) => x.executionArn === bArn), 5_000);
+    await until(
+      e,
+      "B started",
+      () =>
+        statesBackend(e.stack.cloud)
+          .listAll()
+          .some((x) => x.executionArn === bArn),
+      5_000,
+    );
     expect((await settle(e, bArn)).status).toBe("SUCCEEDED");
     // The operator redrives A from its page.
     await e.sfn.send(new RedriveExecutionCommand({ executionArn: aArn }));

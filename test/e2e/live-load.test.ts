@@ -20,7 +20,10 @@ beforeAll(async () => {
   // timeout would answer 504 for the test machine's hiccups. Give the load balancer the 4000 s
   // maximum AWS allows, so every 504 left would be the deployment's.
   await e.elbv2.send(
-    new ModifyLoadBalancerAttributesCommand({ LoadBalancerArn: e.seeded.loadBalancerArn, Attributes: [{ Key: "idle_timeout.timeout_seconds", Value: "4000" }] }),
+    new ModifyLoadBalancerAttributesCommand({
+      LoadBalancerArn: e.seeded.loadBalancerArn,
+      Attributes: [{ Key: "idle_timeout.timeout_seconds", Value: "4000" }],
+    }),
   );
 }, 120_000);
 afterAll(async () => e?.stack.stop());
@@ -108,7 +111,9 @@ describe("deployments under live load", () => {
     expect(done.status).toBe("FAILED");
     expect(failedAt(e, d.arn)).toBe("BakeCanary");
     expect(done.error).toBe("kiln.VerificationFailed");
-    expect(done.cause).toMatch(/canary step 1\/3 \(10%.*(alarm kiln-web-5xx in ALARM|the judge failed green).*Traffic is back on blue/);
+    expect(done.cause).toMatch(
+      /canary step 1\/3 \(10%.*(alarm kiln-web-5xx in ALARM|the judge failed green).*Traffic is back on blue/,
+    );
     const alarm = await e.cloudwatch.send(new DescribeAlarmsCommand({ AlarmNames: ["kiln-web-5xx"] }));
     expect(alarm.MetricAlarms?.[0]?.StateValue).toBe("ALARM");
     const after = await readWeights(e.elbv2, { listenerArn: e.seeded.listenerArn });
@@ -117,7 +122,10 @@ describe("deployments under live load", () => {
     const total = load.ok + load.failed;
     expect(load.failed).toBeGreaterThan(0);
     expect(load.failed / total).toBeLessThanOrEqual(0.1);
-    expect(load.failures.every((f) => f.status === 500), JSON.stringify(load.failures.slice(0, 5))).toBe(true);
+    expect(
+      load.failures.every((f) => f.status === 500),
+      JSON.stringify(load.failures.slice(0, 5)),
+    ).toBe(true);
     // Continuous invariants only: the failed deployment's green is left for the abort (next test) by design.
     monitor.stop();
     expect(monitor.of(), monitor.report()).toEqual([]);

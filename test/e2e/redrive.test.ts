@@ -24,7 +24,9 @@ const tag = (tags: { Key?: string; Value?: string }[] | undefined, k: string) =>
 
 /** The end state of a deployment, independent of which commit it deployed. */
 async function endState(commit: string) {
-  const r = await e.autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }));
+  const r = await e.autoscaling.send(
+    new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }),
+  );
   const groups = (r.AutoScalingGroups ?? []).map((g) => ({
     role: tag(g.Tags, "kiln:role"),
     live: tag(g.Tags, "kiln:commit") === commit,
@@ -36,7 +38,12 @@ async function endState(commit: string) {
   groups.sort((a, b) => String(a.role).localeCompare(String(b.role)));
   const live = r.AutoScalingGroups?.find((g) => tag(g.Tags, "kiln:commit") === commit);
   const w = await readWeights(e.elbv2, { listenerArn: e.seeded.listenerArn });
-  return { groups, weights: w.map((x) => ({ live: live?.TargetGroupARNs?.includes(x.arn) ?? false, weight: x.weight })).sort((a, b) => b.weight - a.weight) };
+  return {
+    groups,
+    weights: w
+      .map((x) => ({ live: live?.TargetGroupARNs?.includes(x.arn) ?? false, weight: x.weight }))
+      .sort((a, b) => b.weight - a.weight),
+  };
 }
 
 async function deploy(faults: FaultRule[]) {
@@ -78,7 +85,17 @@ describe("redrive of the roll phase", () => {
     { state: "RecordDeployment", faults: [crash("recordDeployment")] },
     {
       state: "ShiftTraffic",
-      faults: [{ kind: "api", service: "elasticloadbalancing", action: "ModifyListener", code: "ValidationError", status: 400, message: "injected", times: 1 }],
+      faults: [
+        {
+          kind: "api",
+          service: "elasticloadbalancing",
+          action: "ModifyListener",
+          code: "ValidationError",
+          status: 400,
+          message: "injected",
+          times: 1,
+        },
+      ],
     },
   ])("fails at $state ($faults.0.kind fault) and a redrive ends where an uninterrupted run does", async ({ state, faults }) => {
     const { commit, monitor, d, first } = await deploy(faults);

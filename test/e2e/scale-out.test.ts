@@ -34,7 +34,9 @@ describe("blue scaled out mid-deployment", () => {
     expect(done.status, done.cause).toBe("SUCCEEDED");
     // VerifyCanary found unready green instances and serviced them in (its "reconciling" loop).
     expect(statesEntered(e, d.arn)).toContain("WaitForReconcile");
-    const r = await e.autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }));
+    const r = await e.autoscaling.send(
+      new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }),
+    );
     const green = r.AutoScalingGroups!.find((g) => tag(g.Tags, "kiln:commit") === commit)!;
     const blue = r.AutoScalingGroups!.find((g) => g.AutoScalingGroupName === e.seeded.blueGroup)!;
     expect({ min: green.MinSize, max: green.MaxSize, desired: green.DesiredCapacity }).toEqual({ min: 4, max: 8, desired: 6 });

@@ -56,15 +56,21 @@ describe("parseConfig properties", () => {
 
   it("arbitrary text: a config or kiln.ConfigInvalid, nothing else", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 400 }), fc.jsonValue({ maxDepth: 4 }).map((v) => stringify(v))), (text) => {
-        try {
-          parseConfig(text);
-        } catch (err) {
-          expect(err).toBeInstanceOf(ConfigInvalidError);
-          expect((err as Error).name).toBe("kiln.ConfigInvalid");
-          expect((err as Error).message.length).toBeGreaterThan(0);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 400 }),
+          fc.jsonValue({ maxDepth: 4 }).map((v) => stringify(v)),
+        ),
+        (text) => {
+          try {
+            parseConfig(text);
+          } catch (err) {
+            expect(err).toBeInstanceOf(ConfigInvalidError);
+            expect((err as Error).name).toBe("kiln.ConfigInvalid");
+            expect((err as Error).message.length).toBeGreaterThan(0);
+          }
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -72,7 +78,11 @@ describe("parseConfig properties", () => {
   it("a service with a hostile name, branch or repository is rejected with the offending path", () => {
     fc.assert(
       fc.property(hostile, fc.constantFrom("name", "branch", "repository"), (value, where) => {
-        const service = { ...baseService, ...(where === "branch" ? { branches: { [value]: "production" } } : {}), ...(where === "repository" ? { repository: value } : {}) };
+        const service = {
+          ...baseService,
+          ...(where === "branch" ? { branches: { [value]: "production" } } : {}),
+          ...(where === "repository" ? { repository: value } : {}),
+        };
         const name = where === "name" ? value : "web";
         const text = stringify({ version: 1, services: { [name]: service } });
         let parsed: unknown;
@@ -83,7 +93,13 @@ describe("parseConfig properties", () => {
           return;
         }
         // Accepted only if the value is in fact a plain identifier.
-        expect(where === "branch" ? /^[A-Za-z0-9._/-]+$/.test(value) : where === "name" ? /^[a-z][a-z0-9-]{0,23}$/.test(value) : /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/.test(value)).toBe(true);
+        expect(
+          where === "branch"
+            ? /^[A-Za-z0-9._/-]+$/.test(value)
+            : where === "name"
+              ? /^[a-z][a-z0-9-]{0,23}$/.test(value)
+              : /^[A-Za-z0-9-]+\/[A-Za-z0-9._-]+$/.test(value),
+        ).toBe(true);
         expect(parsed).toBeDefined();
       }),
       { numRuns: 150 },
@@ -129,7 +145,11 @@ describe("on the local stack", () => {
     const lambda = stack.cloud.backend<LambdaBackend>("lambda");
     const before = await executions();
     const pushLike = fc.record({
-      ref: fc.oneof(hostile.map((b) => `refs/heads/${b}`), hostile, fc.constant("refs/tags/v1")),
+      ref: fc.oneof(
+        hostile.map((b) => `refs/heads/${b}`),
+        hostile,
+        fc.constant("refs/tags/v1"),
+      ),
       after: fc.oneof(hostile, hex40),
       deleted: fc.boolean(),
       repository: fc.record({ full_name: fc.oneof(fc.constant("example/web"), hostile) }, { requiredKeys: [] }),
@@ -138,7 +158,11 @@ describe("on the local stack", () => {
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(pushLike.map((p) => JSON.stringify(p)), fc.json({ maxDepth: 3 }), fc.string({ maxLength: 200 })),
+        fc.oneof(
+          pushLike.map((p) => JSON.stringify(p)),
+          fc.json({ maxDepth: 3 }),
+          fc.string({ maxLength: 200 }),
+        ),
         fc.constantFrom("push", "ping", "pull_request", "", "PUSH"),
         async (body, event) => {
           const headers: Record<string, string> = {
@@ -172,23 +196,46 @@ describe("on the local stack", () => {
     const states = statesBackend(stack.cloud);
     const inputs = fc.oneof(
       fc.jsonValue({ maxDepth: 3 }),
-      fc.record({ service: fc.oneof(fc.constant("web"), hostile), commit: hostile, trigger: fc.constantFrom("push", "rotation", "operator", "x"), branch: hostile }, { requiredKeys: [] }),
-      fc.record({ service: fc.constant("web"), commit: hex40, trigger: fc.constant("push"), branch: hostile, repository: hostile }),
+      fc.record(
+        {
+          service: fc.oneof(fc.constant("web"), hostile),
+          commit: hostile,
+          trigger: fc.constantFrom("push", "rotation", "operator", "x"),
+          branch: hostile,
+        },
+        { requiredKeys: [] },
+      ),
+      fc.record({
+        service: fc.constant("web"),
+        commit: hex40,
+        trigger: fc.constant("push"),
+        branch: hostile,
+        repository: hostile,
+      }),
     );
     let n = 0;
     await fc.assert(
       fc.asyncProperty(inputs, async (input) => {
-        const r = await sfn.send(new StartExecutionCommand({ stateMachineArn: deployArn, name: `prop-${++n}`, input: JSON.stringify(input) }));
+        const r = await sfn.send(
+          new StartExecutionCommand({ stateMachineArn: deployArn, name: `prop-${++n}`, input: JSON.stringify(input) }),
+        );
         const clock = stack.cloud.clock;
         let timer: ReturnType<typeof clock.setTimeout> | undefined;
         const deadline = new Promise<never>((_, reject) => {
-          timer = clock.setTimeout(() => reject(new Error("execution did not close within an hour of simulated time")), 3_600_000);
+          timer = clock.setTimeout(
+            () => reject(new Error("execution did not close within an hour of simulated time")),
+            3_600_000,
+          );
         });
-        const done = await Promise.race([states.awaitExecution(r.executionArn!), deadline]).finally(() => clock.clearTimeout(timer));
+        const done = await Promise.race([states.awaitExecution(r.executionArn!), deadline]).finally(() =>
+          clock.clearTimeout(timer),
+        );
         expect(done.status, JSON.stringify(input)).toBe("FAILED");
         expect(["kiln.InvalidInput", "kiln.ConfigInvalid"], `${done.error}: ${done.cause}`).toContain(done.error);
         const entered = states.history(r.executionArn!).filter((h) => String(h.type).endsWith("StateEntered"));
-        expect(entered.map((h) => (h as { stateEnteredEventDetails?: { name?: string } }).stateEnteredEventDetails?.name)).toEqual(["Prepare"]);
+        expect(
+          entered.map((h) => (h as { stateEnteredEventDetails?: { name?: string } }).stateEnteredEventDetails?.name),
+        ).toEqual(["Prepare"]);
       }),
       { numRuns: 30 },
     );

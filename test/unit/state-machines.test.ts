@@ -27,7 +27,8 @@ function allStates(def: Json): [string, Json][] {
 
 /** `${Name}` placeholders, replaced by a syntactically valid ARN for validation. */
 function substitute(v: Json): Json {
-  if (typeof v === "string") return v.replace(/\$\{([A-Za-z0-9]+)\}/g, (_m, n) => `arn:aws:lambda:us-east-1:123456789012:function:${n}`);
+  if (typeof v === "string")
+    return v.replace(/\$\{([A-Za-z0-9]+)\}/g, (_m, n) => `arn:aws:lambda:us-east-1:123456789012:function:${n}`);
   if (Array.isArray(v)) return v.map(substitute);
   if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, substitute(x)]));
   return v;
@@ -47,8 +48,11 @@ describe.each(files)("state-machines/%s", (file) => {
   });
 
   it("matches only error names the code throws, or AWS's own", () => {
-    const names = states.flatMap(([, s]) => [...(s.Retry ?? []), ...(s.Catch ?? [])].flatMap((r: Json) => r.ErrorEquals as string[]));
-    for (const n of names) expect(KILN_NAMES.has(n) || /^(States|Lambda|Sandbox|Runtime)\./.test(n), `unknown error name ${n}`).toBe(true);
+    const names = states.flatMap(([, s]) =>
+      [...(s.Retry ?? []), ...(s.Catch ?? [])].flatMap((r: Json) => r.ErrorEquals as string[]),
+    );
+    for (const n of names)
+      expect(KILN_NAMES.has(n) || /^(States|Lambda|Sandbox|Runtime)\./.test(n), `unknown error name ${n}`).toBe(true);
   });
 
   it("every Lambda placeholder has a handler file named after its step", () => {
@@ -66,7 +70,12 @@ describe.each(files)("state-machines/%s", (file) => {
   it("every transition points at a state that exists", () => {
     const names = new Set(states.map(([n]) => n));
     for (const [name, s] of states) {
-      const targets = [s.Next, s.Default, ...(s.Choices ?? []).map((c: Json) => c.Next), ...(s.Catch ?? []).map((c: Json) => c.Next)].filter(Boolean);
+      const targets = [
+        s.Next,
+        s.Default,
+        ...(s.Choices ?? []).map((c: Json) => c.Next),
+        ...(s.Catch ?? []).map((c: Json) => c.Next),
+      ].filter(Boolean);
       for (const t of targets) expect(names.has(t), `${name} → ${t}`).toBe(true);
     }
   });
@@ -75,7 +84,19 @@ describe.each(files)("state-machines/%s", (file) => {
 describe("deploy.asl.json: the bake phase", () => {
   const def = load("deploy.asl.json");
   const states = Object.fromEntries(allStates(def)) as Record<string, Json>;
-  const bakeTasks = ["Prepare", "FindImage", "LaunchBuilder", "WaitBuilderReady", "Install", "ImageTest", "CreateImage", "WaitImage", "TagImage", "TerminateBuilder", "PruneImages"];
+  const bakeTasks = [
+    "Prepare",
+    "FindImage",
+    "LaunchBuilder",
+    "WaitBuilderReady",
+    "Install",
+    "ImageTest",
+    "CreateImage",
+    "WaitImage",
+    "TagImage",
+    "TerminateBuilder",
+    "PruneImages",
+  ];
 
   it.each(bakeTasks)("%s invokes its own handler through lambda:invoke", (name) => {
     expect(states[name].Type).toBe("Task");
@@ -88,13 +109,27 @@ describe("deploy.asl.json: the bake phase", () => {
     expect(s.Catch).toBeUndefined();
     const byName = new Map<string, Json>();
     for (const r of s.Retry) for (const e of r.ErrorEquals) byName.set(e, r);
-    for (const e of ["kiln.Throttled", "Lambda.ServiceException", "Lambda.TooManyRequestsException", "Sandbox.Timedout", "Runtime.ExitError"]) {
+    for (const e of [
+      "kiln.Throttled",
+      "Lambda.ServiceException",
+      "Lambda.TooManyRequestsException",
+      "Sandbox.Timedout",
+      "Runtime.ExitError",
+    ]) {
       expect(byName.get(e), `${name} retries ${e}`).toBeDefined();
       expect(byName.get(e).JitterStrategy).toBe("FULL");
       expect(byName.get(e).MaxDelaySeconds).toBeGreaterThan(0);
     }
     // Failures an operator must act on are never retried: the execution fails at this state.
-    for (const e of ["kiln.StepFailed", "kiln.Timeout", "kiln.InvalidInput", "kiln.ConfigInvalid", "States.ALL", "States.TaskFailed"]) expect(byName.has(e), `${name} retries ${e}`).toBe(false);
+    for (const e of [
+      "kiln.StepFailed",
+      "kiln.Timeout",
+      "kiln.InvalidInput",
+      "kiln.ConfigInvalid",
+      "States.ALL",
+      "States.TaskFailed",
+    ])
+      expect(byName.has(e), `${name} retries ${e}`).toBe(false);
   });
 
   it("runs the steps in order and hands off to the roll phase", () => {

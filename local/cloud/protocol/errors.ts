@@ -20,8 +20,7 @@ export class AwsError extends Error {
 }
 
 export const missingParameter = (protocol: "ec2" | "query" | "json", name: string): AwsError => {
-  if (protocol === "ec2")
-    return new AwsError("MissingParameter", `The request must contain the parameter ${name}`);
+  if (protocol === "ec2") return new AwsError("MissingParameter", `The request must contain the parameter ${name}`);
   if (protocol === "query") return new AwsError("ValidationError", `${name} is required`);
   return new AwsError(
     "ValidationException",

@@ -26,9 +26,18 @@ export function refuseForeign(req: RawRequest, allowedHosts: ReadonlySet<string>
     return plain(421, `Host '${header("host") ?? ""}' is not this endpoint (it answers only to ${[...allowedHosts].join(", ")})`);
   if (PUBLIC_PATH.test(req.url)) return undefined;
   const origin = header("origin");
-  if (origin !== undefined && !allowedHosts.has(origin.replace(/^https?:\/\//, "").replace(/\/$/, "").toLowerCase()))
+  if (
+    origin !== undefined &&
+    !allowedHosts.has(
+      origin
+        .replace(/^https?:\/\//, "")
+        .replace(/\/$/, "")
+        .toLowerCase(),
+    )
+  )
     return plain(403, `Cross-origin request from ${origin} refused: the local cloud serves only its own clients`);
   const site = header("sec-fetch-site");
-  if (site && site !== "same-origin" && site !== "none") return plain(403, `Cross-site request (Sec-Fetch-Site: ${site}) refused`);
+  if (site && site !== "same-origin" && site !== "none")
+    return plain(403, `Cross-site request (Sec-Fetch-Site: ${site}) refused`);
   return undefined;
 }

@@ -11,7 +11,10 @@ type Proto = "ec2" | "query" | "json";
 export class Params {
   private readonly proto: Proto;
   // biome-ignore lint/suspicious/noExplicitAny: decoded wire input
-  constructor(readonly raw: any, ctx: Pick<RequestContext, "protocol"> | Proto) {
+  constructor(
+    readonly raw: any,
+    ctx: Pick<RequestContext, "protocol"> | Proto,
+  ) {
     const p = typeof ctx === "string" ? ctx : ctx.protocol;
     this.proto = p === "rest-json" ? "json" : p;
     if (this.raw === null || typeof this.raw !== "object" || Array.isArray(this.raw)) this.raw = {};
@@ -109,7 +112,8 @@ export class Params {
   /** `[{Key,Value}]` tag lists (EC2 `Tag.N`, awsQuery `Tags.member.N`, JSON `Tags`). */
   tags(name: string): { Key: string; Value: string }[] {
     return this.list(name).map((t) => {
-      if (!t || typeof t !== "object" || typeof t.Key !== "string") throw this.invalid(name, JSON.stringify(t), "each tag needs a Key");
+      if (!t || typeof t !== "object" || typeof t.Key !== "string")
+        throw this.invalid(name, JSON.stringify(t), "each tag needs a Key");
       return { Key: t.Key, Value: t.Value === undefined ? "" : String(t.Value) };
     });
   }

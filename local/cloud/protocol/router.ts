@@ -85,7 +85,10 @@ export class Router {
     const target = headers["x-amz-target"];
     if (target) return this.handleJson(target, req.body, headers, region);
     const ct = headers["content-type"] ?? "";
-    if (req.method === "POST" && (ct.startsWith("application/x-www-form-urlencoded") || (!ct && req.body.length > 0 && req.url.split("?")[0] === "/"))) {
+    if (
+      req.method === "POST" &&
+      (ct.startsWith("application/x-www-form-urlencoded") || (!ct && req.body.length > 0 && req.url.split("?")[0] === "/"))
+    ) {
       return this.handleForm(req.body, headers, region);
     }
     const [path = "/", qs = ""] = req.url.split("?", 2);
@@ -124,8 +127,10 @@ export class Router {
     const at = this.opts.clock.now();
     try {
       if (!fn) {
-        if (def.protocol === "ec2") throw new AwsError("InvalidAction", `The action ${action} is not valid for this web service.`);
-        if (def.protocol === "query") throw new AwsError("InvalidAction", `Could not find operation ${action} for version ${def.version}`);
+        if (def.protocol === "ec2")
+          throw new AwsError("InvalidAction", `The action ${action} is not valid for this web service.`);
+        if (def.protocol === "query")
+          throw new AwsError("InvalidAction", `Could not find operation ${action} for version ${def.version}`);
         throw new AwsError("UnknownOperationException", `Unknown operation ${action}`);
       }
       await this.opts.faults?.beforeAction(def.signingName, action);
@@ -147,7 +152,10 @@ export class Router {
     const def = this.byVersion.get(version) ?? (scope ? this.bySigningName.get(scope) : undefined);
     if (!def || (def.protocol !== "ec2" && def.protocol !== "query")) {
       return queryError(
-        new AwsError("InvalidAction", `No simulated query service answers Version=${version || "(missing)"} / scope ${scope ?? "(none)"}`),
+        new AwsError(
+          "InvalidAction",
+          `No simulated query service answers Version=${version || "(missing)"} / scope ${scope ?? "(none)"}`,
+        ),
         "",
         false,
         randomUUID(),
@@ -155,7 +163,13 @@ export class Router {
     }
     const ctx = this.context(def, action, region);
     const isEc2 = def.protocol === "ec2";
-    if (!action) return queryError(new AwsError(isEc2 ? "MissingAction" : "MissingAction", "The request must contain the parameter Action"), def.xmlns ?? "", isEc2, ctx.requestId);
+    if (!action)
+      return queryError(
+        new AwsError(isEc2 ? "MissingAction" : "MissingAction", "The request must contain the parameter Action"),
+        def.xmlns ?? "",
+        isEc2,
+        ctx.requestId,
+      );
     try {
       const out = await this.run(def, action, decodeForm(params), ctx);
       const xmlns = def.xmlns ?? "";
@@ -184,7 +198,12 @@ export class Router {
       input = text ? JSON.parse(text) : {};
       if (input === null || typeof input !== "object" || Array.isArray(input)) throw new SyntaxError("not an object");
     } catch {
-      return jsonError(new AwsError("SerializationException", "Start of structure or map found where not expected."), def.jsonVersion ?? "1.1", "", ctx.requestId);
+      return jsonError(
+        new AwsError("SerializationException", "Start of structure or map found where not expected."),
+        def.jsonVersion ?? "1.1",
+        "",
+        ctx.requestId,
+      );
     }
     try {
       const out = await this.run(def, action, input, ctx);
@@ -218,7 +237,11 @@ export class Router {
       const out = await this.run(def, route.action, input, ctx);
       if (route.render) {
         const r = route.render(out);
-        return { status: r.status ?? route.status ?? 200, headers: { "x-amzn-requestid": ctx.requestId, ...(r.headers ?? {}) }, body: r.body };
+        return {
+          status: r.status ?? route.status ?? 200,
+          headers: { "x-amzn-requestid": ctx.requestId, ...(r.headers ?? {}) },
+          body: r.body,
+        };
       }
       return {
         status: route.status ?? 200,

@@ -205,7 +205,12 @@ export class Execution implements ExecRuntime {
         this.close(
           reason
             ? { status: "ABORTED", reason, checkpoint: resume ?? { state: this.definition.StartAt, input, vars: {} } }
-            : { status: "FAILED", error: "States.Runtime", cause: `Internal engine error: ${String(err)}`, checkpoint: resume ?? { state: this.definition.StartAt, input, vars: {} } },
+            : {
+                status: "FAILED",
+                error: "States.Runtime",
+                cause: `Internal engine error: ${String(err)}`,
+                checkpoint: resume ?? { state: this.definition.StartAt, input, vars: {} },
+              },
           frame,
         );
       },

@@ -29,8 +29,10 @@ export type ParsedResource =
 export function parseResource(arn: string): ParsedResource {
   const fn = /^arn:aws[\w-]*:lambda:[^:]*:[^:]*:function:.+$/.exec(arn);
   if (fn) return { kind: "lambda-function", functionArn: arn, resourceType: "lambda", resource: arn };
-  if (/^arn:aws[\w-]*:states:[^:]*:[^:]*:activity:/.test(arn)) return { kind: "activity", arn, resourceType: "activity", resource: arn };
-  const m = /^arn:aws[\w-]*:states:[^:]*:[^:]*:(aws-sdk:)?([A-Za-z0-9-]+):([A-Za-z0-9]+)(?:\.(waitForTaskToken|sync:2|sync))?$/.exec(arn);
+  if (/^arn:aws[\w-]*:states:[^:]*:[^:]*:activity:/.test(arn))
+    return { kind: "activity", arn, resourceType: "activity", resource: arn };
+  const m =
+    /^arn:aws[\w-]*:states:[^:]*:[^:]*:(aws-sdk:)?([A-Za-z0-9-]+):([A-Za-z0-9]+)(?:\.(waitForTaskToken|sync:2|sync))?$/.exec(arn);
   if (!m) throw new RuntimeError(`The resource '${arn}' is not a supported Task resource`);
   const sdk = m[1] !== undefined;
   const service = m[2]!;
@@ -117,10 +119,22 @@ export function awsCallError(service: string, sdk: boolean, err: unknown): State
 
 /** Lambda exceptions Step Functions reports under their own name (`Lambda.TooManyRequestsException`, …). */
 const LAMBDA_INVOKE_ERRORS = new Set([
-  "ServiceException", "TooManyRequestsException", "ResourceNotFoundException", "ResourceConflictException",
-  "InvalidParameterValueException", "InvalidRequestContentException", "RequestTooLargeException",
-  "UnsupportedMediaTypeException", "EC2ThrottledException", "EC2UnexpectedException", "ENILimitReachedException",
-  "KMSAccessDeniedException", "ResourceNotReadyException", "SnapStartException", "AWSLambdaException", "SdkClientException",
+  "ServiceException",
+  "TooManyRequestsException",
+  "ResourceNotFoundException",
+  "ResourceConflictException",
+  "InvalidParameterValueException",
+  "InvalidRequestContentException",
+  "RequestTooLargeException",
+  "UnsupportedMediaTypeException",
+  "EC2ThrottledException",
+  "EC2UnexpectedException",
+  "ENILimitReachedException",
+  "KMSAccessDeniedException",
+  "ResourceNotReadyException",
+  "SnapStartException",
+  "AWSLambdaException",
+  "SdkClientException",
 ]);
 
 /** An invocation that did not run (throttled, missing function, Lambda fault). */
@@ -131,7 +145,10 @@ export function lambdaInvokeError(err: unknown): StatesError {
   if (code.startsWith("States.")) return new StatesError(code, e.message ?? "");
   const name = LAMBDA_INVOKE_ERRORS.has(code) || code.endsWith("Exception") ? `Lambda.${code}` : "Lambda.ServiceException";
   const status = e.statusCode ?? e.$metadata?.httpStatusCode ?? (code === "TooManyRequestsException" ? 429 : 500);
-  return new StatesError(name, `${e.message ?? code} (Service: AWSLambda; Status Code: ${status}; Error Code: ${code}; Request ID: ${e.$metadata?.requestId ?? "00000000-0000-0000-0000-000000000000"}; Proxy: null)`);
+  return new StatesError(
+    name,
+    `${e.message ?? code} (Service: AWSLambda; Status Code: ${status}; Error Code: ${code}; Request ID: ${e.$metadata?.requestId ?? "00000000-0000-0000-0000-000000000000"}; Proxy: null)`,
+  );
 }
 
 /**
@@ -142,7 +159,10 @@ export function lambdaInvokeError(err: unknown): StatesError {
 export function lambdaFunctionError(res: LambdaResult): StatesError {
   const p = (res.payload ?? {}) as { errorType?: unknown; errorMessage?: unknown; trace?: unknown; stackTrace?: unknown };
   if (typeof p.errorType !== "string" || !p.errorType) {
-    return new StatesError("Lambda.Unknown", `The cause could not be determined because Lambda did not return an error type. Returned payload: ${JSON.stringify(res.payload ?? null)}`);
+    return new StatesError(
+      "Lambda.Unknown",
+      `The cause could not be determined because Lambda did not return an error type. Returned payload: ${JSON.stringify(res.payload ?? null)}`,
+    );
   }
   const trace = Array.isArray(p.trace) ? p.trace : Array.isArray(p.stackTrace) ? p.stackTrace : [];
   return new StatesError(p.errorType, JSON.stringify({ errorMessage: p.errorMessage ?? "", errorType: p.errorType, trace }));

@@ -9,10 +9,7 @@ import { createHash } from "node:crypto";
 import { IntrinsicFailureError } from "./errors.ts";
 import { type PathRefs, PathNotFound, queryPath } from "./jsonpath.ts";
 
-type Arg =
-  | { kind: "literal"; value: unknown }
-  | { kind: "path"; path: string }
-  | { kind: "call"; name: string; args: Arg[] };
+type Arg = { kind: "literal"; value: unknown } | { kind: "path"; path: string } | { kind: "call"; name: string; args: Arg[] };
 
 /** True when a `.$` value is an intrinsic call rather than a path. */
 export function isIntrinsic(s: string): boolean {
@@ -136,16 +133,17 @@ function evalArg(a: Arg, env: IntrinsicEnv, src: string): unknown {
     try {
       return queryPath(a.path, env.data, env.refs);
     } catch (e) {
-      if (e instanceof PathNotFound) throw new IntrinsicFailureError(`The JsonPath argument ${a.path} for the function ${src} could not be found in the input`);
+      if (e instanceof PathNotFound)
+        throw new IntrinsicFailureError(
+          `The JsonPath argument ${a.path} for the function ${src} could not be found in the input`,
+        );
       throw e;
     }
   }
   const fn = FUNCTIONS[a.name];
   if (!fn) throw new IntrinsicFailureError(`The intrinsic function States.${a.name} is not supported`);
   // Format needs the raw template (escaped braces), everything else the plain strings.
-  const args = a.args.map((x, i) =>
-    a.name === "Format" && i === 0 && x.kind === "literal" ? x.value : evalArg(x, env, src),
-  );
+  const args = a.args.map((x, i) => (a.name === "Format" && i === 0 && x.kind === "literal" ? x.value : evalArg(x, env, src)));
   return fn(args, env, `States.${a.name}`);
 }
 
@@ -157,7 +155,8 @@ function fail(fn: string, why: string): never {
   throw new IntrinsicFailureError(`Invalid arguments in ${fn}: ${why}`);
 }
 function arity(fn: string, args: unknown[], min: number, max = min): void {
-  if (args.length < min || args.length > max) fail(fn, `expected ${min === max ? min : `${min}-${max}`} argument(s), got ${args.length}`);
+  if (args.length < min || args.length > max)
+    fail(fn, `expected ${min === max ? min : `${min}-${max}`} argument(s), got ${args.length}`);
 }
 function asArray(fn: string, v: unknown): unknown[] {
   if (!Array.isArray(v)) fail(fn, `expected an array, got ${JSON.stringify(v)}`);
@@ -187,7 +186,12 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   }
   const ka = Object.keys(a as object);
   const kb = Object.keys(b as object);
-  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b as object, k) && jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return (
+    ka.length === kb.length &&
+    ka.every(
+      (k) => Object.hasOwn(b as object, k) && jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+    )
+  );
 }
 
 /** A v4 UUID from a seeded source, so runs are reproducible. */
@@ -199,7 +203,13 @@ export function seededUuid(random: () => number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-const HASHES: Record<string, string> = { MD5: "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+const HASHES: Record<string, string> = {
+  MD5: "md5",
+  "SHA-1": "sha1",
+  "SHA-256": "sha256",
+  "SHA-384": "sha384",
+  "SHA-512": "sha512",
+};
 
 /** Step Functions caps ArrayRange at 1000 elements. */
 const MAX_RANGE = 1000;

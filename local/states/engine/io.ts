@@ -54,10 +54,14 @@ function resolveDynamic(key: string, value: string, data: unknown, env: PathEnv)
     return queryPath(value, data, env.refs);
   } catch (e) {
     if (e instanceof PathNotFound) {
-      throw new ParameterPathFailureError(`The JSONPath '${value}' specified for the field '${key}' could not be found in the input '${show(data)}'`);
+      throw new ParameterPathFailureError(
+        `The JSONPath '${value}' specified for the field '${key}' could not be found in the input '${show(data)}'`,
+      );
     }
     if (e instanceof StatesError) throw e;
-    throw new ParameterPathFailureError(`The JSONPath '${value}' specified for the field '${key}' is invalid: ${(e as Error).message}`);
+    throw new ParameterPathFailureError(
+      `The JSONPath '${value}' specified for the field '${key}' is invalid: ${(e as Error).message}`,
+    );
   }
 }
 

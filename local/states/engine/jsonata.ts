@@ -61,10 +61,18 @@ export async function evaluateExpression(text: string, env: JsonataEnv): Promise
       return out;
     },
     hash: (value: unknown, algorithm: string) => {
-      const algos: Record<string, string> = { MD5: "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+      const algos: Record<string, string> = {
+        MD5: "md5",
+        "SHA-1": "sha1",
+        "SHA-256": "sha256",
+        "SHA-384": "sha384",
+        "SHA-512": "sha512",
+      };
       const a = algos[algorithm];
       if (!a) throw new Error(`$hash algorithm must be one of ${Object.keys(algos).join(", ")}`);
-      return createHash(a).update(typeof value === "string" ? value : JSON.stringify(value)).digest("hex");
+      return createHash(a)
+        .update(typeof value === "string" ? value : JSON.stringify(value))
+        .digest("hex");
     },
     random: () => env.random(),
     uuid: () => seededUuid(env.random),
@@ -75,7 +83,9 @@ export async function evaluateExpression(text: string, env: JsonataEnv): Promise
     return toJson(out);
   } catch (err) {
     const e = err as { message?: string; code?: string; position?: number };
-    throw new QueryEvaluationError(`An error occurred while evaluating the JSONata expression '${src}': ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ""}`);
+    throw new QueryEvaluationError(
+      `An error occurred while evaluating the JSONata expression '${src}': ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ""}`,
+    );
   }
 }
 
@@ -114,7 +124,9 @@ export async function evaluateTemplate(tpl: unknown, env: JsonataEnv, field?: st
     // AWS fails a nested "nothing" too (`Output/result`); kiln's own state machines still rely on
     // nested fields being omitted, so only a top-level "nothing" fails here (docs: known differences).
     if (v === undefined && field !== undefined && !field.includes("/") && field !== "Assign") {
-      throw new QueryEvaluationError(`The JSONata expression '${exprText(tpl)}' specified for the field '${field}' returned nothing (undefined).`);
+      throw new QueryEvaluationError(
+        `The JSONata expression '${exprText(tpl)}' specified for the field '${field}' returned nothing (undefined).`,
+      );
     }
     return v;
   }

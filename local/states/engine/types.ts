@@ -42,7 +42,11 @@ export interface EngineDeps {
    * Invokes a Lambda function. Rejections are invocation failures (their `name` becomes
    * `Lambda.<name>`); a function error is a resolved result with `functionError` set.
    */
-  invokeLambda(functionArn: string, payload: unknown, opts: { timeoutMs?: number; invocationType?: string; qualifier?: string }): Promise<LambdaResult>;
+  invokeLambda(
+    functionArn: string,
+    payload: unknown,
+    opts: { timeoutMs?: number; invocationType?: string; qualifier?: string },
+  ): Promise<LambdaResult>;
   /**
    * Calls an AWS API: `service` as written in the resource ARN (`ec2`, `dynamodb`, `sns`, `events`,
    * `states`, …) and `action` in PascalCase (`DescribeInstances`). Rejections should carry the AWS
@@ -97,8 +101,7 @@ export interface Checkpoint {
 export type BranchProgress = { done: true; output: unknown } | { done: false; checkpoint?: Checkpoint };
 
 export type InnerCheckpoint =
-  | { kind: "parallel"; branches: BranchProgress[] }
-  | { kind: "map"; items: unknown[]; iterations: BranchProgress[] };
+  { kind: "parallel"; branches: BranchProgress[] } | { kind: "map"; items: unknown[]; iterations: BranchProgress[] };
 
 /** Outcome of running a States graph. */
 export type RunResult =

@@ -32,7 +32,11 @@ const commit = (n: number) => `${n.toString(16).padStart(12, "0")}${"b".repeat(2
 async function start(c: string, trigger: "push" | "operator" = "push", nonce?: string) {
   const name = executionName("web", "production", c, trigger, nonce ?? "1");
   const r = await sfn.send(
-    new StartExecutionCommand({ stateMachineArn: machine, name, input: JSON.stringify({ service: "web", commit: c, trigger, branch: "main", repository: "example/web" }) }),
+    new StartExecutionCommand({
+      stateMachineArn: machine,
+      name,
+      input: JSON.stringify({ service: "web", commit: c, trigger, branch: "main", repository: "example/web" }),
+    }),
   );
   return { arn: r.executionArn!, name };
 }
@@ -73,7 +77,13 @@ describe("deploy state machine: bake phase through the local engine", () => {
     const imgs = await imagesOf(c);
     expect(imgs.map((i) => i.ImageId)).toEqual([out.imageId]);
     const tags = Object.fromEntries((imgs[0]!.Tags ?? []).map((t) => [t.Key, t.Value]));
-    expect(tags).toMatchObject({ "kiln:service": "web", "kiln:execution": first.name, "kiln:role": "image", "kiln:commit": c, "kiln:complete": "true" });
+    expect(tags).toMatchObject({
+      "kiln:service": "web",
+      "kiln:execution": first.name,
+      "kiln:role": "image",
+      "kiln:commit": c,
+      "kiln:complete": "true",
+    });
     expect(await liveBuilders(first.name)).toEqual([]);
 
     const second = await start(c, "operator", "again");
@@ -85,32 +95,49 @@ describe("deploy state machine: bake phase through the local engine", () => {
   });
 
   it.each([
-    [2, "install failure", { kind: "command", match: "sample-app install", mode: "fail", exitCode: 3, times: 1 }, "Install", "kiln.StepFailed"],
-    [3, "image-test failure", { kind: "command", match: "sample-app image-test", mode: "fail", exitCode: 4, times: 1 }, "ImageTest", "kiln.StepFailed"],
+    [
+      2,
+      "install failure",
+      { kind: "command", match: "sample-app install", mode: "fail", exitCode: 3, times: 1 },
+      "Install",
+      "kiln.StepFailed",
+    ],
+    [
+      3,
+      "image-test failure",
+      { kind: "command", match: "sample-app image-test", mode: "fail", exitCode: 4, times: 1 },
+      "ImageTest",
+      "kiln.StepFailed",
+    ],
     [4, "AMI creation failure", { kind: "ami", mode: "fail", times: 1 }, "WaitImage", "kiln.StepFailed"],
     [5, "failed builder boot", { kind: "boot", mode: "fail", times: 1 }, "WaitBuilderReady", "kiln.StepFailed"],
     [6, "SSM agent offline", { kind: "ssm-agent" }, "WaitBuilderReady", "kiln.Timeout"],
-  ] as const)("#%i %s fails at its step; a redrive ends with exactly one AMI and no builder", async (n, _what, fault, step, error) => {
-    const c = commit(n);
-    const id = cloud.faults.add({ ...fault });
-    const run = await start(c);
-    const d = await settle(cloud, sfn, run.arn);
-    expect(d.status).toBe("FAILED");
-    expect(d.error).toBe(error);
-    expect(await failedState(run.arn)).toBe(step);
-    cloud.faults.remove(id);
-    await sfn.send(new RedriveExecutionCommand({ executionArn: run.arn }));
-    const d2 = await settle(cloud, sfn, run.arn);
-    expect(d2.status, d2.cause).toBe("SUCCEEDED");
-    expect(d2.redriveCount).toBe(1);
-    const imgs = await imagesOf(c);
-    expect(imgs.map((i) => i.State)).toEqual(["available"]);
-    expect(await liveBuilders(run.name)).toEqual([]);
-  });
+  ] as const)(
+    "#%i %s fails at its step; a redrive ends with exactly one AMI and no builder",
+    async (n, _what, fault, step, error) => {
+      const c = commit(n);
+      const id = cloud.faults.add({ ...fault });
+      const run = await start(c);
+      const d = await settle(cloud, sfn, run.arn);
+      expect(d.status).toBe("FAILED");
+      expect(d.error).toBe(error);
+      expect(await failedState(run.arn)).toBe(step);
+      cloud.faults.remove(id);
+      await sfn.send(new RedriveExecutionCommand({ executionArn: run.arn }));
+      const d2 = await settle(cloud, sfn, run.arn);
+      expect(d2.status, d2.cause).toBe("SUCCEEDED");
+      expect(d2.redriveCount).toBe(1);
+      const imgs = await imagesOf(c);
+      expect(imgs.map((i) => i.State)).toEqual(["available"]);
+      expect(await liveBuilders(run.name)).toEqual([]);
+    },
+  );
 
   it("a Lambda that crashes after doing its work is retried by the state machine and adopts what it made", async () => {
     const c = commit(7);
-    const faults = ["launch-builder", "install", "create-image"].map((f) => cloud.faults.add({ kind: "lambda", function: `kiln-test-${f}`, mode: "crash-after", times: 1 }));
+    const faults = ["launch-builder", "install", "create-image"].map((f) =>
+      cloud.faults.add({ kind: "lambda", function: `kiln-test-${f}`, mode: "crash-after", times: 1 }),
+    );
     const run = await start(c);
     const d = await settle(cloud, sfn, run.arn);
     for (const f of faults) cloud.faults.remove(f);

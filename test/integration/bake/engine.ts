@@ -1,7 +1,12 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { CreateStateMachineCommand, DescribeExecutionCommand, type DescribeExecutionCommandOutput, SFNClient } from "@aws-sdk/client-sfn";
+import {
+  CreateStateMachineCommand,
+  DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
+  SFNClient,
+} from "@aws-sdk/client-sfn";
 import type { Cloud } from "../../../local/cloud/cloud.ts";
 import type { LambdaBackend } from "../../../local/cloud/services/lambda/index.ts";
 
@@ -28,7 +33,13 @@ export function bakePhaseDefinition(): string {
     if (!n || keep.has(n)) return;
     keep.add(n);
     const s = def.States[n];
-    for (const t of [s.Next, s.Default, ...(s.Choices ?? []).map((c: { Next: string }) => c.Next), ...(s.Catch ?? []).map((c: { Next: string }) => c.Next)]) visit(t);
+    for (const t of [
+      s.Next,
+      s.Default,
+      ...(s.Choices ?? []).map((c: { Next: string }) => c.Next),
+      ...(s.Catch ?? []).map((c: { Next: string }) => c.Next),
+    ])
+      visit(t);
   };
   visit(def.StartAt);
   for (const n of Object.keys(def.States)) if (!keep.has(n)) delete def.States[n];
@@ -48,22 +59,41 @@ export async function registerDeploy(cloud: Cloud, sfn: SFNClient, name = "kiln-
     const step = m[1]!;
     if (arns.has(step)) continue;
     const mod = await import(pathToFileURL(path.join(ROOT, "functions", `${kebab(step)}.ts`)).href);
-    arns.set(step, lambda.registerFunction({ name: `kiln-test-${kebab(step)}`, handler: mod.handler, timeoutSeconds: 60, handlerName: `functions/${kebab(step)}.handler` }));
+    arns.set(
+      step,
+      lambda.registerFunction({
+        name: `kiln-test-${kebab(step)}`,
+        handler: mod.handler,
+        timeoutSeconds: 60,
+        handlerName: `functions/${kebab(step)}.handler`,
+      }),
+    );
   }
   const definition = text.replace(/\$\{([A-Za-z0-9]+)FunctionArn\}/g, (_m, step: string) => arns.get(step)!);
   const r = await sfn.send(
-    new CreateStateMachineCommand({ name, definition, roleArn: `arn:aws:iam::${cloud.accountId}:role/kiln-states`, type: "STANDARD" }),
+    new CreateStateMachineCommand({
+      name,
+      definition,
+      roleArn: `arn:aws:iam::${cloud.accountId}:role/kiln-states`,
+      type: "STANDARD",
+    }),
   );
   return r.stateMachineArn!;
 }
 
 /** Waits (on the cloud clock) until the execution is no longer RUNNING; bounded. */
-export async function settle(cloud: Cloud, sfn: SFNClient, executionArn: string, maxSimMs = 6 * 3_600_000): Promise<DescribeExecutionCommandOutput> {
+export async function settle(
+  cloud: Cloud,
+  sfn: SFNClient,
+  executionArn: string,
+  maxSimMs = 6 * 3_600_000,
+): Promise<DescribeExecutionCommandOutput> {
   const deadline = cloud.clock.now() + maxSimMs;
   for (;;) {
     const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
     if (d.status !== "RUNNING") return d;
-    if (cloud.clock.now() > deadline) throw new Error(`execution ${executionArn} still RUNNING after ${maxSimMs} ms of simulated time`);
+    if (cloud.clock.now() > deadline)
+      throw new Error(`execution ${executionArn} still RUNNING after ${maxSimMs} ms of simulated time`);
     await cloud.clock.sleep(15_000);
   }
 }

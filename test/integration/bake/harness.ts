@@ -18,7 +18,9 @@ export interface Bed {
 }
 
 /** A started simulated cloud (virtual time, in-process transport) and SDK clients pointed at it. */
-export async function bed(opts: { faults?: FaultRule[]; settings?: Record<string, number | string | boolean> } = {}): Promise<Bed> {
+export async function bed(
+  opts: { faults?: FaultRule[]; settings?: Record<string, number | string | boolean> } = {},
+): Promise<Bed> {
   const cloud = createCloud({ seed: 7, faults: opts.faults, settings: { "app.realServers": false, ...opts.settings } });
   await cloud.start({ port: false });
   const cfg = { ...cloud.clientConfig(), maxAttempts: 3 };
@@ -36,7 +38,11 @@ export async function makePlan(b: Bed, over: Partial<DeployInput> = {}, name = "
   const { plan } = await prepare(
     {
       input: { service: "web", commit: COMMIT, trigger: "push", branch: "main", repository: "example/web", ...over },
-      execution: { name, arn: `arn:aws:states:us-east-1:123456789012:execution:kiln-deploy:${name}`, startedAt: b.cloud.clock.date().toISOString() },
+      execution: {
+        name,
+        arn: `arn:aws:states:us-east-1:123456789012:execution:kiln-deploy:${name}`,
+        startedAt: b.cloud.clock.date().toISOString(),
+      },
     },
     { ...b.deps, config: loadConfig() },
   );
@@ -49,7 +55,11 @@ export const attempt = (b: Bed, redriveCount = 0): Attempt => ({ redriveCount, s
  * Drives a polling step the way the state machine does (call, Wait `waitSeconds` on the cloud
  * clock, call again) until it reports done; bounded by `maxPolls`.
  */
-export async function poll<R extends PollResult>(b: Bed, step: () => Promise<R>, maxPolls = 200): Promise<{ result: R; polls: number }> {
+export async function poll<R extends PollResult>(
+  b: Bed,
+  step: () => Promise<R>,
+  maxPolls = 200,
+): Promise<{ result: R; polls: number }> {
   for (let polls = 1; polls <= maxPolls; polls++) {
     const result = await step();
     if (result.status === "done") return { result, polls };
@@ -58,14 +68,25 @@ export async function poll<R extends PollResult>(b: Bed, step: () => Promise<R>,
   throw new Error(`still pending after ${maxPolls} polls`);
 }
 
-export async function instancesTagged(b: Bed, execution: string, states = ["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]): Promise<Instance[]> {
+export async function instancesTagged(
+  b: Bed,
+  execution: string,
+  states = ["pending", "running", "stopping", "stopped", "shutting-down", "terminated"],
+): Promise<Instance[]> {
   const r = await b.deps.ec2.send(
-    new DescribeInstancesCommand({ Filters: [{ Name: "tag:kiln:execution", Values: [execution] }, { Name: "instance-state-name", Values: states }] }),
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: "tag:kiln:execution", Values: [execution] },
+        { Name: "instance-state-name", Values: states },
+      ],
+    }),
   );
   return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
 }
 
 export async function kilnImages(b: Bed): Promise<Image[]> {
-  const r = await b.deps.ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }));
+  const r = await b.deps.ec2.send(
+    new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:kiln:service", Values: ["web"] }] }),
+  );
   return r.Images ?? [];
 }

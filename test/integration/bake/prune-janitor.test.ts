@@ -1,5 +1,11 @@
 import { CreateAutoScalingGroupCommand } from "@aws-sdk/client-auto-scaling";
-import { CreateImageCommand, CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeSnapshotsCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import {
+  CreateImageCommand,
+  CreateLaunchTemplateCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+  RunInstancesCommand,
+} from "@aws-sdk/client-ec2";
 import { CreateStateMachineCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterEach, describe, expect, it } from "vitest";
 import { janitor, launchBuilder, pruneImages, waitBuilderReady } from "../../../lib/bake/index.ts";
@@ -35,7 +41,13 @@ async function bakedImage(bb: Bed, plan: BakePlan, builderId: string, n: number,
       NoReboot: true,
       TagSpecifications: [
         { ResourceType: "image", Tags: tags },
-        { ResourceType: "snapshot", Tags: [...tags.filter((t) => t.Key !== "kiln:role" && t.Key !== "kiln:complete"), { Key: "kiln:role", Value: "snapshot" }] },
+        {
+          ResourceType: "snapshot",
+          Tags: [
+            ...tags.filter((t) => t.Key !== "kiln:role" && t.Key !== "kiln:complete"),
+            { Key: "kiln:role", Value: "snapshot" },
+          ],
+        },
       ],
     }),
   );
@@ -64,7 +76,12 @@ describe("PruneImages against the simulated cloud", () => {
       return { status: done ? "done" : "pending", waitSeconds: 60, detail: "" } as const;
     });
     const [i1, i2, i3, i4, i5, i6] = ids as [string, string, string, string, string, string];
-    await b.deps.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "web-lt", LaunchTemplateData: { ImageId: i1, InstanceType: "t3.micro" } }));
+    await b.deps.ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: "web-lt",
+        LaunchTemplateData: { ImageId: i1, InstanceType: "t3.micro" },
+      }),
+    );
     await b.deps.ec2.send(new RunInstancesCommand({ ImageId: i2, InstanceType: "t3.micro", MinCount: 1, MaxCount: 1 }));
     if (withGroup)
       await b.deps.autoscaling.send(
@@ -77,7 +94,9 @@ describe("PruneImages against the simulated cloud", () => {
           AvailabilityZones: ["us-east-1a"],
         }),
       );
-    const before = await b.deps.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:kiln:role", Values: ["snapshot"] }] }));
+    const before = await b.deps.ec2.send(
+      new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:kiln:role", Values: ["snapshot"] }] }),
+    );
     const r = await pruneImages({ plan, imageId: i3 }, b.deps);
     // A launch template alone protects nothing; one an Auto Scaling group uses does.
     const removed = withGroup ? [i4] : [i1, i4];
@@ -88,7 +107,9 @@ describe("PruneImages against the simulated cloud", () => {
     expect(r.keep.map((k) => k.imageId)).toEqual(expect.arrayContaining([i5, i6]));
     expect((await registered(b, ids)).sort()).toEqual(ids.filter((i) => !removed.includes(i)).sort());
     expect(r.deletedSnapshots.length).toBe(removed.length);
-    const after = await b.deps.ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:kiln:role", Values: ["snapshot"] }] }));
+    const after = await b.deps.ec2.send(
+      new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "tag:kiln:role", Values: ["snapshot"] }] }),
+    );
     expect((after.Snapshots ?? []).length).toBe((before.Snapshots ?? []).length - removed.length);
     // Running it again changes nothing.
     expect((await pruneImages({ plan, imageId: i3 }, b.deps)).remove).toEqual([]);
@@ -106,7 +127,9 @@ describe("Janitor against the simulated cloud", () => {
         definition: JSON.stringify({ StartAt: "W", States: { W: { Type: "Wait", Seconds: 864_000, End: true } } }),
       }),
     );
-    const running = await b.deps.sfn.send(new StartExecutionCommand({ stateMachineArn: sm.stateMachineArn, name: "web-running" }));
+    const running = await b.deps.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: sm.stateMachineArn, name: "web-running" }),
+    );
     const live = await makePlan(b, {}, "web-running");
     const livePlan = { ...live, tags: { ...live.tags, "kiln:execution-arn": running.executionArn! } };
     const liveBuilder = await launchBuilder({ plan: livePlan, attempt: attempt(b) }, b.deps);
@@ -121,7 +144,12 @@ describe("Janitor against the simulated cloud", () => {
     expect((await instancesTagged(b, "web-ended", ["running"])).length).toBe(1);
 
     const report = await janitor({ afterHours: 0 }, b.deps);
-    expect(report.removed.map((a) => [a.kind, a.resource]).sort()).toEqual([["builder", builderId], ["image", incomplete]].sort());
+    expect(report.removed.map((a) => [a.kind, a.resource]).sort()).toEqual(
+      [
+        ["builder", builderId],
+        ["image", incomplete],
+      ].sort(),
+    );
     expect(report.kept).toContainEqual(expect.objectContaining({ resource: liveBuilder.builderId, why: "execution is running" }));
     expect(await registered(b, [incomplete, complete])).toEqual([complete]);
     expect((await instancesTagged(b, "web-ended", ["pending", "running"])).length).toBe(0);

@@ -32,11 +32,20 @@ describe("bake steps against the simulated cloud", () => {
     expect(inst.result.detail).toMatch(/succeeded/);
     await poll(b, () => imageTest({ plan, attempt: a, builderId: launched.builderId }, b!.deps));
     const created = await createImage({ plan, attempt: a, builderId: launched.builderId }, b.deps);
-    const img = await poll(b, () => waitImage({ plan, attempt: a, builderId: launched.builderId, imageId: created.imageId }, b!.deps));
+    const img = await poll(b, () =>
+      waitImage({ plan, attempt: a, builderId: launched.builderId, imageId: created.imageId }, b!.deps),
+    );
     // First check at 80 % of the expected 6 min, then every 5 % of it: the AMI's ±20 % jitter costs a few more.
     expect(img.polls).toBeLessThanOrEqual(10);
     const tagged = await tagImage({ plan, imageId: created.imageId }, b.deps);
-    expect(tagged.tags).toMatchObject({ "kiln:service": "web", "kiln:execution": plan.execution.name, "kiln:role": "image", "kiln:commit": plan.commit, "kiln:base-ami": plan.baseAmi.imageId, "kiln:complete": "true" });
+    expect(tagged.tags).toMatchObject({
+      "kiln:service": "web",
+      "kiln:execution": plan.execution.name,
+      "kiln:role": "image",
+      "kiln:commit": plan.commit,
+      "kiln:base-ami": plan.baseAmi.imageId,
+      "kiln:complete": "true",
+    });
     expect((await terminateBuilder({ plan }, b.deps)).terminated).toEqual([launched.builderId]);
     expect(await instancesTagged(b, plan.execution.name, ["pending", "running"])).toEqual([]);
     const found = await findImage({ plan }, b.deps);
@@ -142,26 +151,35 @@ describe("failures fail the step with a cause an operator can act on; redrive re
   it.each([
     ["Install", "sample-app install", install],
     ["ImageTest", "sample-app image-test", imageTest],
-  ] as const)("%s failure keeps the builder and names instance, command and stderr; redrive runs it again", async (step, match, fn) => {
-    b = await bed();
-    const plan = await makePlan(b);
-    const a0 = attempt(b);
-    const builderId = await readyBuilder(b, plan, a0);
-    const rule = b.cloud.faults.add({ kind: "command", match, mode: "fail", exitCode: 7, message: "npm ERR! could not resolve dependency" });
-    if (step === "ImageTest") await poll(b, () => install({ plan, attempt: a0, builderId }, b!.deps));
-    const err = await failure(poll(b, () => fn({ plan, attempt: a0, builderId }, b!.deps)));
-    expect(err.name).toBe("kiln.StepFailed");
-    expect(err.message).toContain(`${step} failed on builder ${builderId}, command `);
-    expect(err.message).toMatch(/exit code 7/);
-    expect(err.message).toMatch(/stderr \(tail\):\nnpm ERR! could not resolve dependency/);
-    // A retry of the same attempt reports the same failure instead of running the script again.
-    expect((await failure(fn({ plan, attempt: a0, builderId }, b.deps))).message).toBe(err.message);
-    expect((await instancesTagged(b, plan.execution.name, ["running"])).map((i) => i.InstanceId)).toEqual([builderId]);
-    b.cloud.faults.remove(rule);
-    const a1 = attempt(b, 1);
-    const r = await poll(b, () => fn({ plan, attempt: a1, builderId }, b!.deps));
-    expect(r.result.commandId).not.toBe(/command (\S+)/.exec(err.message)?.[1]);
-  });
+  ] as const)(
+    "%s failure keeps the builder and names instance, command and stderr; redrive runs it again",
+    async (step, match, fn) => {
+      b = await bed();
+      const plan = await makePlan(b);
+      const a0 = attempt(b);
+      const builderId = await readyBuilder(b, plan, a0);
+      const rule = b.cloud.faults.add({
+        kind: "command",
+        match,
+        mode: "fail",
+        exitCode: 7,
+        message: "npm ERR! could not resolve dependency",
+      });
+      if (step === "ImageTest") await poll(b, () => install({ plan, attempt: a0, builderId }, b!.deps));
+      const err = await failure(poll(b, () => fn({ plan, attempt: a0, builderId }, b!.deps)));
+      expect(err.name).toBe("kiln.StepFailed");
+      expect(err.message).toContain(`${step} failed on builder ${builderId}, command `);
+      expect(err.message).toMatch(/exit code 7/);
+      expect(err.message).toMatch(/stderr \(tail\):\nnpm ERR! could not resolve dependency/);
+      // A retry of the same attempt reports the same failure instead of running the script again.
+      expect((await failure(fn({ plan, attempt: a0, builderId }, b.deps))).message).toBe(err.message);
+      expect((await instancesTagged(b, plan.execution.name, ["running"])).map((i) => i.InstanceId)).toEqual([builderId]);
+      b.cloud.faults.remove(rule);
+      const a1 = attempt(b, 1);
+      const r = await poll(b, () => fn({ plan, attempt: a1, builderId }, b!.deps));
+      expect(r.result.commandId).not.toBe(/command (\S+)/.exec(err.message)?.[1]);
+    },
+  );
 
   it("AMI creation failure: WaitImage fails keeping the builder; a redrive replaces the failed AMI (one AMI in the end)", async () => {
     b = await bed();

@@ -80,7 +80,11 @@ function setup() {
   };
 }
 
-async function settle(cloud: Cloud, sfn: SFNClient, stateMachineArn: string): Promise<{ status?: string; error?: string; executionArn?: string }[]> {
+async function settle(
+  cloud: Cloud,
+  sfn: SFNClient,
+  stateMachineArn: string,
+): Promise<{ status?: string; error?: string; executionArn?: string }[]> {
   // Bounded: a few simulated minutes are plenty for two tasks and an event round trip.
   for (let i = 0; i < 30; i++) {
     await cloud.clock.sleep(10_000);
@@ -102,16 +106,33 @@ describe("EventBridge ↔ Step Functions engine ↔ Lambda and aws-sdk integrati
   ])("%s", async (_name, failures, status, pages) => {
     ctx = setup();
     const { cloud, sfn, eb, ssm } = ctx;
-    const sm = await sfn.send(new CreateStateMachineCommand({ name: "deploy", definition: JSON.stringify(ctx.definition), roleArn: "arn:aws:iam::123456789012:role/sfn" }));
-    await eb.send(new PutRuleCommand({ Name: "pushes", EventPattern: JSON.stringify({ source: ["kiln.git"], "detail-type": ["push"] }) }));
-    await eb.send(new PutTargetsCommand({ Rule: "pushes", Targets: [{ Id: "deploy", Arn: sm.stateMachineArn!, InputPath: "$.detail" }] }));
+    const sm = await sfn.send(
+      new CreateStateMachineCommand({
+        name: "deploy",
+        definition: JSON.stringify(ctx.definition),
+        roleArn: "arn:aws:iam::123456789012:role/sfn",
+      }),
+    );
     await eb.send(
-      new PutRuleCommand({ Name: "page", EventPattern: JSON.stringify({ source: ["aws.states"], detail: { status: ["FAILED", "TIMED_OUT", "ABORTED"] } }) }),
+      new PutRuleCommand({ Name: "pushes", EventPattern: JSON.stringify({ source: ["kiln.git"], "detail-type": ["push"] }) }),
+    );
+    await eb.send(
+      new PutTargetsCommand({ Rule: "pushes", Targets: [{ Id: "deploy", Arn: sm.stateMachineArn!, InputPath: "$.detail" }] }),
+    );
+    await eb.send(
+      new PutRuleCommand({
+        Name: "page",
+        EventPattern: JSON.stringify({ source: ["aws.states"], detail: { status: ["FAILED", "TIMED_OUT", "ABORTED"] } }),
+      }),
     );
     await eb.send(new PutTargetsCommand({ Rule: "page", Targets: [{ Id: "pager", Arn: ctx.pagerArn }] }));
     ctx.failNext(failures);
 
-    await eb.send(new PutEventsCommand({ Entries: [{ Source: "kiln.git", DetailType: "push", Detail: JSON.stringify({ service: "web", commit: "abc123" }) }] }));
+    await eb.send(
+      new PutEventsCommand({
+        Entries: [{ Source: "kiln.git", DetailType: "push", Detail: JSON.stringify({ service: "web", commit: "abc123" }) }],
+      }),
+    );
     const [execution] = await settle(cloud, sfn, sm.stateMachineArn!);
     expect(execution?.status).toBe(status);
     if (status === "SUCCEEDED") {

@@ -47,7 +47,10 @@ function setup() {
       actions: {
         StartExecution: (input) => {
           executions.push({ at: cloud.clock.now(), stateMachineArn: input.stateMachineArn, input: input.input });
-          return { executionArn: `${String(input.stateMachineArn).replace(":stateMachine:", ":execution:")}:${executions.length}`, startDate: cloud.clock.date() };
+          return {
+            executionArn: `${String(input.stateMachineArn).replace(":stateMachine:", ":execution:")}:${executions.length}`,
+            startDate: cloud.clock.date(),
+          };
         },
       },
     },
@@ -118,7 +121,9 @@ describe("EventBridge event patterns (TestEventPattern through the SDK)", () => 
     ["all fields must match", { source: ["aws.ec2"], detail: { state: ["failed"] } }, false],
   ])("%s", async (_name, pattern, expected) => {
     ctx = setup();
-    const r = await ctx.eb.send(new TestEventPatternCommand({ EventPattern: JSON.stringify(pattern), Event: JSON.stringify(baseEvent) }));
+    const r = await ctx.eb.send(
+      new TestEventPatternCommand({ EventPattern: JSON.stringify(pattern), Event: JSON.stringify(baseEvent) }),
+    );
     expect(r.Result).toBe(expected);
   });
 
@@ -132,7 +137,9 @@ describe("EventBridge event patterns (TestEventPattern through the SDK)", () => 
     ["$or with one branch", JSON.stringify({ $or: [{ source: ["a"] }] })],
   ])("rejects a pattern with %s", async (_name, pattern) => {
     ctx = setup();
-    await expect(ctx.eb.send(new PutRuleCommand({ Name: "bad", EventPattern: pattern }))).rejects.toMatchObject({ name: "InvalidEventPatternException" });
+    await expect(ctx.eb.send(new PutRuleCommand({ Name: "bad", EventPattern: pattern }))).rejects.toMatchObject({
+      name: "InvalidEventPatternException",
+    });
   });
 });
 
@@ -143,41 +150,79 @@ describe("EventBridge rules and targets", () => {
   it("manages rules and targets with AWS's answers", async () => {
     ctx = setup();
     const { eb, fnArn } = ctx;
-    const put = await eb.send(new PutRuleCommand({ Name: "ami", EventPattern: JSON.stringify({ source: ["aws.ec2"] }), Description: "AMIs" }));
+    const put = await eb.send(
+      new PutRuleCommand({ Name: "ami", EventPattern: JSON.stringify({ source: ["aws.ec2"] }), Description: "AMIs" }),
+    );
     expect(put.RuleArn).toBe("arn:aws:events:us-east-1:123456789012:rule/ami");
     await eb.send(new PutRuleCommand({ Name: "nightly", ScheduleExpression: "cron(0 3 * * ? *)", State: "DISABLED" }));
     const d = await eb.send(new DescribeRuleCommand({ Name: "ami" }));
-    expect(d).toMatchObject({ Name: "ami", State: "ENABLED", EventBusName: "default", Description: "AMIs", EventPattern: '{"source":["aws.ec2"]}' });
+    expect(d).toMatchObject({
+      Name: "ami",
+      State: "ENABLED",
+      EventBusName: "default",
+      Description: "AMIs",
+      EventPattern: '{"source":["aws.ec2"]}',
+    });
     const list = await eb.send(new ListRulesCommand({ NamePrefix: "n" }));
-    expect(list.Rules?.map((r) => [r.Name, r.State, r.ScheduleExpression])).toEqual([["nightly", "DISABLED", "cron(0 3 * * ? *)"]]);
+    expect(list.Rules?.map((r) => [r.Name, r.State, r.ScheduleExpression])).toEqual([
+      ["nightly", "DISABLED", "cron(0 3 * * ? *)"],
+    ]);
 
-    await eb.send(new PutTargetsCommand({ Rule: "ami", Targets: [{ Id: "fn", Arn: fnArn }, { Id: "sm", Arn: ctx.smArn, InputPath: "$.detail" }] }));
+    await eb.send(
+      new PutTargetsCommand({
+        Rule: "ami",
+        Targets: [
+          { Id: "fn", Arn: fnArn },
+          { Id: "sm", Arn: ctx.smArn, InputPath: "$.detail" },
+        ],
+      }),
+    );
     const targets = await eb.send(new ListTargetsByRuleCommand({ Rule: "ami" }));
     expect(targets.Targets?.map((t) => t.Id)).toEqual(["fn", "sm"]);
-    await expect(eb.send(new DeleteRuleCommand({ Name: "ami" }))).rejects.toMatchObject({ name: "ValidationException", message: "Rule can't be deleted since it has targets." });
+    await expect(eb.send(new DeleteRuleCommand({ Name: "ami" }))).rejects.toMatchObject({
+      name: "ValidationException",
+      message: "Rule can't be deleted since it has targets.",
+    });
     const removed = await eb.send(new RemoveTargetsCommand({ Rule: "ami", Ids: ["fn", "sm", "ghost"] }));
     expect(removed.FailedEntryCount).toBe(1);
     await eb.send(new DeleteRuleCommand({ Name: "ami" }));
-    await expect(eb.send(new DescribeRuleCommand({ Name: "ami" }))).rejects.toMatchObject({ name: "ResourceNotFoundException", message: "Rule ami does not exist on EventBus default." });
+    await expect(eb.send(new DescribeRuleCommand({ Name: "ami" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+      message: "Rule ami does not exist on EventBus default.",
+    });
     await expect(eb.send(new PutRuleCommand({ Name: "neither" }))).rejects.toMatchObject({ name: "ValidationException" });
-    await expect(eb.send(new PutRuleCommand({ Name: "badrate", ScheduleExpression: "rate(1 hours)" }))).rejects.toMatchObject({ name: "ValidationException" });
+    await expect(eb.send(new PutRuleCommand({ Name: "badrate", ScheduleExpression: "rate(1 hours)" }))).rejects.toMatchObject({
+      name: "ValidationException",
+    });
     await expect(
       eb.send(new PutTargetsCommand({ Rule: "nightly", Targets: [{ Id: "x", Arn: fnArn, Input: "{}", InputPath: "$" }] })),
     ).rejects.toMatchObject({ name: "ValidationException" });
     await expect(
-      eb.send(new PutTargetsCommand({ Rule: "nightly", Targets: ["a", "b", "c", "d", "e", "f"].map((Id) => ({ Id, Arn: fnArn })) })),
+      eb.send(
+        new PutTargetsCommand({ Rule: "nightly", Targets: ["a", "b", "c", "d", "e", "f"].map((Id) => ({ Id, Arn: fnArn })) }),
+      ),
     ).rejects.toMatchObject({ name: "LimitExceededException" });
   });
 
   it("delivers PutEvents entries to matching targets and reports malformed entries", async () => {
     ctx = setup();
     const { eb, fnArn, received, cloud } = ctx;
-    await eb.send(new PutRuleCommand({ Name: "pushes", EventPattern: JSON.stringify({ source: ["kiln.webhook"], detail: { branch: ["main"] } }) }));
+    await eb.send(
+      new PutRuleCommand({
+        Name: "pushes",
+        EventPattern: JSON.stringify({ source: ["kiln.webhook"], detail: { branch: ["main"] } }),
+      }),
+    );
     await eb.send(new PutTargetsCommand({ Rule: "pushes", Targets: [{ Id: "fn", Arn: fnArn }] }));
     const r = await eb.send(
       new PutEventsCommand({
         Entries: [
-          { Source: "kiln.webhook", DetailType: "push", Detail: JSON.stringify({ branch: "main", commit: "abc" }), Resources: ["repo"] },
+          {
+            Source: "kiln.webhook",
+            DetailType: "push",
+            Detail: JSON.stringify({ branch: "main", commit: "abc" }),
+            Resources: ["repo"],
+          },
           { Source: "kiln.webhook", DetailType: "push", Detail: JSON.stringify({ branch: "feature" }) },
           { Source: "kiln.webhook", DetailType: "push", Detail: "{not json" },
           { Source: "aws.ec2", DetailType: "spoof", Detail: "{}" },
@@ -186,7 +231,13 @@ describe("EventBridge rules and targets", () => {
       }),
     );
     expect(r.FailedEntryCount).toBe(3);
-    expect(r.Entries?.map((e) => e.ErrorCode ?? "ok")).toEqual(["ok", "ok", "MalformedDetail", "NotAuthorizedForSourceException", "InvalidArgument"]);
+    expect(r.Entries?.map((e) => e.ErrorCode ?? "ok")).toEqual([
+      "ok",
+      "ok",
+      "MalformedDetail",
+      "NotAuthorizedForSourceException",
+      "InvalidArgument",
+    ]);
     expect(r.Entries?.[0]?.EventId).toMatch(/^[0-9a-f-]{36}$/);
     await cloud.clock.sleep(1_000);
     expect(received).toHaveLength(1);
@@ -207,7 +258,10 @@ describe("EventBridge rules and targets", () => {
     ctx = setup();
     const { eb, cloud, executions, smArn, events } = ctx;
     await eb.send(
-      new PutRuleCommand({ Name: "failed-deploys", EventPattern: JSON.stringify({ source: ["aws.states"], detail: { status: ["FAILED", "TIMED_OUT", "ABORTED"] } }) }),
+      new PutRuleCommand({
+        Name: "failed-deploys",
+        EventPattern: JSON.stringify({ source: ["aws.states"], detail: { status: ["FAILED", "TIMED_OUT", "ABORTED"] } }),
+      }),
     );
     await eb.send(
       new PutTargetsCommand({
@@ -228,12 +282,27 @@ describe("EventBridge rules and targets", () => {
       }),
     );
     const executionArn = "arn:aws:states:us-east-1:123456789012:execution:deploy:web-abc";
-    cloud.emit({ source: "aws.states", detailType: "Step Functions Execution Status Change", detail: { executionArn, status: "SUCCEEDED" }, resources: [executionArn] });
-    cloud.emit({ source: "aws.states", detailType: "Step Functions Execution Status Change", detail: { executionArn, status: "FAILED" }, resources: [executionArn] });
+    cloud.emit({
+      source: "aws.states",
+      detailType: "Step Functions Execution Status Change",
+      detail: { executionArn, status: "SUCCEEDED" },
+      resources: [executionArn],
+    });
+    cloud.emit({
+      source: "aws.states",
+      detailType: "Step Functions Execution Status Change",
+      detail: { executionArn, status: "FAILED" },
+      resources: [executionArn],
+    });
     await cloud.clock.sleep(1_000);
     expect(executions).toHaveLength(4);
     const byInput = executions.map((e) => JSON.parse(e.input));
-    expect(byInput[0]).toMatchObject({ source: "aws.states", "detail-type": "Step Functions Execution Status Change", detail: { status: "FAILED" }, resources: [executionArn] });
+    expect(byInput[0]).toMatchObject({
+      source: "aws.states",
+      "detail-type": "Step Functions Execution Status Change",
+      detail: { status: "FAILED" },
+      resources: [executionArn],
+    });
     expect(byInput[1]).toBe(executionArn);
     expect(byInput[2]).toEqual({ execution: executionArn, text: `${executionArn} is FAILED`, rule: "failed-deploys" });
     expect(byInput[3]).toEqual({ fixed: true });
@@ -247,7 +316,15 @@ describe("EventBridge rules and targets", () => {
     const { eb, cloud, executions, smArn, events } = ctx;
     cloud.faults.add({ kind: "api", service: "states", action: "StartExecution", code: "ThrottlingException", times: 2 });
     await eb.send(new PutRuleCommand({ Name: "r", EventPattern: JSON.stringify({ source: ["app"] }) }));
-    await eb.send(new PutTargetsCommand({ Rule: "r", Targets: [{ Id: "sm", Arn: smArn }, { Id: "gone", Arn: `arn:aws:lambda:us-east-1:123456789012:function:missing` }] }));
+    await eb.send(
+      new PutTargetsCommand({
+        Rule: "r",
+        Targets: [
+          { Id: "sm", Arn: smArn },
+          { Id: "gone", Arn: `arn:aws:lambda:us-east-1:123456789012:function:missing` },
+        ],
+      }),
+    );
     await eb.send(new PutEventsCommand({ Entries: [{ Source: "app", DetailType: "x", Detail: "{}" }] }));
     await cloud.clock.sleep(60_000);
     expect(executions).toHaveLength(1);
@@ -269,7 +346,21 @@ describe("EventBridge rules and targets", () => {
     await eb.send(new PutRuleCommand({ Name: "weekdays", ScheduleExpression: "cron(0 9 ? * MON-FRI *)" }));
     await eb.send(new PutRuleCommand({ Name: "paused", ScheduleExpression: "rate(5 minutes)", State: "DISABLED" }));
     for (const rule of ["hourly", "weekdays", "paused"]) {
-      await eb.send(new PutTargetsCommand({ Rule: rule, Targets: [{ Id: "fn", Arn: fnArn, InputTransformer: { InputTemplate: '{"rule": "<aws.events.rule-name>", "time": <time>}', InputPathsMap: { time: "$.time" } } }] }));
+      await eb.send(
+        new PutTargetsCommand({
+          Rule: rule,
+          Targets: [
+            {
+              Id: "fn",
+              Arn: fnArn,
+              InputTransformer: {
+                InputTemplate: '{"rule": "<aws.events.rule-name>", "time": <time>}',
+                InputPathsMap: { time: "$.time" },
+              },
+            },
+          ],
+        }),
+      );
     }
     const start = cloud.clock.now();
     await cloud.clock.sleep(7 * DAY + 1_000);
@@ -279,7 +370,13 @@ describe("EventBridge rules and targets", () => {
     expect(hourly[0]!.time).toBe("2026-01-05T10:00:00Z");
     const weekdays = within.filter((e) => e.rule === "weekdays").map((e) => e.time);
     // Created Monday 09:00 exactly: the next 09:00 on a weekday is Tuesday's.
-    expect(weekdays).toEqual(["2026-01-06T09:00:00Z", "2026-01-07T09:00:00Z", "2026-01-08T09:00:00Z", "2026-01-09T09:00:00Z", "2026-01-12T09:00:00Z"]);
+    expect(weekdays).toEqual([
+      "2026-01-06T09:00:00Z",
+      "2026-01-07T09:00:00Z",
+      "2026-01-08T09:00:00Z",
+      "2026-01-09T09:00:00Z",
+      "2026-01-12T09:00:00Z",
+    ]);
     expect(within.some((e) => e.rule === "paused")).toBe(false);
 
     await eb.send(new EnableRuleCommand({ Name: "paused" }));
@@ -300,9 +397,15 @@ describe("rate rule anchoring", () => {
     const cloud = new Cloud({ settings: { "events.rateFiresAtCreation": immediate } });
     const events = registerEvents(cloud);
     await cloud.router.invoke("events", "PutRule", { Name: "r", ScheduleExpression: "rate(1 hour)" });
-    await cloud.router.invoke("events", "PutTargets", { Rule: "r", Targets: [{ Id: "q", Arn: "arn:aws:sqs:us-east-1:123456789012:captured" }] });
+    await cloud.router.invoke("events", "PutTargets", {
+      Rule: "r",
+      Targets: [{ Id: "q", Arn: "arn:aws:sqs:us-east-1:123456789012:captured" }],
+    });
     await cloud.clock.sleep(3 * HOUR + 1_000);
-    const times = events.events().map((e) => e.event.time.slice(11, 16)).slice(0, expected.length + 1);
+    const times = events
+      .events()
+      .map((e) => e.event.time.slice(11, 16))
+      .slice(0, expected.length + 1);
     expect(times).toEqual(expected);
     expect(events.deliveries()[0]?.status).toBe("captured");
     await cloud.stop();
@@ -332,20 +435,30 @@ describe("schedule expressions", () => {
     const s = parseSchedule("rate(5 minutes)");
     const anchor = at("2026-01-05T09:02:30Z");
     expect(new Date(nextFireTime(s, anchor, { anchorMs: anchor })!).toISOString()).toBe("2026-01-05T09:07:30.000Z");
-    expect(new Date(nextFireTime(s, at("2026-01-05T09:07:30Z"), { anchorMs: anchor })!).toISOString()).toBe("2026-01-05T09:12:30.000Z");
+    expect(new Date(nextFireTime(s, at("2026-01-05T09:07:30Z"), { anchorMs: anchor })!).toISOString()).toBe(
+      "2026-01-05T09:12:30.000Z",
+    );
   });
 
-  it.each(["rate(0 minutes)", "rate(2 hour)", "cron(0 9 * * * *)", "cron(0 9 ? * ? *)", "cron(0 25 * * ? *)", "cron(0 9 * *)", "at(2026-02-30T00:00:00)", "every day"])(
-    "rejects %s",
-    (expr) => {
-      expect(() => parseSchedule(expr, { allowAt: true })).toThrow();
-    },
-  );
+  it.each([
+    "rate(0 minutes)",
+    "rate(2 hour)",
+    "cron(0 9 * * * *)",
+    "cron(0 9 ? * ? *)",
+    "cron(0 25 * * ? *)",
+    "cron(0 9 * *)",
+    "at(2026-02-30T00:00:00)",
+    "every day",
+  ])("rejects %s", (expr) => {
+    expect(() => parseSchedule(expr, { allowAt: true })).toThrow();
+  });
 
   it("EventBridge rules refuse at()", async () => {
     const cloud = new Cloud();
     registerEvents(cloud);
-    await expect(cloud.router.invoke("events", "PutRule", { Name: "once", ScheduleExpression: "at(2026-02-01T00:00:00)" })).rejects.toBeInstanceOf(AwsError);
+    await expect(
+      cloud.router.invoke("events", "PutRule", { Name: "once", ScheduleExpression: "at(2026-02-01T00:00:00)" }),
+    ).rejects.toBeInstanceOf(AwsError);
     await cloud.stop();
   });
 });

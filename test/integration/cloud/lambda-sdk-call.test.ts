@@ -51,7 +51,10 @@ function setup() {
         StartExecution: (input) => {
           started.push(input);
           if (input.name === "dup") throw new AwsError("ExecutionAlreadyExists", "Execution Already Exists: 'dup'");
-          return { executionArn: `${String(input.stateMachineArn).replace(":stateMachine:", ":execution:")}:${input.name}`, startDate: new Date(Date.UTC(2026, 0, 5, 9)) };
+          return {
+            executionArn: `${String(input.stateMachineArn).replace(":stateMachine:", ":execution:")}:${input.name}`,
+            startDate: new Date(Date.UTC(2026, 0, 5, 9)),
+          };
         },
       },
     },
@@ -65,7 +68,9 @@ describe("aws-sdk integration caller", () => {
 
   it("calls EC2 through the real client: SDK-shaped parameters in, JSON-safe SDK output out", async () => {
     ctx = setup();
-    const out = (await ctx.call("ec2", "describeSubnets", { Filters: [{ Name: "default-for-az", Values: ["true"] }] })) as { Subnets: { SubnetId: string; AvailabilityZone: string; DefaultForAz: boolean }[] };
+    const out = (await ctx.call("ec2", "describeSubnets", { Filters: [{ Name: "default-for-az", Values: ["true"] }] })) as {
+      Subnets: { SubnetId: string; AvailabilityZone: string; DefaultForAz: boolean }[];
+    };
     expect(out).not.toHaveProperty("$metadata");
     expect(out.Subnets.length).toBeGreaterThan(0);
     expect(out.Subnets.every((s) => s.DefaultForAz && s.SubnetId.startsWith("subnet-"))).toBe(true);
@@ -76,15 +81,24 @@ describe("aws-sdk integration caller", () => {
 
   it("keeps the AWS error name of a failed call", async () => {
     ctx = setup();
-    const err = (await ctx.call("ec2", "describeInstances", { InstanceIds: ["i-0123456789abcdef0"] }).catch((e: unknown) => e)) as Error;
-    expect(err).toMatchObject({ name: "InvalidInstanceID.NotFound", service: "ec2", action: "describeInstances", statusCode: 400 });
+    const err = (await ctx
+      .call("ec2", "describeInstances", { InstanceIds: ["i-0123456789abcdef0"] })
+      .catch((e: unknown) => e)) as Error;
+    expect(err).toMatchObject({
+      name: "InvalidInstanceID.NotFound",
+      service: "ec2",
+      action: "describeInstances",
+      statusCode: 400,
+    });
     expect(err.message).toContain("i-0123456789abcdef0");
   });
 
   it("calls SSM: dates come back as ISO strings, errors keep their names", async () => {
     ctx = setup();
     await ctx.call("ssm", "putParameter", { Name: "/kiln/web/max-age", Value: "7d", Type: "String" });
-    const p = (await ctx.call("ssm", "getParameter", { Name: "/kiln/web/max-age" })) as { Parameter: { Value: string; Version: number; LastModifiedDate: string } };
+    const p = (await ctx.call("ssm", "getParameter", { Name: "/kiln/web/max-age" })) as {
+      Parameter: { Value: string; Version: number; LastModifiedDate: string };
+    };
     expect(p.Parameter).toMatchObject({ Value: "7d", Version: 1, LastModifiedDate: "2026-01-05T09:00:00.000Z" });
     await expect(ctx.call("ssm", "getParameter", { Name: "/missing" })).rejects.toMatchObject({ name: "ParameterNotFound" });
   });
@@ -92,16 +106,26 @@ describe("aws-sdk integration caller", () => {
   it("serves the optimised DynamoDB integration with low-level DynamoDB JSON", async () => {
     ctx = setup();
     const item = { pk: { S: "lock#web" }, owner: { S: "exec-1" }, ttl: { N: "1767600000" } };
-    await ctx.call("dynamodb", "putItem", { TableName: "kiln-locks", Item: item, ConditionExpression: "attribute_not_exists(pk)" });
-    await expect(ctx.call("dynamodb", "putItem", { TableName: "kiln-locks", Item: item, ConditionExpression: "attribute_not_exists(pk)" })).rejects.toMatchObject({
+    await ctx.call("dynamodb", "putItem", {
+      TableName: "kiln-locks",
+      Item: item,
+      ConditionExpression: "attribute_not_exists(pk)",
+    });
+    await expect(
+      ctx.call("dynamodb", "putItem", { TableName: "kiln-locks", Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
+    ).rejects.toMatchObject({
       name: "ConditionalCheckFailedException",
     });
-    expect(await ctx.call("dynamodb", "getItem", { TableName: "kiln-locks", Key: { pk: { S: "lock#web" } } })).toEqual({ Item: item });
+    expect(await ctx.call("dynamodb", "getItem", { TableName: "kiln-locks", Key: { pk: { S: "lock#web" } } })).toEqual({
+      Item: item,
+    });
   });
 
   it("routes events:putEvents to the simulated EventBridge", async () => {
     ctx = setup();
-    const out = (await ctx.call("events", "putEvents", { Entries: [{ Source: "kiln", DetailType: "deploy", Detail: JSON.stringify({ service: "web" }) }] })) as {
+    const out = (await ctx.call("events", "putEvents", {
+      Entries: [{ Source: "kiln", DetailType: "deploy", Detail: JSON.stringify({ service: "web" }) }],
+    })) as {
       FailedEntryCount: number;
       Entries: { EventId: string }[];
     };
@@ -114,14 +138,22 @@ describe("aws-sdk integration caller", () => {
     const arn = "arn:aws:states:us-east-1:123456789012:stateMachine:deploy";
     const out = await ctx.call("states", "startExecution", { StateMachineArn: arn, Name: "web-abc", Input: '{"a":1}' });
     expect(ctx.started).toEqual([{ stateMachineArn: arn, name: "web-abc", input: '{"a":1}' }]);
-    expect(out).toEqual({ ExecutionArn: "arn:aws:states:us-east-1:123456789012:execution:deploy:web-abc", StartDate: "2026-01-05T09:00:00.000Z" });
-    await expect(ctx.call("sfn", "startExecution", { StateMachineArn: arn, Name: "dup" })).rejects.toMatchObject({ name: "ExecutionAlreadyExists" });
+    expect(out).toEqual({
+      ExecutionArn: "arn:aws:states:us-east-1:123456789012:execution:deploy:web-abc",
+      StartDate: "2026-01-05T09:00:00.000Z",
+    });
+    await expect(ctx.call("sfn", "startExecution", { StateMachineArn: arn, Name: "dup" })).rejects.toMatchObject({
+      name: "ExecutionAlreadyExists",
+    });
   });
 
   it("makes a single attempt, so throttling reaches the state machine's Retry", async () => {
     ctx = setup();
     ctx.cloud.faults.add({ kind: "api", service: "ssm", action: "GetParameter", code: "ThrottlingException", times: 5 });
-    await expect(ctx.call("ssm", "getParameter", { Name: "/x" })).rejects.toMatchObject({ name: "ThrottlingException", statusCode: 400 });
+    await expect(ctx.call("ssm", "getParameter", { Name: "/x" })).rejects.toMatchObject({
+      name: "ThrottlingException",
+      statusCode: 400,
+    });
     expect(ctx.cloud.faults.list()[0]!.fired).toBe(1);
   });
 

@@ -65,7 +65,9 @@ describe("Lambda Invoke through the SDK", () => {
 
   it("round-trips the payload through JSON and gives the handler a Lambda context on the cloud clock", async () => {
     ctx = setup();
-    const r = await ctx.client.send(new InvokeCommand({ FunctionName: "echo", Payload: JSON.stringify({ n: 1, when: "x" }), LogType: "Tail" }));
+    const r = await ctx.client.send(
+      new InvokeCommand({ FunctionName: "echo", Payload: JSON.stringify({ n: 1, when: "x" }), LogType: "Tail" }),
+    );
     expect(r.StatusCode).toBe(200);
     expect(r.FunctionError).toBeUndefined();
     expect(r.ExecutedVersion).toBe("$LATEST");
@@ -98,9 +100,17 @@ describe("Lambda Invoke through the SDK", () => {
   });
 
   it.each<[string, string, { errorType: string; errorMessage: string | RegExp }]>([
-    ["a thrown kiln error keeps its name", "throttled", { errorType: "kiln.Throttled", errorMessage: "EC2 is throttling RunInstances" }],
+    [
+      "a thrown kiln error keeps its name",
+      "throttled",
+      { errorType: "kiln.Throttled", errorMessage: "EC2 is throttling RunInstances" },
+    ],
     ["a thrown string is reported by its type", "throws-string", { errorType: "string", errorMessage: "plain string" }],
-    ["a handler running past its timeout", "slow", { errorType: "Sandbox.Timedout", errorMessage: /^[0-9a-f-]{36} Task timed out after 3\.00 seconds$/ }],
+    [
+      "a handler running past its timeout",
+      "slow",
+      { errorType: "Sandbox.Timedout", errorMessage: /^[0-9a-f-]{36} Task timed out after 3\.00 seconds$/ },
+    ],
   ])("function error: %s", async (_name, fn, expected) => {
     ctx = setup();
     const r = await ctx.client.send(new InvokeCommand({ FunctionName: fn }));
@@ -118,7 +128,9 @@ describe("Lambda Invoke through the SDK", () => {
     const t0 = ctx.cloud.clock.now();
     await ctx.client.send(new InvokeCommand({ FunctionName: "slow" }));
     expect(ctx.cloud.clock.now() - t0).toBe(3_000);
-    expect(ctx.lambda.invocations("slow")).toMatchObject([{ outcome: "timeout", durationMs: 3_000, errorType: "Sandbox.Timedout" }]);
+    expect(ctx.lambda.invocations("slow")).toMatchObject([
+      { outcome: "timeout", durationMs: 3_000, errorType: "Sandbox.Timedout" },
+    ]);
   });
 
   it.each<[string, string, boolean, string]>([
@@ -165,13 +177,22 @@ describe("Lambda Invoke through the SDK", () => {
       message: "Function not found: arn:aws:lambda:us-east-1:123456789012:function:ghost",
       $metadata: { httpStatusCode: 404 },
     });
-    await expect(ctx.client.send(new InvokeCommand({ FunctionName: "echo", Qualifier: "live" }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
-    await expect(ctx.client.send(new InvokeCommand({ FunctionName: "echo", Payload: "{oops" }))).rejects.toMatchObject({ name: "InvalidRequestContentException" });
+    await expect(ctx.client.send(new InvokeCommand({ FunctionName: "echo", Qualifier: "live" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+    });
+    await expect(ctx.client.send(new InvokeCommand({ FunctionName: "echo", Payload: "{oops" }))).rejects.toMatchObject({
+      name: "InvalidRequestContentException",
+    });
   });
 
   it("accepts names, ARNs and partial ARNs", async () => {
     ctx = setup();
-    for (const name of ["launch", "arn:aws:lambda:us-east-1:123456789012:function:launch", "arn:aws:lambda:us-east-1:123456789012:function:launch:$LATEST", "123456789012:function:launch"]) {
+    for (const name of [
+      "launch",
+      "arn:aws:lambda:us-east-1:123456789012:function:launch",
+      "arn:aws:lambda:us-east-1:123456789012:function:launch:$LATEST",
+      "123456789012:function:launch",
+    ]) {
       const r = await ctx.client.send(new InvokeCommand({ FunctionName: name }));
       expect(decode(r.Payload)).toEqual({ instanceId: "i-0123" });
     }
@@ -211,7 +232,9 @@ describe("Lambda Invoke through the SDK", () => {
     expect(decode(ok.Payload)).toEqual({ instanceId: "i-0123" });
     const bad = await http.send(new InvokeCommand({ FunctionName: "throttled" }));
     expect([bad.StatusCode, bad.FunctionError, decode(bad.Payload).errorType]).toEqual([200, "Unhandled", "kiln.Throttled"]);
-    await expect(http.send(new InvokeCommand({ FunctionName: "ghost" }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
+    await expect(http.send(new InvokeCommand({ FunctionName: "ghost" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+    });
     http.destroy();
   });
 });
@@ -246,6 +269,8 @@ describe("the engine's invokeLambda", () => {
   it("gives up after timeoutMs of cloud time", async () => {
     ctx = setup();
     const invoke = createLambdaInvoker(ctx.cloud);
-    await expect(invoke(ctx.lambda.functionArn("echo"), {}, { timeoutMs: 1_000 })).rejects.toMatchObject({ name: "States.Timeout" });
+    await expect(invoke(ctx.lambda.functionArn("echo"), {}, { timeoutMs: 1_000 })).rejects.toMatchObject({
+      name: "States.Timeout",
+    });
   });
 });

@@ -37,7 +37,10 @@ function setup() {
       actions: {
         StartExecution: (input) => {
           executions.push({ at: cloud.clock.now(), stateMachineArn: input.stateMachineArn, input: input.input });
-          return { executionArn: `arn:aws:states:us-east-1:123456789012:execution:deploy:${executions.length}`, startDate: cloud.clock.date() };
+          return {
+            executionArn: `arn:aws:states:us-east-1:123456789012:execution:deploy:${executions.length}`,
+            startDate: cloud.clock.date(),
+          };
         },
       },
     },
@@ -94,11 +97,19 @@ describe("EventBridge Scheduler API", () => {
 
     // UpdateSchedule replaces the whole definition: the description is gone.
     await client.send(
-      new UpdateScheduleCommand({ Name: "rotate-web", ScheduleExpression: "cron(0 3 * * ? *)", FlexibleTimeWindow: { Mode: "FLEXIBLE", MaximumWindowInMinutes: 30 }, Target: { Arn: ctx.smArn, RoleArn: ROLE } }),
+      new UpdateScheduleCommand({
+        Name: "rotate-web",
+        ScheduleExpression: "cron(0 3 * * ? *)",
+        FlexibleTimeWindow: { Mode: "FLEXIBLE", MaximumWindowInMinutes: 30 },
+        Target: { Arn: ctx.smArn, RoleArn: ROLE },
+      }),
     );
     const u = await client.send(new GetScheduleCommand({ Name: "rotate-web" }));
     expect(u.Description).toBeUndefined();
-    expect(u).toMatchObject({ ScheduleExpression: "cron(0 3 * * ? *)", FlexibleTimeWindow: { Mode: "FLEXIBLE", MaximumWindowInMinutes: 30 } });
+    expect(u).toMatchObject({
+      ScheduleExpression: "cron(0 3 * * ? *)",
+      FlexibleTimeWindow: { Mode: "FLEXIBLE", MaximumWindowInMinutes: 30 },
+    });
 
     await client.send(new CreateScheduleGroupCommand({ Name: "kiln" }));
     for (const n of ["a", "b", "c"]) await create(`svc-${n}`, { GroupName: "kiln", State: n === "b" ? "DISABLED" : "ENABLED" });
@@ -111,9 +122,16 @@ describe("EventBridge Scheduler API", () => {
     expect(disabled.Schedules?.map((s) => [s.GroupName, s.Name, s.Target?.Arn])).toEqual([["kiln", "svc-b", ctx.smArn]]);
 
     await client.send(new DeleteScheduleCommand({ Name: "rotate-web" }));
-    await expect(client.send(new GetScheduleCommand({ Name: "rotate-web" }))).rejects.toMatchObject({ name: "ResourceNotFoundException", $metadata: { httpStatusCode: 404 } });
-    await expect(client.send(new DeleteScheduleCommand({ Name: "rotate-web" }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
-    await expect(client.send(new GetScheduleCommand({ Name: "svc-a", GroupName: "nope" }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
+    await expect(client.send(new GetScheduleCommand({ Name: "rotate-web" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+      $metadata: { httpStatusCode: 404 },
+    });
+    await expect(client.send(new DeleteScheduleCommand({ Name: "rotate-web" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+    });
+    await expect(client.send(new GetScheduleCommand({ Name: "svc-a", GroupName: "nope" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+    });
     await client.send(new DeleteScheduleGroupCommand({ Name: "kiln" }));
     expect((await client.send(new ListSchedulesCommand({}))).Schedules).toEqual([]);
   });
@@ -128,7 +146,10 @@ describe("EventBridge Scheduler API", () => {
     ["a start date long past", { StartDate: new Date("2025-12-01T00:00:00Z") }],
   ])("refuses %s with ValidationException", async (_name, over) => {
     ctx = setup();
-    await expect(ctx.create("bad", over)).rejects.toMatchObject({ name: "ValidationException", $metadata: { httpStatusCode: 400 } });
+    await expect(ctx.create("bad", over)).rejects.toMatchObject({
+      name: "ValidationException",
+      $metadata: { httpStatusCode: 400 },
+    });
   });
 });
 
@@ -140,9 +161,23 @@ describe("EventBridge Scheduler firing on the cloud clock", () => {
     ctx = setup();
     const { cloud, create, executions, rotations, fnArn } = ctx;
     const start = cloud.clock.now();
-    await create("daily", { Target: { Arn: ctx.smArn, RoleArn: ROLE, Input: '{"at":"<aws.scheduler.scheduled-time>","attempt":<aws.scheduler.attempt-number>}' } });
-    await create("sunday-paris", { ScheduleExpression: "cron(0 3 ? * SUN *)", ScheduleExpressionTimezone: "Europe/Paris", Target: { Arn: fnArn, RoleArn: ROLE, Input: '{"service":"web"}' } });
-    await create("once", { ScheduleExpression: "at(2026-01-07T12:00:00)", ActionAfterCompletion: "DELETE", Target: { Arn: fnArn, RoleArn: ROLE, Input: '{"service":"once"}' } });
+    await create("daily", {
+      Target: {
+        Arn: ctx.smArn,
+        RoleArn: ROLE,
+        Input: '{"at":"<aws.scheduler.scheduled-time>","attempt":<aws.scheduler.attempt-number>}',
+      },
+    });
+    await create("sunday-paris", {
+      ScheduleExpression: "cron(0 3 ? * SUN *)",
+      ScheduleExpressionTimezone: "Europe/Paris",
+      Target: { Arn: fnArn, RoleArn: ROLE, Input: '{"service":"web"}' },
+    });
+    await create("once", {
+      ScheduleExpression: "at(2026-01-07T12:00:00)",
+      ActionAfterCompletion: "DELETE",
+      Target: { Arn: fnArn, RoleArn: ROLE, Input: '{"service":"once"}' },
+    });
     await create("off", { State: "DISABLED", ScheduleExpression: "rate(1 minute)" });
     await create("bounded", {
       ScheduleExpression: "rate(1 day)",
@@ -166,7 +201,9 @@ describe("EventBridge Scheduler firing on the cloud clock", () => {
     expect(byService("bounded")).toHaveLength(3);
     expect(ctx.scheduler.invocations().some((i) => i.schedule === "off")).toBe(false);
     // ActionAfterCompletion DELETE removed the one-off schedule once it fired.
-    await expect(ctx.client.send(new GetScheduleCommand({ Name: "once" }))).rejects.toMatchObject({ name: "ResourceNotFoundException" });
+    await expect(ctx.client.send(new GetScheduleCommand({ Name: "once" }))).rejects.toMatchObject({
+      name: "ResourceNotFoundException",
+    });
   });
 
   it.each<[boolean, number]>([
@@ -184,7 +221,10 @@ describe("EventBridge Scheduler firing on the cloud clock", () => {
   it("fires FLEXIBLE schedules within their window, deterministically for a seed", async () => {
     const runOnce = async () => {
       const c = setup();
-      await c.create("flex", { ScheduleExpression: "rate(1 hour)", FlexibleTimeWindow: { Mode: "FLEXIBLE", MaximumWindowInMinutes: 15 } });
+      await c.create("flex", {
+        ScheduleExpression: "rate(1 hour)",
+        FlexibleTimeWindow: { Mode: "FLEXIBLE", MaximumWindowInMinutes: 15 },
+      });
       const start = c.cloud.clock.now();
       await c.cloud.clock.sleep(24 * HOUR);
       const offsets = c.executions.filter((e) => e.at <= start + 24 * HOUR - 1).map((e) => (e.at - start) % HOUR);
@@ -219,7 +259,11 @@ describe("EventBridge Scheduler firing on the cloud clock", () => {
     const { cloud, create } = ctx;
     await create("stamp", {
       ScheduleExpression: "at(2026-01-05T10:00:00)",
-      Target: { Arn: "arn:aws:scheduler:::aws-sdk:ssm:putParameter", RoleArn: ROLE, Input: JSON.stringify({ Name: "/kiln/last-rotation", Value: "<aws.scheduler.scheduled-time>", Type: "String" }) },
+      Target: {
+        Arn: "arn:aws:scheduler:::aws-sdk:ssm:putParameter",
+        RoleArn: ROLE,
+        Input: JSON.stringify({ Name: "/kiln/last-rotation", Value: "<aws.scheduler.scheduled-time>", Type: "String" }),
+      },
     });
     await cloud.clock.sleep(2 * HOUR);
     const ssm = new SSMClient(cloud.clientConfig());

@@ -21,13 +21,21 @@ beforeAll(async () => {
 afterAll(async () => cloud?.stop());
 
 /** A raw request with exactly these headers (fetch would not let a test forge Host). */
-function raw(method: string, path: string, headers: Record<string, string>, body = ""): Promise<{ status: number; body: string }> {
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body = "",
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method, path, headers: { ...headers, "content-length": Buffer.byteLength(body) } }, (res) => {
-      let data = "";
-      res.on("data", (c) => (data += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
-    });
+    const req = http.request(
+      { host: "127.0.0.1", port, method, path, headers: { ...headers, "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        let data = "";
+        res.on("data", (c) => (data += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });

@@ -41,7 +41,11 @@ async function world(http = false): Promise<World> {
     accountId: cloud.accountId,
     async invokeLambda(arn, payload) {
       const name = arn.split(":").pop()!;
-      if (broken.has(name)) return { functionError: "Unhandled", payload: { errorType: "kiln.StepFailed", errorMessage: `${name} failed`, trace: [] } };
+      if (broken.has(name))
+        return {
+          functionError: "Unhandled",
+          payload: { errorType: "kiln.StepFailed", errorMessage: `${name} failed`, trace: [] },
+        };
       return { payload };
     },
     async callAws() {
@@ -78,14 +82,28 @@ describe("Step Functions API", () => {
   it.each([false, true])("runs an execution end to end through the SDK (http=%s)", async (http) => {
     w = await world(http);
     const sm = await machine(w);
-    const started = await w.sfn.send(new StartExecutionCommand({ stateMachineArn: sm, name: "web-abc123-push", input: '{"svc":"web"}' }));
+    const started = await w.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: sm, name: "web-abc123-push", input: '{"svc":"web"}' }),
+    );
     expect(started.executionArn).toBe("arn:aws:states:us-east-1:123456789012:execution:deploy:web-abc123-push");
     expect(started.startDate).toBeInstanceOf(Date);
     await w.states.awaitExecution(started.executionArn!);
     const d = await w.sfn.send(new DescribeExecutionCommand({ executionArn: started.executionArn }));
-    expect(d).toMatchObject({ status: "SUCCEEDED", name: "web-abc123-push", input: '{"svc":"web"}', output: '{"svc":"web"}', redriveCount: 0, redriveStatus: "NOT_REDRIVABLE" });
+    expect(d).toMatchObject({
+      status: "SUCCEEDED",
+      name: "web-abc123-push",
+      input: '{"svc":"web"}',
+      output: '{"svc":"web"}',
+      redriveCount: 0,
+      redriveStatus: "NOT_REDRIVABLE",
+    });
     const h = await w.sfn.send(new GetExecutionHistoryCommand({ executionArn: started.executionArn }));
-    expect(h.events?.[0]).toMatchObject({ id: 1, previousEventId: 0, type: "ExecutionStarted", executionStartedEventDetails: { input: '{"svc":"web"}', roleArn: ROLE } });
+    expect(h.events?.[0]).toMatchObject({
+      id: 1,
+      previousEventId: 0,
+      type: "ExecutionStarted",
+      executionStartedEventDetails: { input: '{"svc":"web"}', roleArn: ROLE },
+    });
     expect(h.events?.at(-1)?.type).toBe("ExecutionSucceeded");
     expect(h.events?.[0]?.timestamp).toBeInstanceOf(Date);
   });
@@ -93,25 +111,46 @@ describe("Step Functions API", () => {
   it("validates definitions with asl-validator and handles name conflicts", async () => {
     w = await world();
     const bad = { StartAt: "Nope", States: { A: { Type: "Pass", End: true } } };
-    await expect(w.sfn.send(new CreateStateMachineCommand({ name: "bad", definition: JSON.stringify(bad), roleArn: ROLE }))).rejects.toMatchObject({
+    await expect(
+      w.sfn.send(new CreateStateMachineCommand({ name: "bad", definition: JSON.stringify(bad), roleArn: ROLE })),
+    ).rejects.toMatchObject({
       name: "InvalidDefinition",
       message: expect.stringContaining("Nope"),
     });
-    await expect(w.sfn.send(new CreateStateMachineCommand({ name: "bad", definition: "{not json", roleArn: ROLE }))).rejects.toMatchObject({ name: "InvalidDefinition" });
+    await expect(
+      w.sfn.send(new CreateStateMachineCommand({ name: "bad", definition: "{not json", roleArn: ROLE })),
+    ).rejects.toMatchObject({ name: "InvalidDefinition" });
     const arn = await machine(w);
     // Same name and definition: idempotent.
     expect(await machine(w)).toBe(arn);
-    await expect(machine(w, "deploy", { StartAt: "A", States: { A: { Type: "Pass", End: true } } })).rejects.toMatchObject({ name: "StateMachineAlreadyExists" });
-    await expect(w.sfn.send(new CreateStateMachineCommand({ name: "has space", definition: JSON.stringify(deploy), roleArn: ROLE }))).rejects.toMatchObject({ name: "InvalidName" });
+    await expect(machine(w, "deploy", { StartAt: "A", States: { A: { Type: "Pass", End: true } } })).rejects.toMatchObject({
+      name: "StateMachineAlreadyExists",
+    });
+    await expect(
+      w.sfn.send(new CreateStateMachineCommand({ name: "has space", definition: JSON.stringify(deploy), roleArn: ROLE })),
+    ).rejects.toMatchObject({ name: "InvalidName" });
 
     const desc = await w.sfn.send(new DescribeStateMachineCommand({ stateMachineArn: arn }));
-    expect(desc).toMatchObject({ name: "deploy", status: "ACTIVE", type: "STANDARD", roleArn: ROLE, definition: JSON.stringify(deploy) });
+    expect(desc).toMatchObject({
+      name: "deploy",
+      status: "ACTIVE",
+      type: "STANDARD",
+      roleArn: ROLE,
+      definition: JSON.stringify(deploy),
+    });
     const list = await w.sfn.send(new ListStateMachinesCommand({}));
     expect(list.stateMachines?.map((m) => m.name)).toEqual(["deploy"]);
-    const upd = await w.sfn.send(new UpdateStateMachineCommand({ stateMachineArn: arn, definition: JSON.stringify({ StartAt: "A", States: { A: { Type: "Pass", End: true } } }) }));
+    const upd = await w.sfn.send(
+      new UpdateStateMachineCommand({
+        stateMachineArn: arn,
+        definition: JSON.stringify({ StartAt: "A", States: { A: { Type: "Pass", End: true } } }),
+      }),
+    );
     expect(upd.updateDate).toBeInstanceOf(Date);
     await w.sfn.send(new DeleteStateMachineCommand({ stateMachineArn: arn }));
-    await expect(w.sfn.send(new DescribeStateMachineCommand({ stateMachineArn: arn }))).rejects.toMatchObject({ name: "StateMachineDoesNotExist" });
+    await expect(w.sfn.send(new DescribeStateMachineCommand({ stateMachineArn: arn }))).rejects.toMatchObject({
+      name: "StateMachineDoesNotExist",
+    });
   });
 
   it("StartExecution: name rules, input validation, idempotency while RUNNING", async () => {
@@ -124,12 +163,21 @@ describe("Step Functions API", () => {
     await expect(start("ok", "{nope")).rejects.toMatchObject({ name: "InvalidExecutionInput" });
     const first = await start("same", '{"a":1}');
     expect((await start("same", '{"a":1}')).executionArn).toBe(first.executionArn);
-    await expect(start("same", '{"a":2}')).rejects.toMatchObject({ name: "ExecutionAlreadyExists", message: `Execution Already Exists: '${first.executionArn}'` });
+    await expect(start("same", '{"a":2}')).rejects.toMatchObject({
+      name: "ExecutionAlreadyExists",
+      message: `Execution Already Exists: '${first.executionArn}'`,
+    });
     await w.states.awaitExecution(first.executionArn!);
     await expect(start("same", '{"a":1}')).rejects.toMatchObject({ name: "ExecutionAlreadyExists" });
-    await expect(w.sfn.send(new StartExecutionCommand({ stateMachineArn: `${sm}-missing` }))).rejects.toMatchObject({ name: "StateMachineDoesNotExist" });
-    await expect(w.sfn.send(new DescribeExecutionCommand({ executionArn: first.executionArn!.replace("same", "other") }))).rejects.toMatchObject({ name: "ExecutionDoesNotExist" });
-    await expect(w.sfn.send(new DescribeExecutionCommand({ executionArn: "not-an-arn" }))).rejects.toMatchObject({ name: "InvalidArn" });
+    await expect(w.sfn.send(new StartExecutionCommand({ stateMachineArn: `${sm}-missing` }))).rejects.toMatchObject({
+      name: "StateMachineDoesNotExist",
+    });
+    await expect(
+      w.sfn.send(new DescribeExecutionCommand({ executionArn: first.executionArn!.replace("same", "other") })),
+    ).rejects.toMatchObject({ name: "ExecutionDoesNotExist" });
+    await expect(w.sfn.send(new DescribeExecutionCommand({ executionArn: "not-an-arn" }))).rejects.toMatchObject({
+      name: "InvalidArn",
+    });
   });
 
   it("ListExecutions filters by status and pages; GetExecutionHistory pages and reverses", async () => {
@@ -166,7 +214,12 @@ describe("Step Functions API", () => {
     const { executionArn } = await w.sfn.send(new StartExecutionCommand({ stateMachineArn: sm, name: "s1" }));
     const stop = await w.sfn.send(new StopExecutionCommand({ executionArn, error: "kiln.Aborted", cause: "operator abort" }));
     expect(stop.stopDate).toBeInstanceOf(Date);
-    expect(await w.sfn.send(new DescribeExecutionCommand({ executionArn }))).toMatchObject({ status: "ABORTED", error: "kiln.Aborted", cause: "operator abort", redriveStatus: "REDRIVABLE" });
+    expect(await w.sfn.send(new DescribeExecutionCommand({ executionArn }))).toMatchObject({
+      status: "ABORTED",
+      error: "kiln.Aborted",
+      cause: "operator abort",
+      redriveStatus: "REDRIVABLE",
+    });
   });
 
   it("RedriveExecution resumes at the failed state, is idempotent per clientToken, and emits status events", async () => {
@@ -189,13 +242,19 @@ describe("Step Functions API", () => {
     const d = await w.sfn.send(new DescribeExecutionCommand({ executionArn }));
     expect(d).toMatchObject({ status: "SUCCEEDED", redriveCount: 1, output: '{"v":1}' });
     expect(d.redriveDate).toEqual(r1.redriveDate);
-    await expect(w.sfn.send(new RedriveExecutionCommand({ executionArn }))).rejects.toMatchObject({ name: "ExecutionNotRedrivable" });
+    await expect(w.sfn.send(new RedriveExecutionCommand({ executionArn }))).rejects.toMatchObject({
+      name: "ExecutionNotRedrivable",
+    });
     const redriven = await w.sfn.send(new ListExecutionsCommand({ stateMachineArn: sm, redriveFilter: "REDRIVEN" }));
     expect(redriven.executions?.map((e) => e.redriveCount)).toEqual([1]);
 
     const changes = w.events.filter((e) => e.detailType === "Step Functions Execution Status Change");
     expect(changes.map((e) => e.detail.status)).toEqual(["RUNNING", "FAILED", "RUNNING", "SUCCEEDED"]);
-    expect(changes[0]).toMatchObject({ source: "aws.states", resources: [executionArn], detail: { executionArn, stateMachineArn: sm, name: "r1", input: '{"v":1}', redriveCount: 0 } });
+    expect(changes[0]).toMatchObject({
+      source: "aws.states",
+      resources: [executionArn],
+      detail: { executionArn, stateMachineArn: sm, name: "r1", input: '{"v":1}', redriveCount: 0 },
+    });
     expect(changes[1]?.detail).toMatchObject({ error: "kiln.StepFailed", redriveStatus: "REDRIVABLE" });
     expect(changes[3]?.detail).toMatchObject({ output: '{"v":1}', redriveCount: 1 });
 
@@ -212,7 +271,14 @@ describe("Step Functions API", () => {
     };
     const sm = await machine(w, "cb", {
       StartAt: "T",
-      States: { T: { Type: "Task", Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken", Parameters: { FunctionName: "notify", Payload: { "token.$": "$$.Task.Token" } }, End: true } },
+      States: {
+        T: {
+          Type: "Task",
+          Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken",
+          Parameters: { FunctionName: "notify", Payload: { "token.$": "$$.Task.Token" } },
+          End: true,
+        },
+      },
     });
     const { executionArn } = await w.sfn.send(new StartExecutionCommand({ stateMachineArn: sm, name: "c1" }));
     await w.cloud.clock.sleep(1000);
@@ -220,18 +286,35 @@ describe("Step Functions API", () => {
     await w.sfn.send(new SendTaskHeartbeatCommand({ taskToken: token }));
     await w.sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: '{"ami":"ami-1"}' }));
     expect((await w.states.awaitExecution(executionArn!)).output).toBe('{"ami":"ami-1"}');
-    await expect(w.sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: "{}" }))).rejects.toMatchObject({ name: "TaskTimedOut" });
-    await expect(w.sfn.send(new SendTaskSuccessCommand({ taskToken: "garbage", output: "{}" }))).rejects.toMatchObject({ name: "InvalidToken" });
+    await expect(w.sfn.send(new SendTaskSuccessCommand({ taskToken: token, output: "{}" }))).rejects.toMatchObject({
+      name: "TaskTimedOut",
+    });
+    await expect(w.sfn.send(new SendTaskSuccessCommand({ taskToken: "garbage", output: "{}" }))).rejects.toMatchObject({
+      name: "InvalidToken",
+    });
   });
 
   it("states:startExecution.sync:2 runs a child execution and returns its parsed output", async () => {
     w = await world();
-    const child = await machine(w, "child", { StartAt: "P", States: { P: { Type: "Pass", Parameters: { "doubled.$": "States.MathAdd($.n, $.n)" }, End: true } } });
+    const child = await machine(w, "child", {
+      StartAt: "P",
+      States: { P: { Type: "Pass", Parameters: { "doubled.$": "States.MathAdd($.n, $.n)" }, End: true } },
+    });
     const parent = await machine(w, "parent", {
       StartAt: "Run",
-      States: { Run: { Type: "Task", Resource: "arn:aws:states:::states:startExecution.sync:2", Parameters: { StateMachineArn: child, Name: "kid", "Input.$": "$" }, OutputPath: "$.Output", End: true } },
+      States: {
+        Run: {
+          Type: "Task",
+          Resource: "arn:aws:states:::states:startExecution.sync:2",
+          Parameters: { StateMachineArn: child, Name: "kid", "Input.$": "$" },
+          OutputPath: "$.Output",
+          End: true,
+        },
+      },
     });
-    const { executionArn } = await w.sfn.send(new StartExecutionCommand({ stateMachineArn: parent, name: "p1", input: '{"n":21}' }));
+    const { executionArn } = await w.sfn.send(
+      new StartExecutionCommand({ stateMachineArn: parent, name: "p1", input: '{"n":21}' }),
+    );
     const v = await w.states.awaitExecution(executionArn!);
     expect(v).toMatchObject({ status: "SUCCEEDED", output: '{"doubled":42}' });
     const kids = await w.sfn.send(new ListExecutionsCommand({ stateMachineArn: child }));

@@ -226,7 +226,8 @@ describe("triggers and on-call on the simulated cloud", () => {
     await expect(push(commit("b"), 2000)).resolves.toMatchObject({ status: 202, json: { queued: true, position: 1 } });
     const c = await push(commit("c"), 3000);
     expect(c).toMatchObject({ json: { queued: true, replaced: commit("b") } });
-    const arnOf = (answer: { json: Record<string, unknown> }) => runningArn.replace(/:[^:]+$/, `:${String(answer.json.executionName)}`);
+    const arnOf = (answer: { json: Record<string, unknown> }) =>
+      runningArn.replace(/:[^:]+$/, `:${String(answer.json.executionName)}`);
     // GitHub redelivers the first push: the same execution, nothing new.
     await expect(push(commit("a"), 1000, "redelivered")).resolves.toMatchObject({
       json: { executionArn: runningArn, duplicate: true },

@@ -10,7 +10,10 @@ import { commandComment, environmentPreamble, invocationState, renderCommands, t
 function roundTrip(values: string[]): { seen: string[]; status: number | null } {
   const env = Object.fromEntries(values.map((v, i) => [`V${i}`, v]));
   const script = values.map((_v, i) => `printf '%s\\0' "$V${i}"`).join("\n");
-  const r = spawnSync("bash", ["-c", renderCommands(script, env).join("\n")], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const r = spawnSync("bash", ["-c", renderCommands(script, env).join("\n")], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  });
   return { seen: r.stdout.split("\0").slice(0, -1), status: r.status };
 }
 
@@ -42,7 +45,6 @@ describe("environment values are data, never script", () => {
     expect(roundTrip(values).seen).toEqual(values);
   });
 
-
   it.each([
     [{ "BAD NAME": "x" }, /name "BAD NAME" is not allowed/],
     [{ "X;id": "x" }, /not allowed/],
@@ -54,7 +56,12 @@ describe("environment values are data, never script", () => {
   });
 
   it("puts the preamble before the script, in a stable order", () => {
-    expect(renderCommands("set -e\necho hi\n", { B: "2", A: "1" })).toEqual(["export A='1'", "export B='2'", "set -e", "echo hi"]);
+    expect(renderCommands("set -e\necho hi\n", { B: "2", A: "1" })).toEqual([
+      "export A='1'",
+      "export B='2'",
+      "set -e",
+      "echo hi",
+    ]);
   });
 });
 

@@ -11,7 +11,12 @@ describe("derivePlan", () => {
     expect(plan.builder.clientToken).toMatch(/^LaunchBuilder-[0-9a-f]{16}$/);
     expect(plan.environment).toBe("production");
     expect(plan.env).toEqual({ KILN_COMMIT: COMMIT, KILN_REPO: "example/web", KILN_SERVICE: "web", KILN_BRANCH: "main" });
-    expect(plan.tags).toMatchObject({ "kiln:service": "web", "kiln:execution": execution().name, "kiln:execution-arn": execution().arn, team: "web" });
+    expect(plan.tags).toMatchObject({
+      "kiln:service": "web",
+      "kiln:execution": execution().name,
+      "kiln:execution-arn": execution().arn,
+      team: "web",
+    });
     expect(plan.builder.rootDevice).toEqual({ deviceName: "/dev/xvda", encrypted: true });
     expect(plan.config.canary.at(-1)?.weight).toBe(100);
   });

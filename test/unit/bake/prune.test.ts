@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { selectPrunable } from "../../../lib/bake/image.ts";
 
-const img = (n: number) => ({ imageId: `ami-${String(n).padStart(17, "0")}`, creationDate: `2026-01-${String(n).padStart(2, "0")}T00:00:00.000Z` });
+const img = (n: number) => ({
+  imageId: `ami-${String(n).padStart(17, "0")}`,
+  creationDate: `2026-01-${String(n).padStart(2, "0")}T00:00:00.000Z`,
+});
 const ids = (ns: number[]) => ns.map((n) => img(n).imageId);
 const images = [3, 1, 5, 2, 4, 6].map(img);
 
@@ -20,6 +23,8 @@ describe("selectPrunable", () => {
   });
 
   it("orders by creation date, not by listing order", () => {
-    expect(selectPrunable([img(1), img(9), img(5)], 1, new Map()).keep).toEqual([{ imageId: img(9).imageId, why: "among the newest 1" }]);
+    expect(selectPrunable([img(1), img(9), img(5)], 1, new Map()).keep).toEqual([
+      { imageId: img(9).imageId, why: "among the newest 1" },
+    ]);
   });
 });

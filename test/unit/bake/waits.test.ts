@@ -43,7 +43,9 @@ describe("deadlines", () => {
   });
   it("throws kiln.Timeout past the deadline, naming what was awaited", () => {
     expect(checkDeadline(10_000, 0, 20, "x")).toBe(10);
-    expect(() => checkDeadline(30_000, 0, 20, "AMI ami-1 still pending")).toThrow(/AMI ami-1 still pending \(waited 30 s, timeout 20 s\)/);
+    expect(() => checkDeadline(30_000, 0, 20, "AMI ami-1 still pending")).toThrow(
+      /AMI ami-1 still pending \(waited 30 s, timeout 20 s\)/,
+    );
     try {
       checkDeadline(30_000, 0, 20, "x");
     } catch (e) {

@@ -30,7 +30,13 @@ function testCloud(): Cloud {
       actions: {
         DescribeAutoScalingGroups: (input) => {
           if (input.AutoScalingGroupNames?.[0] === "boom") throw new AwsError("ResourceInUse", "in use");
-          return { AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((n: string) => ({ AutoScalingGroupName: n, MinSize: 1, CreatedTime: new Date(0) })) };
+          return {
+            AutoScalingGroups: (input.AutoScalingGroupNames ?? []).map((n: string) => ({
+              AutoScalingGroupName: n,
+              MinSize: 1,
+              CreatedTime: new Date(0),
+            })),
+          };
         },
       },
     },
@@ -72,11 +78,26 @@ describe("protocol layer", () => {
     const g = await asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["a", "b"] }));
     expect(g.AutoScalingGroups?.map((x) => x.AutoScalingGroupName)).toEqual(["a", "b"]);
     expect(g.AutoScalingGroups?.[0]?.CreatedTime).toEqual(new Date(0));
-    await expect(asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["boom"] }))).rejects.toMatchObject({ name: "ResourceInUseFault" });
+    await expect(asg.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: ["boom"] }))).rejects.toMatchObject({
+      name: "ResourceInUseFault",
+    });
     const ssm = new SSMClient(cfg);
     const p = await ssm.send(new GetParameterCommand({ Name: "x" }));
     expect(p.Parameter?.LastModifiedDate).toEqual(new Date(1000));
     await expect(ssm.send(new GetParameterCommand({ Name: "missing" }))).rejects.toMatchObject({ name: "ParameterNotFound" });
-    await expect(ec2.send(new DescribeAvailabilityZonesCommand({})).then(() => cloud.faults.add({ kind: "api", service: "ec2", action: "DescribeAvailabilityZones", code: "UnauthorizedOperation", status: 403 })).then(() => ec2.send(new DescribeAvailabilityZonesCommand({})))).rejects.toMatchObject({ name: "UnauthorizedOperation" });
+    await expect(
+      ec2
+        .send(new DescribeAvailabilityZonesCommand({}))
+        .then(() =>
+          cloud.faults.add({
+            kind: "api",
+            service: "ec2",
+            action: "DescribeAvailabilityZones",
+            code: "UnauthorizedOperation",
+            status: 403,
+          }),
+        )
+        .then(() => ec2.send(new DescribeAvailabilityZonesCommand({}))),
+    ).rejects.toMatchObject({ name: "UnauthorizedOperation" });
   });
 });

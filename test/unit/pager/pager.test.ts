@@ -53,7 +53,14 @@ function statusEvent(executionArn: string, status: string, over: Partial<StatusC
       status: status as StatusChangeEvent["detail"]["status"],
       startDate: 1767607200000,
       stopDate: 1767608400000,
-      input: JSON.stringify({ service: "web", environment: "production", commit: COMMIT, trigger: "push", branch: "main", repository: "Acme/web" }),
+      input: JSON.stringify({
+        service: "web",
+        environment: "production",
+        commit: COMMIT,
+        trigger: "push",
+        branch: "main",
+        repository: "Acme/web",
+      }),
       output: null,
       error: status === "SUCCEEDED" ? null : "States.TaskFailed",
       cause: status === "SUCCEEDED" ? null : '{"errorType":"kiln.StepFailed"}',
@@ -302,15 +309,23 @@ describe("pager", () => {
   });
 
   it("records the failure on the service lock it held, and the success resolves it", async () => {
-    await acquireLock({ service: "web", environment: "production", executionArn: ARN , mayTakeFree: true }, { ddb: dyn.ddb, table: deps.table, clock });
+    await acquireLock(
+      { service: "web", environment: "production", executionArn: ARN, mayTakeFree: true },
+      { ddb: dyn.ddb, table: deps.table, clock },
+    );
     await handleStatusChange(statusEvent(ARN, "FAILED"), deps);
-    expect((await readLock({ service: "web", environment: "production" }, { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed).toMatchObject({
+    expect(
+      (await readLock({ service: "web", environment: "production" }, { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed,
+    ).toMatchObject({
       executionArn: ARN,
       unresolved: true,
       status: "FAILED",
     });
     await handleStatusChange(statusEvent(ARN, "SUCCEEDED", { redriveCount: 1 }), deps);
-    expect((await readLock({ service: "web", environment: "production" }, { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed?.unresolved).toBe(false);
+    expect(
+      (await readLock({ service: "web", environment: "production" }, { ddb: dyn.ddb, table: deps.table, clock }))?.lastFailed
+        ?.unresolved,
+    ).toBe(false);
   });
 });
 

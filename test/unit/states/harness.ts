@@ -24,7 +24,11 @@ export interface Harness {
   calls: { fn: string; payload: unknown; at: number }[];
   awsCalls: { service: string; action: string; params: unknown; at: number }[];
   statuses: string[];
-  run(def: StatesGraph, input?: unknown, name?: string): Promise<{ exec: Execution; view: ExecutionView; events: HistoryEvent[] }>;
+  run(
+    def: StatesGraph,
+    input?: unknown,
+    name?: string,
+  ): Promise<{ exec: Execution; view: ExecutionView; events: HistoryEvent[] }>;
   start(def: StatesGraph, input?: unknown, name?: string): Execution;
 }
 
@@ -32,12 +36,14 @@ export function lambdaArn(name: string): string {
   return `arn:aws:lambda:us-east-1:123456789012:function:${name}`;
 }
 
-export function harness(opts: {
-  fns?: Record<string, FakeFn>;
-  aws?: (service: string, action: string, params: unknown) => unknown | Promise<unknown>;
-  engine?: EngineOptions;
-  seed?: number;
-} = {}): Harness {
+export function harness(
+  opts: {
+    fns?: Record<string, FakeFn>;
+    aws?: (service: string, action: string, params: unknown) => unknown | Promise<unknown>;
+    engine?: EngineOptions;
+    seed?: number;
+  } = {},
+): Harness {
   const clock = new VirtualClock();
   const calls: Harness["calls"] = [];
   const awsCalls: Harness["awsCalls"] = [];
@@ -66,7 +72,8 @@ export function harness(opts: {
       try {
         return { payload: await fn(payload, n), statusCode: 200, executedVersion: "$LATEST" };
       } catch (e) {
-        if (e instanceof FnError) return { functionError: "Unhandled", payload: { errorType: e.errorType, errorMessage: e.message, trace: [] } };
+        if (e instanceof FnError)
+          return { functionError: "Unhandled", payload: { errorType: e.errorType, errorMessage: e.message, trace: [] } };
         throw e;
       }
     },

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { StatesError } from "../../../local/states/engine/errors.ts";
 import { evaluateIntrinsic } from "../../../local/states/engine/intrinsics.ts";
-import { applyInputPath, applyOutputPath, applyPayloadTemplate, applyResultPath, applyResultSelector } from "../../../local/states/engine/io.ts";
+import {
+  applyInputPath,
+  applyOutputPath,
+  applyPayloadTemplate,
+  applyResultPath,
+  applyResultSelector,
+} from "../../../local/states/engine/io.ts";
 import { type PathRefs, isDefinite, queryPath } from "../../../local/states/engine/jsonpath.ts";
 import { evaluateTemplate } from "../../../local/states/engine/jsonata.ts";
 import { errorMatches, retryDelayMs } from "../../../local/states/engine/retry.ts";
@@ -24,7 +30,13 @@ function errorOf(fn: () => unknown): { error: string; cause: string } | undefine
 }
 
 describe("JSONPath", () => {
-  const data = { a: { b: [1, 2, 3], "odd key": "x" }, items: [{ id: 1, ok: true }, { id: 2, ok: false }] };
+  const data = {
+    a: { b: [1, 2, 3], "odd key": "x" },
+    items: [
+      { id: 1, ok: true },
+      { id: 2, ok: false },
+    ],
+  };
   it.each([
     ["$", data],
     ["$.a.b[1]", 2],
@@ -52,7 +64,11 @@ describe("JSONPath", () => {
 
 describe("input and output processing (AWS developer guide examples)", () => {
   it("InputPath selects part of the input", () => {
-    const input = { comment: "Example for InputPath.", dataset1: { val1: 1, val2: 2, val3: 3 }, dataset2: { val1: "a", val2: "b", val3: "c" } };
+    const input = {
+      comment: "Example for InputPath.",
+      dataset1: { val1: 1, val2: 2, val3: 3 },
+      dataset2: { val1: "a", val2: "b", val3: "c" },
+    };
     expect(applyInputPath(input, "$.dataset2", refs)).toEqual({ val1: "a", val2: "b", val3: "c" });
     expect(applyInputPath(input, null, refs)).toEqual({});
     expect(applyInputPath(input, undefined, refs)).toBe(input);
@@ -61,7 +77,12 @@ describe("input and output processing (AWS developer guide examples)", () => {
   it("Parameters build a new payload with .$ fields, static values and the context object", () => {
     const input = {
       comment: "Example for Parameters.",
-      product: { details: { color: "blue", size: "small", material: "cotton" }, availability: "in stock", sku: "2317", cost: "$23" },
+      product: {
+        details: { color: "blue", size: "small", material: "cotton" },
+        availability: "in stock",
+        sku: "2317",
+        cost: "$23",
+      },
     };
     const params = {
       comment: "Selecting what I care about.",
@@ -81,21 +102,35 @@ describe("input and output processing (AWS developer guide examples)", () => {
     const result = {
       resourceType: "elasticmapreduce",
       resource: "createCluster.sync",
-      output: { SdkHttpMetadata: { HttpStatusCode: 200 }, SdkResponseMetadata: { RequestId: "1234-5678-9012" }, ClusterId: "AKIAIOSFODNN7EXAMPLE" },
+      output: {
+        SdkHttpMetadata: { HttpStatusCode: 200 },
+        SdkResponseMetadata: { RequestId: "1234-5678-9012" },
+        ClusterId: "AKIAIOSFODNN7EXAMPLE",
+      },
     };
-    expect(applyResultSelector(result, { "ClusterId.$": "$.output.ClusterId", "ResourceType.$": "$.resourceType" }, env)).toEqual({
-      ClusterId: "AKIAIOSFODNN7EXAMPLE",
-      ResourceType: "elasticmapreduce",
-    });
+    expect(applyResultSelector(result, { "ClusterId.$": "$.output.ClusterId", "ResourceType.$": "$.resourceType" }, env)).toEqual(
+      {
+        ClusterId: "AKIAIOSFODNN7EXAMPLE",
+        ResourceType: "elasticmapreduce",
+      },
+    );
   });
 
-  const input = { comment: "This is a test of the input and output of a Task state.", details: "Default example", who: "AWS Step Functions" };
+  const input = {
+    comment: "This is a test of the input and output of a Task state.",
+    details: "Default example",
+    who: "AWS Step Functions",
+  };
   const result = "Hello, AWS Step Functions!";
   it.each([
     ["$ (default): the result replaces the input", "$", result],
     ["null: the input passes through", null, input],
     ["$.taskresult: the result is added to the input", "$.taskresult", { ...input, taskresult: result }],
-    ["$.strings.lambdaresult: missing objects are created", "$.strings.lambdaresult", { ...input, strings: { lambdaresult: result } }],
+    [
+      "$.strings.lambdaresult: missing objects are created",
+      "$.strings.lambdaresult",
+      { ...input, strings: { lambdaresult: result } },
+    ],
   ])("ResultPath %s", (_what, path, expected) => {
     expect(applyResultPath(input, result, path as string | null)).toEqual(expected);
     // The input itself is never mutated.
@@ -103,7 +138,9 @@ describe("input and output processing (AWS developer guide examples)", () => {
   });
 
   it("ResultPath through a non-object is States.ResultPathMatchFailure", () => {
-    expect(errorOf(() => applyResultPath({ who: "x" }, 1, "$.who.name"))).toMatchObject({ error: "States.ResultPathMatchFailure" });
+    expect(errorOf(() => applyResultPath({ who: "x" }, 1, "$.who.name"))).toMatchObject({
+      error: "States.ResultPathMatchFailure",
+    });
   });
 
   it("OutputPath selects the output; null gives {}", () => {
@@ -122,7 +159,15 @@ describe("input and output processing (AWS developer guide examples)", () => {
 });
 
 describe("intrinsic functions", () => {
-  const data = { name: "kiln", n: 3, list: [1, 2, 2, { a: 1 }, { a: 1 }], json: '{"k":[1,2]}', s: "a,b,,c", o1: { a: 1, b: 1 }, o2: { b: 2 } };
+  const data = {
+    name: "kiln",
+    n: 3,
+    list: [1, 2, 2, { a: 1 }, { a: 1 }],
+    json: '{"k":[1,2]}',
+    s: "a,b,,c",
+    o1: { a: 1, b: 1 },
+    o2: { b: 2 },
+  };
   it.each([
     ["States.Format('Hello, {}! n={}', $.name, $.n)", "Hello, kiln! n=3"],
     ["States.Format('literal \\{\\} and {}', $.name)", "literal {} and kiln"],
@@ -197,8 +242,24 @@ describe("Choice rules", () => {
     [{ Variable: "$.b", IsBoolean: true }, true],
     [{ Variable: "$.t", IsTimestamp: true }, true],
     [{ Variable: "$.s", IsTimestamp: true }, false],
-    [{ And: [{ Variable: "$.n", NumericGreaterThan: 5 }, { Variable: "$.s", StringEquals: "blue" }] }, true],
-    [{ Or: [{ Variable: "$.n", NumericGreaterThan: 50 }, { Variable: "$.b", BooleanEquals: false }] }, false],
+    [
+      {
+        And: [
+          { Variable: "$.n", NumericGreaterThan: 5 },
+          { Variable: "$.s", StringEquals: "blue" },
+        ],
+      },
+      true,
+    ],
+    [
+      {
+        Or: [
+          { Variable: "$.n", NumericGreaterThan: 50 },
+          { Variable: "$.b", BooleanEquals: false },
+        ],
+      },
+      false,
+    ],
     [{ Not: { Variable: "$.s", StringEquals: "green" } }, true],
     [{ Variable: "$region.name", StringEquals: "us-east-1" }, true],
     [{ Variable: "$$.State.Name", StringEquals: "S" }, true],
@@ -258,7 +319,10 @@ describe("JSONata", () => {
     ["{% $range(0, 4, 2) %}", [0, 2, 4]],
     ["{% $hash('input data', 'SHA-1') %}", "aaff4a450a104cd177d28d18d74485e8cae074b7"],
     ["{% $parse('{\"a\":1}') %}", { a: 1 }],
-    [{ total: "{% $count($states.input.items) %}", fixed: 1, nested: ["{% $states.result.ok %}"] }, { total: 3, fixed: 1, nested: [true] }],
+    [
+      { total: "{% $count($states.input.items) %}", fixed: 1, nested: ["{% $states.result.ok %}"] },
+      { total: 3, fixed: 1, nested: [true] },
+    ],
     [{ gone: "{% $states.input.nope %}", kept: 1 }, { kept: 1 }],
   ])("%j", async (tpl, expected) => {
     expect(await evaluateTemplate(tpl, jenv)).toEqual(expected);

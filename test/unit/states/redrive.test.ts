@@ -21,7 +21,12 @@ describe("redrive: top-level Task", () => {
     StartAt: "Prepare",
     States: {
       Prepare: { Type: "Task", Resource: lambdaArn("prepare"), Assign: { "plan.$": "$.plan" }, Next: "Bake" },
-      Bake: { Type: "Task", Resource: lambdaArn("bake"), Parameters: { "plan.$": "$plan", "redrives.$": "$$.Execution.RedriveCount" }, Next: "Done" },
+      Bake: {
+        Type: "Task",
+        Resource: lambdaArn("bake"),
+        Parameters: { "plan.$": "$plan", "redrives.$": "$$.Execution.RedriveCount" },
+        Next: "Done",
+      },
       Done: { Type: "Pass", End: true },
     },
   };
@@ -53,23 +58,44 @@ describe("redrive: top-level Task", () => {
     expect(h.calls.map((c) => c.fn)).toEqual(["prepare", "bake", "bake"]);
 
     const events = exec.history.events;
-    expect(events[failedCount]).toMatchObject({ id: failedCount + 1, type: "ExecutionRedriven", executionRedrivenEventDetails: { redriveCount: 1 } });
+    expect(events[failedCount]).toMatchObject({
+      id: failedCount + 1,
+      type: "ExecutionRedriven",
+      executionRedrivenEventDetails: { redriveCount: 1 },
+    });
     expect(types(afterRedrive(events))).toEqual([
       "ExecutionRedriven",
-      "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted", "LambdaFunctionSucceeded", "TaskStateExited",
-      "PassStateEntered", "PassStateExited",
+      "TaskStateEntered",
+      "LambdaFunctionScheduled",
+      "LambdaFunctionStarted",
+      "LambdaFunctionSucceeded",
+      "TaskStateExited",
+      "PassStateEntered",
+      "PassStateExited",
       "ExecutionSucceeded",
     ]);
     expect(events.map((e) => e.id)).toEqual(events.map((_, i) => i + 1));
     expect(h.statuses).toEqual(["RUNNING", "FAILED", "RUNNING", "SUCCEEDED"]);
-    expect(exec.view()).toMatchObject({ redriveStatus: "NOT_REDRIVABLE", redriveStatusReason: "Execution is SUCCEEDED and cannot be redriven" });
+    expect(exec.view()).toMatchObject({
+      redriveStatus: "NOT_REDRIVABLE",
+      redriveStatusReason: "Execution is SUCCEEDED and cannot be redriven",
+    });
   });
 
   it("a Catch that routes to a Fail state fails again on redrive (the Fail state is what is redriven)", async () => {
-    const h = harness({ fns: { f: () => { throw new FnError("E", "x"); } } });
+    const h = harness({
+      fns: {
+        f: () => {
+          throw new FnError("E", "x");
+        },
+      },
+    });
     const exec = h.start({
       StartAt: "T",
-      States: { T: { Type: "Task", Resource: lambdaArn("f"), Catch: [{ ErrorEquals: ["States.ALL"], Next: "Failed" }], End: true }, Failed: { Type: "Fail", Error: "kiln.Failed" } },
+      States: {
+        T: { Type: "Task", Resource: lambdaArn("f"), Catch: [{ ErrorEquals: ["States.ALL"], Next: "Failed" }], End: true },
+        Failed: { Type: "Fail", Error: "kiln.Failed" },
+      },
     });
     await exec.whenDone();
     exec.redrive();
@@ -118,11 +144,23 @@ describe("redrive: Map", () => {
     // Only item 3 ran again on the second redrive.
     expect(h.calls.map((c) => (c.payload as any).item)).toEqual([0, 1, 1, 2, 3, 3]);
     const last = afterRedrive(exec.history.events);
-    expect(last.filter((e) => e.type === "MapIterationStarted").map((e) => e.mapIterationStartedEventDetails)).toEqual([{ name: "M", index: 3 }]);
+    expect(last.filter((e) => e.type === "MapIterationStarted").map((e) => e.mapIterationStartedEventDetails)).toEqual([
+      { name: "M", index: 3 },
+    ]);
     expect(types(last)).toEqual([
-      "ExecutionRedriven", "MapStateEntered", "MapStateStarted", "MapIterationStarted",
-      "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted", "LambdaFunctionSucceeded", "TaskStateExited",
-      "MapIterationSucceeded", "MapStateSucceeded", "MapStateExited", "ExecutionSucceeded",
+      "ExecutionRedriven",
+      "MapStateEntered",
+      "MapStateStarted",
+      "MapIterationStarted",
+      "TaskStateEntered",
+      "LambdaFunctionScheduled",
+      "LambdaFunctionStarted",
+      "LambdaFunctionSucceeded",
+      "TaskStateExited",
+      "MapIterationSucceeded",
+      "MapStateSucceeded",
+      "MapStateExited",
+      "ExecutionSucceeded",
     ]);
   });
 
@@ -137,7 +175,10 @@ describe("redrive: Map", () => {
           Type: "Map",
           ItemProcessor: {
             StartAt: "A",
-            States: { A: { Type: "Task", Resource: lambdaArn("first"), Next: "B" }, B: { Type: "Task", Resource: lambdaArn("second"), End: true } },
+            States: {
+              A: { Type: "Task", Resource: lambdaArn("first"), Next: "B" },
+              B: { Type: "Task", Resource: lambdaArn("second"), End: true },
+            },
           },
           End: true,
         },
@@ -191,9 +232,17 @@ describe("redrive: Parallel", () => {
     // Blue and Prep did not run again.
     expect(h.calls.map((c) => c.fn).sort()).toEqual(["flaky", "flaky", "ok", "prep"]);
     expect(types(afterRedrive(exec.history.events))).toEqual([
-      "ExecutionRedriven", "ParallelStateEntered", "ParallelStateStarted",
-      "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted", "LambdaFunctionSucceeded", "TaskStateExited",
-      "ParallelStateSucceeded", "ParallelStateExited", "ExecutionSucceeded",
+      "ExecutionRedriven",
+      "ParallelStateEntered",
+      "ParallelStateStarted",
+      "TaskStateEntered",
+      "LambdaFunctionScheduled",
+      "LambdaFunctionStarted",
+      "LambdaFunctionSucceeded",
+      "TaskStateExited",
+      "ParallelStateSucceeded",
+      "ParallelStateExited",
+      "ExecutionSucceeded",
     ]);
   });
 
@@ -207,7 +256,10 @@ describe("redrive: Parallel", () => {
         P: {
           Type: "Parallel",
           Branches: [
-            { StartAt: "W", States: { W: { Type: "Wait", Seconds: 100, Next: "After" }, After: { Type: "Pass", Result: "waited", End: true } } },
+            {
+              StartAt: "W",
+              States: { W: { Type: "Wait", Seconds: 100, Next: "After" }, After: { Type: "Pass", Result: "waited", End: true } },
+            },
             { StartAt: "B", States: { B: { Type: "Task", Resource: lambdaArn("bad"), End: true } } },
           ],
           End: true,
@@ -229,7 +281,14 @@ describe("redrive: Parallel", () => {
 describe("redrive: aborted and timed-out executions", () => {
   it("an ABORTED execution resumes at the state it was stopped in", async () => {
     const h = harness({ fns: { f: (p) => p } });
-    const exec = h.start({ StartAt: "A", States: { A: { Type: "Task", Resource: lambdaArn("f"), Next: "W" }, W: { Type: "Wait", Seconds: 60, Next: "Z" }, Z: { Type: "Pass", Result: "z", End: true } } });
+    const exec = h.start({
+      StartAt: "A",
+      States: {
+        A: { Type: "Task", Resource: lambdaArn("f"), Next: "W" },
+        W: { Type: "Wait", Seconds: 60, Next: "Z" },
+        Z: { Type: "Pass", Result: "z", End: true },
+      },
+    });
     await h.clock.sleep(30_000);
     await exec.stop();
     expect(exec.view()).toMatchObject({ status: "ABORTED", redriveStatus: "REDRIVABLE" });
@@ -241,7 +300,11 @@ describe("redrive: aborted and timed-out executions", () => {
 
   it("a TIMED_OUT execution's TimeoutSeconds restarts on redrive", async () => {
     const h = harness();
-    const exec = h.start({ TimeoutSeconds: 50, StartAt: "A", States: { A: { Type: "Wait", Seconds: 40, Next: "B" }, B: { Type: "Wait", Seconds: 40, End: true } } });
+    const exec = h.start({
+      TimeoutSeconds: 50,
+      StartAt: "A",
+      States: { A: { Type: "Wait", Seconds: 40, Next: "B" }, B: { Type: "Wait", Seconds: 40, End: true } },
+    });
     expect((await exec.whenDone()).status).toBe("TIMED_OUT");
     exec.redrive();
     // B runs again from its start: 40 s < 50 s.
@@ -255,7 +318,13 @@ describe("redrive eligibility", () => {
     ["SUCCEEDED", "Execution is SUCCEEDED and cannot be redriven"],
     ["14 days after it stopped", "Execution redrivable period exceeded"],
   ])("%s → NOT_REDRIVABLE", async (when, reason) => {
-    const h = harness({ fns: { f: () => { throw new FnError("E", "x"); } } });
+    const h = harness({
+      fns: {
+        f: () => {
+          throw new FnError("E", "x");
+        },
+      },
+    });
     const def: StatesGraph =
       when === "RUNNING"
         ? { StartAt: "W", States: { W: { Type: "Wait", Seconds: 10, End: true } } }

@@ -8,7 +8,12 @@ describe("Pass", () => {
   it.each([
     ["Result replaces the input", { Result: { x: 1 } }, { a: 1 }, { x: 1 }],
     ["Result at a ResultPath", { Result: "r", ResultPath: "$.out" }, { a: 1 }, { a: 1, out: "r" }],
-    ["Parameters with paths and intrinsics", { Parameters: { "sum.$": "States.MathAdd($.a, 1)", "who.$": "$$.Execution.Name" } }, { a: 1 }, { sum: 2, who: "p1" }],
+    [
+      "Parameters with paths and intrinsics",
+      { Parameters: { "sum.$": "States.MathAdd($.a, 1)", "who.$": "$$.Execution.Name" } },
+      { a: 1 },
+      { sum: 2, who: "p1" },
+    ],
     ["InputPath then OutputPath", { InputPath: "$.in", OutputPath: "$.v" }, { in: { v: 7 } }, 7],
     ["ResultPath null keeps the input", { Result: "x", ResultPath: null }, { a: 1 }, { a: 1 }],
   ])("%s", async (_n, state, input, expected) => {
@@ -27,7 +32,13 @@ describe("Choice", () => {
         Type: "Choice",
         Choices: [
           { Variable: "$.n", NumericGreaterThan: 10, Next: "Big" },
-          { And: [{ Variable: "$.s", IsPresent: true }, { Variable: "$.s", StringMatches: "k*" }], Next: "K" },
+          {
+            And: [
+              { Variable: "$.s", IsPresent: true },
+              { Variable: "$.s", StringMatches: "k*" },
+            ],
+            Next: "K",
+          },
         ],
         Default: "Other",
       },
@@ -46,7 +57,10 @@ describe("Choice", () => {
   });
 
   it("without a match or Default fails with States.NoChoiceMatched", async () => {
-    const r = await harness().run(single({ Type: "Choice", Choices: [{ Variable: "$.n", NumericEquals: 1, Next: "S" }], End: undefined }), { n: 2 });
+    const r = await harness().run(
+      single({ Type: "Choice", Choices: [{ Variable: "$.n", NumericEquals: 1, Next: "S" }], End: undefined }),
+      { n: 2 },
+    );
     expect(r.view).toMatchObject({ status: "FAILED", error: "States.NoChoiceMatched" });
   });
 
@@ -56,7 +70,18 @@ describe("Choice", () => {
         QueryLanguage: "JSONata",
         StartAt: "C",
         States: {
-          C: { Type: "Choice", Choices: [{ Condition: "{% $states.input.n > 1 %}", Next: "Done", Assign: { picked: "{% $states.input.n %}" }, Output: { v: "{% $states.input.n * 2 %}" } }], Default: "Done" },
+          C: {
+            Type: "Choice",
+            Choices: [
+              {
+                Condition: "{% $states.input.n > 1 %}",
+                Next: "Done",
+                Assign: { picked: "{% $states.input.n %}" },
+                Output: { v: "{% $states.input.n * 2 %}" },
+              },
+            ],
+            Default: "Done",
+          },
           Done: { Type: "Pass", Output: { v: "{% $states.input.v %}", picked: "{% $picked %}" }, End: true },
         },
       },
@@ -100,8 +125,20 @@ describe("Succeed and Fail", () => {
 
   it.each([
     ["Error and Cause", { Error: "kiln.StepFailed", Cause: "install failed" }, {}, "kiln.StepFailed", "install failed"],
-    ["ErrorPath and CausePath", { ErrorPath: "$.e", CausePath: "States.Format('at {}', $.where)" }, { e: "kiln.X", where: "bake" }, "kiln.X", "at bake"],
-    ["JSONata", { QueryLanguage: "JSONata", Error: "{% 'kiln.' & $states.input.e %}", Cause: "static" }, { e: "Y" }, "kiln.Y", "static"],
+    [
+      "ErrorPath and CausePath",
+      { ErrorPath: "$.e", CausePath: "States.Format('at {}', $.where)" },
+      { e: "kiln.X", where: "bake" },
+      "kiln.X",
+      "at bake",
+    ],
+    [
+      "JSONata",
+      { QueryLanguage: "JSONata", Error: "{% 'kiln.' & $states.input.e %}", Cause: "static" },
+      { e: "Y" },
+      "kiln.Y",
+      "static",
+    ],
   ])("Fail with %s", async (_n, state, input, error, cause) => {
     const r = await harness().run(single({ Type: "Fail", ...state, End: undefined }), input);
     expect(r.view).toMatchObject({ status: "FAILED", error, cause });
@@ -110,12 +147,17 @@ describe("Succeed and Fail", () => {
 });
 
 describe("Parallel", () => {
-  const branch = (fn: string): StatesGraph => ({ StartAt: "T", States: { T: { Type: "Task", Resource: lambdaArn(fn), End: true } } });
+  const branch = (fn: string): StatesGraph => ({
+    StartAt: "T",
+    States: { T: { Type: "Task", Resource: lambdaArn(fn), End: true } },
+  });
   it("runs every branch on the same input and returns their outputs in order", async () => {
     const h = harness({ fns: { a: (p: any) => p.v + 1, b: (p: any) => p.v * 10 } });
     const r = await h.run(single({ Type: "Parallel", Branches: [branch("a"), branch("b")], ResultPath: "$.out" }), { v: 2 });
     expect(output(r.view)).toEqual({ v: 2, out: [3, 20] });
-    expect(types(r.events)).toEqual(expect.arrayContaining(["ParallelStateEntered", "ParallelStateStarted", "ParallelStateSucceeded", "ParallelStateExited"]));
+    expect(types(r.events)).toEqual(
+      expect.arrayContaining(["ParallelStateEntered", "ParallelStateStarted", "ParallelStateSucceeded", "ParallelStateExited"]),
+    );
   });
 
   it("a failing branch fails the state with the branch's error and stops the others", async () => {
@@ -135,7 +177,12 @@ describe("Parallel", () => {
 });
 
 describe("Map", () => {
-  const proc = (fn: string): StatesGraph => ({ ProcessorConfig: { Mode: "INLINE" }, StartAt: "T", States: { T: { Type: "Task", Resource: lambdaArn(fn), End: true } } } as StatesGraph);
+  const proc = (fn: string): StatesGraph =>
+    ({
+      ProcessorConfig: { Mode: "INLINE" },
+      StartAt: "T",
+      States: { T: { Type: "Task", Resource: lambdaArn(fn), End: true } },
+    }) as StatesGraph;
 
   it("ItemsPath + ItemSelector with $$.Map.Item, results in item order", async () => {
     const h = harness({ fns: { echo } });
@@ -160,7 +207,10 @@ describe("Map", () => {
   });
 
   it("the legacy Iterator and Parameters fields work", async () => {
-    const r = await harness({ fns: { echo } }).run(single({ Type: "Map", Parameters: { "v.$": "$$.Map.Item.Value" }, Iterator: proc("echo") }), [1, 2]);
+    const r = await harness({ fns: { echo } }).run(
+      single({ Type: "Map", Parameters: { "v.$": "$$.Map.Item.Value" }, Iterator: proc("echo") }),
+      [1, 2],
+    );
     expect(output(r.view)).toEqual([{ v: 1 }, { v: 2 }]);
   });
 
@@ -209,7 +259,8 @@ describe("Map", () => {
     const r = await h.run(single({ Type: "Map", ...tol, ItemProcessor: proc("odd") }), [1, 2, 3]);
     expect(r.view.status).toBe(status);
     expect(r.view.error).toBe(error);
-    if (status === "SUCCEEDED") expect(output(r.view)).toEqual([1, { Error: "kiln.StepFailed", Cause: expect.stringContaining("two") }, 3]);
+    if (status === "SUCCEEDED")
+      expect(output(r.view)).toEqual([1, { Error: "kiln.StepFailed", Cause: expect.stringContaining("two") }, 3]);
   });
 
   it("ItemsPath that is not an array fails with States.Runtime", async () => {
@@ -224,17 +275,44 @@ describe("Task integrations", () => {
     const r = await h.run(single({ Type: "Task", Resource: lambdaArn("echo"), Parameters: { "x.$": "$.a" } }), { a: 1 });
     expect(output(r.view)).toEqual({ x: 1 });
     expect(types(r.events)).toEqual([
-      "ExecutionStarted", "TaskStateEntered", "LambdaFunctionScheduled", "LambdaFunctionStarted", "LambdaFunctionSucceeded", "TaskStateExited", "ExecutionSucceeded",
+      "ExecutionStarted",
+      "TaskStateEntered",
+      "LambdaFunctionScheduled",
+      "LambdaFunctionStarted",
+      "LambdaFunctionSucceeded",
+      "TaskStateExited",
+      "ExecutionSucceeded",
     ]);
-    expect(r.events[2]!.lambdaFunctionScheduledEventDetails).toEqual({ resource: lambdaArn("echo"), input: '{"x":1}', inputDetails: { truncated: false } });
+    expect(r.events[2]!.lambdaFunctionScheduledEventDetails).toEqual({
+      resource: lambdaArn("echo"),
+      input: '{"x":1}',
+      inputDetails: { truncated: false },
+    });
   });
 
   it("lambda:invoke: the result carries Payload, StatusCode and the SDK metadata", async () => {
     const h = harness({ fns: { echo } });
-    const r = await h.run(single({ Type: "Task", Resource: "arn:aws:states:::lambda:invoke", Parameters: { FunctionName: "echo", "Payload.$": "$" } }), { a: 1 });
-    expect(output(r.view)).toMatchObject({ ExecutedVersion: "$LATEST", Payload: { a: 1 }, StatusCode: 200, SdkHttpMetadata: { HttpStatusCode: 200 } });
+    const r = await h.run(
+      single({
+        Type: "Task",
+        Resource: "arn:aws:states:::lambda:invoke",
+        Parameters: { FunctionName: "echo", "Payload.$": "$" },
+      }),
+      { a: 1 },
+    );
+    expect(output(r.view)).toMatchObject({
+      ExecutedVersion: "$LATEST",
+      Payload: { a: 1 },
+      StatusCode: 200,
+      SdkHttpMetadata: { HttpStatusCode: 200 },
+    });
     const scheduled = r.events.find((e) => e.type === "TaskScheduled")!;
-    expect(scheduled.taskScheduledEventDetails).toMatchObject({ resourceType: "lambda", resource: "invoke", region: "us-east-1", parameters: '{"FunctionName":"echo","Payload":{"a":1}}' });
+    expect(scheduled.taskScheduledEventDetails).toMatchObject({
+      resourceType: "lambda",
+      resource: "invoke",
+      region: "us-east-1",
+      parameters: '{"FunctionName":"echo","Payload":{"a":1}}',
+    });
   });
 
   it("a function error becomes the task error with Lambda's cause", async () => {
@@ -245,9 +323,19 @@ describe("Task integrations", () => {
         },
       },
     });
-    const r = await h.run(single({ Type: "Task", Resource: "arn:aws:states:::lambda:invoke", Parameters: { FunctionName: "throttled" } }));
-    expect(r.view).toMatchObject({ status: "FAILED", error: "kiln.Throttled", cause: '{"errorMessage":"EC2 is throttling","errorType":"kiln.Throttled","trace":[]}' });
-    expect(r.events.find((e) => e.type === "TaskFailed")?.taskFailedEventDetails).toMatchObject({ resourceType: "lambda", resource: "invoke", error: "kiln.Throttled" });
+    const r = await h.run(
+      single({ Type: "Task", Resource: "arn:aws:states:::lambda:invoke", Parameters: { FunctionName: "throttled" } }),
+    );
+    expect(r.view).toMatchObject({
+      status: "FAILED",
+      error: "kiln.Throttled",
+      cause: '{"errorMessage":"EC2 is throttling","errorType":"kiln.Throttled","trace":[]}',
+    });
+    expect(r.events.find((e) => e.type === "TaskFailed")?.taskFailedEventDetails).toMatchObject({
+      resourceType: "lambda",
+      resource: "invoke",
+      error: "kiln.Throttled",
+    });
   });
 
   it.each([
@@ -268,15 +356,37 @@ describe("Task integrations", () => {
       if (arn === "busy") throw Object.assign(new Error("Rate exceeded"), { name: "TooManyRequestsException" });
       throw Object.assign(new Error(`Function not found: ${arn}`), { name: "ResourceNotFoundException" });
     }) as typeof h.engine.deps.invokeLambda;
-    const r = await h.run(single({ Type: "Task", Resource: "arn:aws:states:::lambda:invoke", Parameters: { FunctionName: fn, Payload: {} } }));
+    const r = await h.run(
+      single({ Type: "Task", Resource: "arn:aws:states:::lambda:invoke", Parameters: { FunctionName: fn, Payload: {} } }),
+    );
     expect(r.view).toMatchObject({ status: "FAILED", error });
   });
 
   it.each([
-    ["aws-sdk EC2 (unmodelled errors)", "arn:aws:states:::aws-sdk:ec2:describeInstances", "InvalidInstanceID.NotFound", "Ec2.Ec2Exception"],
-    ["aws-sdk DynamoDB", "arn:aws:states:::aws-sdk:dynamodb:putItem", "ConditionalCheckFailedException", "DynamoDb.ConditionalCheckFailedException"],
-    ["aws-sdk SSM without the suffix", "arn:aws:states:::aws-sdk:ssm:getParameter", "ParameterNotFound", "Ssm.ParameterNotFoundException"],
-    ["optimised DynamoDB", "arn:aws:states:::dynamodb:putItem", "ConditionalCheckFailedException", "DynamoDB.ConditionalCheckFailedException"],
+    [
+      "aws-sdk EC2 (unmodelled errors)",
+      "arn:aws:states:::aws-sdk:ec2:describeInstances",
+      "InvalidInstanceID.NotFound",
+      "Ec2.Ec2Exception",
+    ],
+    [
+      "aws-sdk DynamoDB",
+      "arn:aws:states:::aws-sdk:dynamodb:putItem",
+      "ConditionalCheckFailedException",
+      "DynamoDb.ConditionalCheckFailedException",
+    ],
+    [
+      "aws-sdk SSM without the suffix",
+      "arn:aws:states:::aws-sdk:ssm:getParameter",
+      "ParameterNotFound",
+      "Ssm.ParameterNotFoundException",
+    ],
+    [
+      "optimised DynamoDB",
+      "arn:aws:states:::dynamodb:putItem",
+      "ConditionalCheckFailedException",
+      "DynamoDB.ConditionalCheckFailedException",
+    ],
     ["optimised SNS", "arn:aws:states:::sns:publish", "NotFoundException", "SNS.NotFoundException"],
   ])("%s errors are named %s", async (_n, resource, code, error) => {
     const h = harness({
@@ -285,7 +395,10 @@ describe("Task integrations", () => {
       },
     });
     const r = await h.run(single({ Type: "Task", Resource: resource, Parameters: { A: 1 } }));
-    expect(r.view).toMatchObject({ status: "FAILED", error: expect.stringMatching(new RegExp(`^${error.replace(".", "\\.")}$`)) });
+    expect(r.view).toMatchObject({
+      status: "FAILED",
+      error: expect.stringMatching(new RegExp(`^${error.replace(".", "\\.")}$`)),
+    });
     expect(r.view.cause).toContain(code);
   });
 
@@ -299,7 +412,10 @@ describe("Task integrations", () => {
     const r = await h.run(single({ Type: "Task", Resource: resource, Parameters: { "Id.$": "$.id" } }), { id: "i-1" });
     expect(h.awsCalls).toEqual([expect.objectContaining({ service, action, params: { Id: "i-1" } })]);
     expect(output(r.view)).toEqual({ Echo: { Id: "i-1" } });
-    expect(r.events.find((e) => e.type === "TaskSucceeded")?.taskSucceededEventDetails).toMatchObject({ resourceType, resource: res });
+    expect(r.events.find((e) => e.type === "TaskSucceeded")?.taskSucceededEventDetails).toMatchObject({
+      resourceType,
+      resource: res,
+    });
   });
 });
 
@@ -316,7 +432,9 @@ describe("variables and the context object", () => {
       {},
     );
     expect(output(r.view)).toEqual({ count: 5, label: "x" });
-    expect(r.events.find((e) => e.type === "PassStateExited")?.stateExitedEventDetails).toMatchObject({ assignedVariables: { count: "5", label: '"x"' } });
+    expect(r.events.find((e) => e.type === "PassStateExited")?.stateExitedEventDetails).toMatchObject({
+      assignedVariables: { count: "5", label: '"x"' },
+    });
   });
 
   it("JSONata Assign and Output both see the values from before the state", async () => {

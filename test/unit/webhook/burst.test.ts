@@ -78,7 +78,12 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
     await releaseAndStartNext({ service: "web", environment: "production", executionArn: first.executionArn }, lockDeps);
     const later = JSON.parse((await handleWebhook(await delivery(body, { deliveryId: "d-1" }), deps)).body);
     // After it ran, a redelivery starts nothing and says why (202).
-    expect(later).toMatchObject({ service: first.service, commit: first.commit, ignored: true, reason: expect.stringMatching(/redelivery of request #1/) });
+    expect(later).toMatchObject({
+      service: first.service,
+      commit: first.commit,
+      ignored: true,
+      reason: expect.stringMatching(/redelivery of request #1/),
+    });
     expect(sfn.starts).toHaveLength(1);
   });
 
@@ -98,7 +103,10 @@ describe("webhook over the lock (dynalite + Step Functions fake)", () => {
     // previous push (GitHub delivers out of order; the queue orders by ancestry, not by pushed_at).
     const answers = [];
     for (let n = 0; n < 8; n++) {
-      const wave = shuffle([...all.filter((d) => d.n === n), ...(n > 0 ? SERVICES.map((s) => ({ service: s, n: n - 1 })) : [])], 42 + n);
+      const wave = shuffle(
+        [...all.filter((d) => d.n === n), ...(n > 0 ? SERVICES.map((s) => ({ service: s, n: n - 1 })) : [])],
+        42 + n,
+      );
       const requests = await Promise.all(wave.map((d) => delivery(pushBody(d.service, d.n, pushedAt(d.n)))));
       answers.push(...(await Promise.all(requests.map((r) => handleWebhook(r, deps)))));
     }

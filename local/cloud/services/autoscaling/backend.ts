@@ -243,8 +243,7 @@ export class AutoScalingBackend {
 
   private mixedTemplateId(g: Group): string | undefined {
     const lt = (g.mixedInstancesPolicy?.LaunchTemplate as Record<string, unknown> | undefined)?.LaunchTemplateSpecification as
-      | Record<string, string>
-      | undefined;
+      Record<string, string> | undefined;
     return lt?.LaunchTemplateId;
   }
 

@@ -130,7 +130,10 @@ export class DynamoDbBackend implements Backend {
       return {
         status: 503,
         headers: { "content-type": "application/x-amz-json-1.0" },
-        body: JSON.stringify({ __type: `${ERROR_NAMESPACE}InternalServerError`, message: "the simulated DynamoDB is shutting down" }),
+        body: JSON.stringify({
+          __type: `${ERROR_NAMESPACE}InternalServerError`,
+          message: "the simulated DynamoDB is shutting down",
+        }),
       };
     }
     // Forwarding is real socket I/O: the virtual clock must not jump while it is in flight.

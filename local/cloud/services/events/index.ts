@@ -16,7 +16,14 @@ import type { ServiceDefinition } from "../../protocol/types.ts";
 import { type AwsCaller, createAwsCaller } from "../../sdk-call.ts";
 import { type EventPattern, InvalidPatternError, matchesPattern, parsePattern } from "./pattern.ts";
 import { InvalidScheduleError, nextFireTime, type ParsedSchedule, parseSchedule } from "./schedule.ts";
-import { checkPath, deliverToTarget, type InputTransformerSpec, isRetryableDelivery, readPath, transformInput } from "./targets.ts";
+import {
+  checkPath,
+  deliverToTarget,
+  type InputTransformerSpec,
+  isRetryableDelivery,
+  readPath,
+  transformInput,
+} from "./targets.ts";
 
 /** An event as EventBridge delivers it to targets. */
 export interface AwsEvent {
@@ -155,7 +162,14 @@ export class EventsBackend implements Backend {
    * Puts an event on a bus (what PutEvents and `cloud.emit` do) and schedules deliveries to the
    * targets of every enabled rule whose pattern matches. Returns the event as delivered.
    */
-  putEvent(entry: { source: string; detailType: string; detail: Record<string, unknown>; resources?: string[]; time?: Date; bus?: string }): AwsEvent {
+  putEvent(entry: {
+    source: string;
+    detailType: string;
+    detail: Record<string, unknown>;
+    resources?: string[];
+    time?: Date;
+    bus?: string;
+  }): AwsEvent {
     const event: AwsEvent = {
       version: "0",
       id: uuid(this.cloud),
@@ -192,11 +206,21 @@ export class EventsBackend implements Backend {
         this.logDelivery(event, rule, target, 1, "failed", "", undefined, (err as Error).message);
         continue;
       }
-      this.schedule(() => this.attempt(rule, target, event, input, 1, this.cloud.clock.now()), Number(this.cloud.setting("events.deliveryDelayMs", 0)));
+      this.schedule(
+        () => this.attempt(rule, target, event, input, 1, this.cloud.clock.now()),
+        Number(this.cloud.setting("events.deliveryDelayMs", 0)),
+      );
     }
   }
 
-  private async attempt(rule: Rule, target: RuleTarget, event: AwsEvent, input: string, attempt: number, firstAt: number): Promise<void> {
+  private async attempt(
+    rule: Rule,
+    target: RuleTarget,
+    event: AwsEvent,
+    input: string,
+    attempt: number,
+    firstAt: number,
+  ): Promise<void> {
     if (this.stopped) return;
     try {
       const r = await deliverToTarget(this.cloud, target.Arn, input, this.awsCaller());
@@ -212,7 +236,8 @@ export class EventsBackend implements Backend {
       );
       const retry = isRetryableDelivery(err) && attempt <= maxRetries && this.cloud.clock.now() + delay - firstAt <= maxAgeMs;
       this.logDelivery(event, rule, target, attempt, retry ? "retrying" : "failed", input, undefined, message);
-      if (retry) this.schedule(() => this.attempt(rule, target, event, input, attempt + 1, firstAt), this.cloud.jitter(delay, 0.2));
+      if (retry)
+        this.schedule(() => this.attempt(rule, target, event, input, attempt + 1, firstAt), this.cloud.jitter(delay, 0.2));
     }
   }
 
@@ -344,7 +369,8 @@ export class EventsBackend implements Backend {
       CreateEventBus: (input, ctx) => {
         const p = new Params(input, ctx);
         const name = p.str("Name", { required: true, pattern: /^[/.\-_A-Za-z0-9]{1,256}$/ });
-        if (name === "default" || name.startsWith("aws.")) throw new AwsError("ValidationException", `Event bus name ${name} is reserved.`);
+        if (name === "default" || name.startsWith("aws."))
+          throw new AwsError("ValidationException", `Event bus name ${name} is reserved.`);
         if (this.buses.has(name)) throw new AwsError("ResourceAlreadyExistsException", `Event bus ${name} already exists.`);
         const bus: Bus = { name, arn: this.busArn(name), description: p.str("Description"), createdAt: this.cloud.clock.now() };
         this.buses.set(name, bus);
@@ -354,14 +380,21 @@ export class EventsBackend implements Backend {
         const p = new Params(input, ctx);
         const name = this.busName(p, "Name");
         const b = this.buses.get(name)!;
-        return { Name: b.name, Arn: b.arn, ...(b.description ? { Description: b.description } : {}), CreationTime: new Date(b.createdAt) };
+        return {
+          Name: b.name,
+          Arn: b.arn,
+          ...(b.description ? { Description: b.description } : {}),
+          CreationTime: new Date(b.createdAt),
+        };
       },
       DeleteEventBus: (input, ctx) => {
         const p = new Params(input, ctx);
         const name = p.str("Name", { required: true });
         if (name === "default") throw new AwsError("ValidationException", "Cannot delete event bus default.");
         // Deleting a missing bus succeeds, as in AWS.
-        for (const r of this.rules.values()) if (r.bus === name) throw new AwsError("ValidationException", `Cannot delete event bus ${name} because it has rules (${r.name}).`);
+        for (const r of this.rules.values())
+          if (r.bus === name)
+            throw new AwsError("ValidationException", `Cannot delete event bus ${name} because it has rules (${r.name}).`);
         this.buses.delete(name);
         return {};
       },
@@ -369,7 +402,9 @@ export class EventsBackend implements Backend {
         const p = new Params(input, ctx);
         const prefix = p.str("NamePrefix") ?? "";
         return {
-          EventBuses: [...this.buses.values()].filter((b) => b.name.startsWith(prefix)).map((b) => ({ Name: b.name, Arn: b.arn, CreationTime: new Date(b.createdAt) })),
+          EventBuses: [...this.buses.values()]
+            .filter((b) => b.name.startsWith(prefix))
+            .map((b) => ({ Name: b.name, Arn: b.arn, CreationTime: new Date(b.createdAt) })),
         };
       },
 
@@ -379,10 +414,13 @@ export class EventsBackend implements Backend {
         const bus = this.busName(p);
         const eventPattern = p.str("EventPattern");
         const scheduleExpression = p.str("ScheduleExpression");
-        if (!eventPattern && !scheduleExpression) throw new AwsError("ValidationException", "Parameter(s) EventPattern or ScheduleExpression must be specified.");
-        if (scheduleExpression && bus !== "default") throw new AwsError("ValidationException", "ScheduleExpression is supported only on the default event bus.");
+        if (!eventPattern && !scheduleExpression)
+          throw new AwsError("ValidationException", "Parameter(s) EventPattern or ScheduleExpression must be specified.");
+        if (scheduleExpression && bus !== "default")
+          throw new AwsError("ValidationException", "ScheduleExpression is supported only on the default event bus.");
         const state = (p.str("State") ?? "ENABLED") as RuleState;
-        if (!["ENABLED", "DISABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"].includes(state)) throw p.invalid("State", state, "must be ENABLED or DISABLED");
+        if (!["ENABLED", "DISABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"].includes(state))
+          throw p.invalid("State", state, "must be ENABLED or DISABLED");
         let pattern: EventPattern | undefined;
         if (eventPattern) {
           try {
@@ -397,7 +435,8 @@ export class EventsBackend implements Backend {
           try {
             schedule = parseSchedule(scheduleExpression);
           } catch (err) {
-            if (err instanceof InvalidScheduleError) throw new AwsError("ValidationException", "Parameter ScheduleExpression is not valid.");
+            if (err instanceof InvalidScheduleError)
+              throw new AwsError("ValidationException", "Parameter ScheduleExpression is not valid.");
             throw err;
           }
         }
@@ -431,7 +470,9 @@ export class EventsBackend implements Backend {
         const p = new Params(input, ctx);
         const bus = this.busName(p);
         const prefix = p.str("NamePrefix") ?? "";
-        const all = [...this.rules.values()].filter((r) => r.bus === bus && r.name.startsWith(prefix)).sort((a, b) => a.name.localeCompare(b.name));
+        const all = [...this.rules.values()]
+          .filter((r) => r.bus === bus && r.name.startsWith(prefix))
+          .sort((a, b) => a.name.localeCompare(b.name));
         return paginate(all, p, "Rules", (r) => this.describe(r));
       },
       DeleteRule: (input, ctx) => {
@@ -440,7 +481,8 @@ export class EventsBackend implements Backend {
         const name = p.str("Name", { required: true });
         const r = this.rules.get(`${bus}/${name}`);
         if (!r) return {}; // deleting a missing rule succeeds
-        if (r.targets.size > 0 && !p.bool("Force", false)) throw new AwsError("ValidationException", "Rule can't be deleted since it has targets.");
+        if (r.targets.size > 0 && !p.bool("Force", false))
+          throw new AwsError("ValidationException", "Rule can't be deleted since it has targets.");
         this.cloud.clock.clearTimeout(r.timer);
         this.rules.delete(`${bus}/${name}`);
         return {};
@@ -462,10 +504,12 @@ export class EventsBackend implements Backend {
         const p = new Params(input, ctx);
         const r = this.rule(p, "Rule");
         const targets = p.list<Record<string, unknown>>("Targets", { required: true });
-        if (targets.length === 0 || targets.length > 10) throw p.invalid("Targets", targets.length, "must contain 1 to 10 targets");
+        if (targets.length === 0 || targets.length > 10)
+          throw p.invalid("Targets", targets.length, "must contain 1 to 10 targets");
         const parsed = targets.map((t) => parseTarget(new Params(t, ctx)));
         const ids = new Set([...r.targets.keys(), ...parsed.map((t) => t.Id)]);
-        if (ids.size > MAX_TARGETS_PER_RULE) throw new AwsError("LimitExceededException", "The requested resource exceeds the maximum number allowed.");
+        if (ids.size > MAX_TARGETS_PER_RULE)
+          throw new AwsError("LimitExceededException", "The requested resource exceeds the maximum number allowed.");
         for (const t of parsed) r.targets.set(t.Id, t);
         return { FailedEntryCount: 0, FailedEntries: [] };
       },
@@ -479,7 +523,9 @@ export class EventsBackend implements Backend {
         const r = this.rule(p, "Rule");
         const ids = p.list<string>("Ids", { required: true });
         const failed: { TargetId: string; ErrorCode: string; ErrorMessage: string }[] = [];
-        for (const id of ids) if (!r.targets.delete(id)) failed.push({ TargetId: id, ErrorCode: "ResourceNotFoundException", ErrorMessage: `Target ${id} does not exist.` });
+        for (const id of ids)
+          if (!r.targets.delete(id))
+            failed.push({ TargetId: id, ErrorCode: "ResourceNotFoundException", ErrorMessage: `Target ${id} does not exist.` });
         return { FailedEntryCount: failed.length, FailedEntries: failed };
       },
 
@@ -510,9 +556,14 @@ export class EventsBackend implements Backend {
         } catch {
           throw new AwsError("InvalidEventPatternException", "Event is not valid JSON.");
         }
-        if (!event || typeof event !== "object" || Array.isArray(event)) throw new AwsError("ValidationException", "Parameter Event is not valid.");
+        if (!event || typeof event !== "object" || Array.isArray(event))
+          throw new AwsError("ValidationException", "Parameter Event is not valid.");
         for (const k of ["id", "account", "source", "time", "region", "detail-type"]) {
-          if (!(k in (event as Record<string, unknown>))) throw new AwsError("ValidationException", `Parameter Event is not valid. Reason: Provided Event is missing required field ${k}.`);
+          if (!(k in (event as Record<string, unknown>)))
+            throw new AwsError(
+              "ValidationException",
+              `Parameter Event is not valid. Reason: Provided Event is missing required field ${k}.`,
+            );
         }
         return { Result: matchesPattern(pattern, event) };
       },
@@ -524,9 +575,12 @@ export class EventsBackend implements Backend {
     const source = raw.Source;
     const detailType = raw.DetailType;
     const detailText = raw.Detail;
-    if (typeof source !== "string" || source === "") return bad("InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument.");
-    if (typeof detailType !== "string" || detailType === "") return bad("InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
-    if (typeof detailText !== "string" || detailText === "") return bad("InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument.");
+    if (typeof source !== "string" || source === "")
+      return bad("InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument.");
+    if (typeof detailType !== "string" || detailType === "")
+      return bad("InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
+    if (typeof detailText !== "string" || detailText === "")
+      return bad("InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument.");
     // Sources starting with "aws." belong to AWS services.
     if (source.startsWith("aws.")) return bad("NotAuthorizedForSourceException", "Not authorized for the source.");
     let detail: unknown;
@@ -548,7 +602,14 @@ export class EventsBackend implements Backend {
     if (typeof raw.Time === "number") time = new Date(raw.Time * 1000);
     else if (typeof raw.Time === "string" && raw.Time) time = new Date(raw.Time);
     const resources = Array.isArray(raw.Resources) ? raw.Resources.map(String) : [];
-    const event = this.putEvent({ source, detailType, detail: detail as Record<string, unknown>, resources, bus, ...(time && !Number.isNaN(time.getTime()) ? { time } : {}) });
+    const event = this.putEvent({
+      source,
+      detailType,
+      detail: detail as Record<string, unknown>,
+      resources,
+      bus,
+      ...(time && !Number.isNaN(time.getTime()) ? { time } : {}),
+    });
     return { EventId: event.id };
   }
 }
@@ -590,7 +651,12 @@ function parseTarget(t: Params): RuleTarget {
     ...(InputPath !== undefined ? { InputPath } : {}),
     ...(InputTransformer ? { InputTransformer } : {}),
     ...(retry
-      ? { RetryPolicy: { MaximumRetryAttempts: retry.int("MaximumRetryAttempts", { min: 0, max: 185 }), MaximumEventAgeInSeconds: retry.int("MaximumEventAgeInSeconds", { min: 60, max: 86_400 }) } }
+      ? {
+          RetryPolicy: {
+            MaximumRetryAttempts: retry.int("MaximumRetryAttempts", { min: 0, max: 185 }),
+            MaximumEventAgeInSeconds: retry.int("MaximumEventAgeInSeconds", { min: 60, max: 86_400 }),
+          },
+        }
       : {}),
     ...(dlq ? { DeadLetterConfig: { Arn: dlq.str("Arn") } } : {}),
   };

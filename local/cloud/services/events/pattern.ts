@@ -71,7 +71,12 @@ function validateMatcher(m: Json, at: string): void {
     case "prefix":
     case "suffix":
       if (typeof arg === "string") return;
-      if (isObject(arg) && Object.keys(arg).length === 1 && typeof (arg as Record<string, Json>)["equals-ignore-case"] === "string") return;
+      if (
+        isObject(arg) &&
+        Object.keys(arg).length === 1 &&
+        typeof (arg as Record<string, Json>)["equals-ignore-case"] === "string"
+      )
+        return;
       return fail(at, `${op} match pattern must be a string`);
     case "equals-ignore-case":
       if (typeof arg !== "string") fail(at, "equals-ignore-case match pattern must be a string");
@@ -96,7 +101,8 @@ function validateMatcher(m: Json, at: string): void {
 }
 
 function validateNumeric(arg: Json, at: string): void {
-  if (!Array.isArray(arg) || (arg.length !== 2 && arg.length !== 4)) fail(at, "Value of numeric must be an array of one or two comparisons");
+  if (!Array.isArray(arg) || (arg.length !== 2 && arg.length !== 4))
+    fail(at, "Value of numeric must be an array of one or two comparisons");
   for (let i = 0; i < arg.length; i += 2) {
     const op = arg[i];
     const n = arg[i + 1];
@@ -117,7 +123,8 @@ function validateAnythingBut(arg: Json, at: string): void {
   if (Array.isArray(arg)) {
     if (arg.length === 0) fail(at, "Empty arrays are not allowed");
     const kinds = new Set(arg.map((x) => typeof x));
-    if (kinds.size !== 1 || !(kinds.has("string") || kinds.has("number"))) fail(at, "Inside anything but list, mixed types are not allowed; only strings or only numbers");
+    if (kinds.size !== 1 || !(kinds.has("string") || kinds.has("number")))
+      fail(at, "Inside anything but list, mixed types are not allowed; only strings or only numbers");
     return;
   }
   if (isObject(arg)) {
@@ -126,7 +133,11 @@ function validateAnythingBut(arg: Json, at: string): void {
     const v = (arg as Record<string, Json>)[op ?? ""];
     if (keys.length !== 1) fail(at, "Only one key allowed in anything-but expression");
     if ((op === "prefix" || op === "suffix") && typeof v === "string") return;
-    if ((op === "equals-ignore-case" || op === "wildcard") && (typeof v === "string" || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string")))) return;
+    if (
+      (op === "equals-ignore-case" || op === "wildcard") &&
+      (typeof v === "string" || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === "string")))
+    )
+      return;
     fail(at, `Unsupported anything-but pattern: ${op}`);
   }
   fail(at, "Value of anything-but must be an array or single string/number value.");
@@ -261,7 +272,8 @@ function parseIpv4(s: string): number | undefined {
 
 function parseCidr(s: string): { base: number; bits: number } | undefined {
   const [ip, bits, extra] = s.split("/");
-  if (extra !== undefined || ip === undefined || bits === undefined || !/^\d{1,2}$/.test(bits) || Number(bits) > 32) return undefined;
+  if (extra !== undefined || ip === undefined || bits === undefined || !/^\d{1,2}$/.test(bits) || Number(bits) > 32)
+    return undefined;
   const base = parseIpv4(ip);
   return base === undefined ? undefined : { base, bits: Number(bits) };
 }

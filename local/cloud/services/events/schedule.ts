@@ -42,7 +42,8 @@ export function parseSchedule(text: string, opts: { allowAt?: boolean } = {}): P
     const unit = m[2]!;
     if (n < 1) throw new InvalidScheduleError(`rate value must be positive in ${s}`);
     // AWS insists on the singular unit for 1 and the plural otherwise.
-    if ((n === 1) !== !unit.endsWith("s")) throw new InvalidScheduleError(`rate unit must be ${n === 1 ? "singular" : "plural"} for ${n} in ${s}`);
+    if ((n === 1) !== !unit.endsWith("s"))
+      throw new InvalidScheduleError(`rate unit must be ${n === 1 ? "singular" : "plural"} for ${n} in ${s}`);
     const per = unit.startsWith("minute") ? MINUTE : unit.startsWith("hour") ? 60 * MINUTE : DAY;
     return { kind: "rate", text: s, everyMs: n * per };
   }
@@ -53,7 +54,8 @@ export function parseSchedule(text: string, opts: { allowAt?: boolean } = {}): P
     const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
     const wall = Date.UTC(y, mo - 1, d, h, mi, se);
     const back = new Date(wall);
-    if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) throw new InvalidScheduleError(`invalid date in ${s}`);
+    if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59)
+      throw new InvalidScheduleError(`invalid date in ${s}`);
     return { kind: "at", text: s, wall };
   }
   throw new InvalidScheduleError(`invalid schedule expression ${s}`);
@@ -64,7 +66,11 @@ export function parseSchedule(text: string, opts: { allowAt?: boolean } = {}): P
  * (an `at` in the past, a cron whose years are over). `anchorMs` is where a rate counts from
  * (creation or start date): it fires at anchor + k × rate, k ≥ 1.
  */
-export function nextFireTime(s: ParsedSchedule, afterMs: number, opts: { timezone?: string; anchorMs?: number } = {}): number | undefined {
+export function nextFireTime(
+  s: ParsedSchedule,
+  afterMs: number,
+  opts: { timezone?: string; anchorMs?: number } = {},
+): number | undefined {
   const tz = opts.timezone;
   if (s.kind === "rate") {
     const anchor = opts.anchorMs ?? afterMs;
@@ -108,7 +114,8 @@ export function checkTimezone(tz: string): void {
 
 function parseCron(body: string, text: string): Cron {
   const f = body.split(/\s+/);
-  if (f.length !== 6) throw new InvalidScheduleError(`cron needs 6 fields (minutes hours day-of-month month day-of-week year) in ${text}`);
+  if (f.length !== 6)
+    throw new InvalidScheduleError(`cron needs 6 fields (minutes hours day-of-month month day-of-week year) in ${text}`);
   const [min, hour, dom, mon, dow, year] = f as [string, string, string, string, string, string];
   if ((dom === "?") === (dow === "?")) {
     throw new InvalidScheduleError(`exactly one of day-of-month and day-of-week must be '?' in ${text}`);
@@ -127,7 +134,8 @@ function field(spec: string, lo: number, hi: number, text: string, names?: strin
   const val = (v: string): number => {
     const idx = names ? names.indexOf(v.toUpperCase()) : -1;
     const n = idx >= 0 ? idx + lo : /^\d+$/.test(v) ? Number(v) : Number.NaN;
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidScheduleError(`value ${v} out of range ${lo}-${hi} in ${text}`);
+    if (!Number.isInteger(n) || n < lo || n > hi)
+      throw new InvalidScheduleError(`value ${v} out of range ${lo}-${hi} in ${text}`);
     return n;
   };
   for (const part of spec.split(",")) {

@@ -39,7 +39,9 @@ export async function deliverToTarget(cloud: Cloud, arn: string, input: string, 
     return { status: "delivered", detail: out.RequestId };
   }
   if (service === "states" && /:stateMachine:/.test(arn)) {
-    const out = (await cloud.router.invoke("states", "StartExecution", { stateMachineArn: arn, input })) as { executionArn?: string };
+    const out = (await cloud.router.invoke("states", "StartExecution", { stateMachineArn: arn, input })) as {
+      executionArn?: string;
+    };
     return { status: "delivered", detail: out.executionArn };
   }
   if (service === "sns") {
@@ -86,7 +88,8 @@ export function readPath(root: unknown, path: string): unknown {
     const m = re.exec(path);
     if (!m) throw new AwsError("ValidationException", `Invalid JSONPath ${path}`);
     const key = m[1] ?? m[3] ?? m[4];
-    if (key !== undefined) node = node && typeof node === "object" && !Array.isArray(node) ? (node as Record<string, unknown>)[key] : undefined;
+    if (key !== undefined)
+      node = node && typeof node === "object" && !Array.isArray(node) ? (node as Record<string, unknown>)[key] : undefined;
     else node = Array.isArray(node) ? node[Number(m[2])] : undefined;
     if (node === undefined) return undefined;
   }
@@ -132,7 +135,13 @@ export function transformInput(spec: InputTransformerSpec, event: unknown, vars:
       const name = end > i ? t.slice(i + 1, end) : "";
       if (name && Object.hasOwn(values, name)) {
         const v = values[name];
-        if (inString) out += v === undefined || v === null ? "" : typeof v === "string" ? JSON.stringify(v).slice(1, -1) : JSON.stringify(JSON.stringify(v)).slice(1, -1);
+        if (inString)
+          out +=
+            v === undefined || v === null
+              ? ""
+              : typeof v === "string"
+                ? JSON.stringify(v).slice(1, -1)
+                : JSON.stringify(JSON.stringify(v)).slice(1, -1);
         else out += v === undefined ? "null" : JSON.stringify(v);
         i = end;
         continue;

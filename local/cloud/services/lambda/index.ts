@@ -116,7 +116,8 @@ export class LambdaBackend implements Backend {
   registerFunction(spec: LambdaFunctionSpec): string {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(spec.name)) throw new Error(`invalid Lambda function name ${JSON.stringify(spec.name)}`);
     const timeoutSeconds = spec.timeoutSeconds ?? 3;
-    if (!(timeoutSeconds >= 1 && timeoutSeconds <= 900)) throw new Error(`Lambda timeout must be 1..900 s, got ${timeoutSeconds}`);
+    if (!(timeoutSeconds >= 1 && timeoutSeconds <= 900))
+      throw new Error(`Lambda timeout must be 1..900 s, got ${timeoutSeconds}`);
     const arn = this.functionArn(spec.name);
     this.functions.set(spec.name, {
       spec: { ...spec, timeoutSeconds, memorySize: spec.memorySize ?? 128 },
@@ -247,7 +248,10 @@ export class LambdaBackend implements Backend {
    * ARN (`123456789012:function:name`). Only the `$LATEST` qualifier exists here.
    */
   private resolve(nameOrArn: string, qualifier?: string): FunctionEntry {
-    const m = /^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$/.exec(nameOrArn);
+    const m =
+      /^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([A-Za-z0-9_-]+)(?::([A-Za-z0-9$_-]+))?$/.exec(
+        nameOrArn,
+      );
     const name = m?.[1];
     const q = qualifier ?? m?.[2];
     const f = name ? this.functions.get(name) : undefined;
@@ -323,7 +327,10 @@ export class LambdaBackend implements Backend {
       return { outcome, payload, record };
     };
     const exitError = () => {
-      const e = { errorType: "Runtime.ExitError", errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: exit status 1` };
+      const e = {
+        errorType: "Runtime.ExitError",
+        errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: exit status 1`,
+      };
       return finish("crash", JSON.stringify(e), e);
     };
 
@@ -351,7 +358,10 @@ export class LambdaBackend implements Backend {
     const timeoutResult = () => {
       // Lambda stops the sandbox at the timeout: whatever the handler still had pending never reaches AWS.
       scope.stopped = true;
-      const e = { errorType: "Sandbox.Timedout", errorMessage: `${requestId} Task timed out after ${fn.spec.timeoutSeconds.toFixed(2)} seconds` };
+      const e = {
+        errorType: "Sandbox.Timedout",
+        errorMessage: `${requestId} Task timed out after ${fn.spec.timeoutSeconds.toFixed(2)} seconds`,
+      };
       return finish("timeout", JSON.stringify(e), e);
     };
 
@@ -373,7 +383,10 @@ export class LambdaBackend implements Backend {
       // Lambda serialises the result with JSON.stringify; `undefined` becomes `null`.
       payload = JSON.stringify(first.value === undefined ? null : first.value);
     } catch (err) {
-      const e = { errorType: "Runtime.MarshalError", errorMessage: `Unable to stringify response body: ${(err as Error).message}` };
+      const e = {
+        errorType: "Runtime.MarshalError",
+        errorMessage: `Unable to stringify response body: ${(err as Error).message}`,
+      };
       return finish("error", JSON.stringify(e), e);
     }
     if (Buffer.byteLength(payload) > SYNC_PAYLOAD_LIMIT) {
@@ -397,7 +410,9 @@ export class LambdaBackend implements Backend {
       }
     }
     const unsupported = () => {
-      throw new Error("context.done/succeed/fail are not supported by the simulated runtime: return or throw from an async handler");
+      throw new Error(
+        "context.done/succeed/fail are not supported by the simulated runtime: return or throw from an async handler",
+      );
     };
     return {
       callbackWaitsForEmptyEventLoop: true,
@@ -427,7 +442,11 @@ export function errorPayload(error: unknown): { errorType: string; errorMessage:
     };
   }
   // The Node.js runtime reports thrown non-Errors with their typeof as the type.
-  return { errorType: typeof error, errorMessage: typeof error === "string" ? error : JSON.stringify(error) ?? String(error), trace: [] };
+  return {
+    errorType: typeof error,
+    errorMessage: typeof error === "string" ? error : (JSON.stringify(error) ?? String(error)),
+    trace: [],
+  };
 }
 
 /** Lambda's `LastModified` format: `2026-01-05T09:00:00.000+0000`. */
@@ -461,7 +480,10 @@ function lambdaDefinition(backend: LambdaBackend): ServiceDefinition {
         }),
         render: (out) => {
           const o = out as InvokeOutput;
-          const headers: Record<string, string> = { "content-type": "application/json", "x-amz-executed-version": o.ExecutedVersion };
+          const headers: Record<string, string> = {
+            "content-type": "application/json",
+            "x-amz-executed-version": o.ExecutedVersion,
+          };
           if (o.FunctionError) headers["x-amz-function-error"] = o.FunctionError;
           if (o.LogResult) headers["x-amz-log-result"] = o.LogResult;
           return { status: o.StatusCode, headers, body: o.Payload };
@@ -489,7 +511,12 @@ function lambdaDefinition(backend: LambdaBackend): ServiceDefinition {
     actions: {
       Invoke: async (input: InvokeInput, _ctx: RequestContext): Promise<InvokeOutput> => {
         if (!input.FunctionName) throw new AwsError("ValidationException", "FunctionName is required");
-        const payload = input.Payload === undefined ? Buffer.alloc(0) : Buffer.isBuffer(input.Payload) ? input.Payload : Buffer.from(input.Payload);
+        const payload =
+          input.Payload === undefined
+            ? Buffer.alloc(0)
+            : Buffer.isBuffer(input.Payload)
+              ? input.Payload
+              : Buffer.from(input.Payload);
         const r = await backend.invokeRaw(input.FunctionName, payload, {
           type: (input.InvocationType ?? "RequestResponse") as InvocationType,
           ...(input.LogType === "Tail" ? { logType: "Tail" as const } : {}),
@@ -509,14 +536,19 @@ function lambdaDefinition(backend: LambdaBackend): ServiceDefinition {
         const Configuration = backend.configuration(input.FunctionName, input.Qualifier);
         return {
           Configuration,
-          Code: { RepositoryType: "S3", Location: `https://awslambda-local.s3.amazonaws.com/snapshots/${Configuration.FunctionName}` },
+          Code: {
+            RepositoryType: "S3",
+            Location: `https://awslambda-local.s3.amazonaws.com/snapshots/${Configuration.FunctionName}`,
+          },
           Tags: {},
         };
       },
-      GetFunctionConfiguration: (input: { FunctionName: string; Qualifier?: string }) => backend.configuration(input.FunctionName, input.Qualifier),
+      GetFunctionConfiguration: (input: { FunctionName: string; Qualifier?: string }) =>
+        backend.configuration(input.FunctionName, input.Qualifier),
       ListFunctions: (input: { Marker?: string; MaxItems?: string }) => {
         const max = input.MaxItems === undefined ? 50 : Number(input.MaxItems);
-        if (!Number.isInteger(max) || max < 1 || max > 10_000) throw new AwsError("InvalidParameterValueException", `Invalid MaxItems: ${input.MaxItems}`);
+        if (!Number.isInteger(max) || max < 1 || max > 10_000)
+          throw new AwsError("InvalidParameterValueException", `Invalid MaxItems: ${input.MaxItems}`);
         const names = backend.functionNames().sort();
         const start = input.Marker ? Number(Buffer.from(input.Marker, "base64").toString("utf8")) : 0;
         if (!Number.isInteger(start) || start < 0) throw new AwsError("InvalidParameterValueException", "Invalid Marker");

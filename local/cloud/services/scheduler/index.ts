@@ -154,7 +154,8 @@ export class SchedulerBackend implements Backend {
     try {
       parsed = parseSchedule(expression, { allowAt: true });
     } catch (err) {
-      if (err instanceof InvalidScheduleError) throw new AwsError("ValidationException", `Invalid Schedule Expression ${expression}.`);
+      if (err instanceof InvalidScheduleError)
+        throw new AwsError("ValidationException", `Invalid Schedule Expression ${expression}.`);
       throw err;
     }
     const timezone = p.str("ScheduleExpressionTimezone");
@@ -169,8 +170,10 @@ export class SchedulerBackend implements Backend {
     const mode = fw.str("Mode", { required: true });
     if (mode !== "OFF" && mode !== "FLEXIBLE") throw fw.invalid("Mode", mode, "must be OFF or FLEXIBLE");
     const window = fw.int("MaximumWindowInMinutes", { min: 1, max: 1440 });
-    if (mode === "FLEXIBLE" && window === undefined) throw new AwsError("ValidationException", "MaximumWindowInMinutes is required when Mode is FLEXIBLE.");
-    if (mode === "OFF" && window !== undefined) throw new AwsError("ValidationException", "MaximumWindowInMinutes must not be set when Mode is OFF.");
+    if (mode === "FLEXIBLE" && window === undefined)
+      throw new AwsError("ValidationException", "MaximumWindowInMinutes is required when Mode is FLEXIBLE.");
+    if (mode === "OFF" && window !== undefined)
+      throw new AwsError("ValidationException", "MaximumWindowInMinutes must not be set when Mode is OFF.");
     const t = p.obj("Target", { required: true })!;
     const arn = t.str("Arn", { required: true, max: 1600 });
     const roleArn = t.str("RoleArn", { required: true, max: 1600 });
@@ -191,9 +194,15 @@ export class SchedulerBackend implements Backend {
     const startDate = epoch(p.num("StartDate"));
     const endDate = epoch(p.num("EndDate"));
     // Scheduler refuses a start date more than five minutes in the past.
-    if (startDate !== undefined && startDate < now - 5 * 60_000) throw new AwsError("ValidationException", "The StartDate you specify cannot be earlier than 5 minutes prior to the current time.");
-    if (endDate !== undefined && endDate <= now) throw new AwsError("ValidationException", "The EndDate you specify cannot be earlier than the current time.");
-    if (startDate !== undefined && endDate !== undefined && endDate <= startDate) throw new AwsError("ValidationException", "The EndDate you specify must be after the StartDate.");
+    if (startDate !== undefined && startDate < now - 5 * 60_000)
+      throw new AwsError(
+        "ValidationException",
+        "The StartDate you specify cannot be earlier than 5 minutes prior to the current time.",
+      );
+    if (endDate !== undefined && endDate <= now)
+      throw new AwsError("ValidationException", "The EndDate you specify cannot be earlier than the current time.");
+    if (startDate !== undefined && endDate !== undefined && endDate <= startDate)
+      throw new AwsError("ValidationException", "The EndDate you specify must be after the StartDate.");
     const state = p.str("State") ?? "ENABLED";
     if (state !== "ENABLED" && state !== "DISABLED") throw p.invalid("State", state, "must be ENABLED or DISABLED");
     const after = p.str("ActionAfterCompletion") ?? "NONE";
@@ -235,7 +244,8 @@ export class SchedulerBackend implements Backend {
     const nominal = nextFireTime(s.parsed, after, { timezone: s.timezone, anchorMs });
     if (nominal === undefined) return;
     if (s.endDate !== undefined && nominal > s.endDate) return;
-    const flex = s.flexible.Mode === "FLEXIBLE" ? Math.floor(this.cloud.random() * (s.flexible.MaximumWindowInMinutes ?? 0) * 60_000) : 0;
+    const flex =
+      s.flexible.Mode === "FLEXIBLE" ? Math.floor(this.cloud.random() * (s.flexible.MaximumWindowInMinutes ?? 0) * 60_000) : 0;
     const fireAt = Math.max(now, nominal + flex);
     s.nextAt = fireAt;
     s.timer = this.cloud.clock.setTimeout(() => {
@@ -298,10 +308,13 @@ export class SchedulerBackend implements Backend {
         this.cloud.clock.now() + delay - firstAt <= s.target.RetryPolicy.MaximumEventAgeInSeconds * 1000;
       record(retry ? "retrying" : "failed", { error });
       if (retry && !this.stopped) {
-        const t = this.cloud.clock.setTimeout(() => {
-          this.timers.delete(t);
-          void this.attempt(s, nominal, executionId, attempt + 1, firstAt);
-        }, this.cloud.jitter(delay, 0.2));
+        const t = this.cloud.clock.setTimeout(
+          () => {
+            this.timers.delete(t);
+            void this.attempt(s, nominal, executionId, attempt + 1, firstAt);
+          },
+          this.cloud.jitter(delay, 0.2),
+        );
         this.timers.add(t);
       }
     }
@@ -354,10 +367,21 @@ export class SchedulerBackend implements Backend {
       this.schedules.delete(`${s.group}/${s.name}`);
       return {};
     },
-    ListSchedules: (input: { ScheduleGroup?: string; NamePrefix?: string; State?: string; MaxResults?: string; NextToken?: string }) => {
+    ListSchedules: (input: {
+      ScheduleGroup?: string;
+      NamePrefix?: string;
+      State?: string;
+      MaxResults?: string;
+      NextToken?: string;
+    }) => {
       if (input.ScheduleGroup) this.group(input.ScheduleGroup);
       const all = [...this.schedules.values()]
-        .filter((s) => (!input.ScheduleGroup || s.group === input.ScheduleGroup) && (!input.NamePrefix || s.name.startsWith(input.NamePrefix)) && (!input.State || s.state === input.State))
+        .filter(
+          (s) =>
+            (!input.ScheduleGroup || s.group === input.ScheduleGroup) &&
+            (!input.NamePrefix || s.name.startsWith(input.NamePrefix)) &&
+            (!input.State || s.state === input.State),
+        )
         .sort((a, b) => a.group.localeCompare(b.group) || a.name.localeCompare(b.name));
       const { page, next } = paginate(all, input.MaxResults, input.NextToken);
       return {
@@ -375,14 +399,21 @@ export class SchedulerBackend implements Backend {
     },
     CreateScheduleGroup: (input: { Name: string }) => {
       if (!NAME.test(input.Name)) throw new AwsError("ValidationException", `Invalid schedule group name ${input.Name}.`);
-      if (this.groups.has(input.Name)) throw new AwsError("ConflictException", `Schedule group ${input.Name} already exists.`, 409);
+      if (this.groups.has(input.Name))
+        throw new AwsError("ConflictException", `Schedule group ${input.Name} already exists.`, 409);
       const g: Group = { name: input.Name, arn: this.groupArn(input.Name), createdAt: this.cloud.clock.now() };
       this.groups.set(g.name, g);
       return { ScheduleGroupArn: g.arn };
     },
     GetScheduleGroup: (input: { Name: string }) => {
       const g = this.groups.get(this.group(input.Name))!;
-      return { Arn: g.arn, Name: g.name, State: "ACTIVE", CreationDate: new Date(g.createdAt), LastModificationDate: new Date(g.createdAt) };
+      return {
+        Arn: g.arn,
+        Name: g.name,
+        State: "ACTIVE",
+        CreationDate: new Date(g.createdAt),
+        LastModificationDate: new Date(g.createdAt),
+      };
     },
     DeleteScheduleGroup: (input: { Name: string }) => {
       const name = this.group(input.Name);
@@ -397,10 +428,18 @@ export class SchedulerBackend implements Backend {
       return {};
     },
     ListScheduleGroups: (input: { NamePrefix?: string; MaxResults?: string; NextToken?: string }) => {
-      const all = [...this.groups.values()].filter((g) => !input.NamePrefix || g.name.startsWith(input.NamePrefix)).sort((a, b) => a.name.localeCompare(b.name));
+      const all = [...this.groups.values()]
+        .filter((g) => !input.NamePrefix || g.name.startsWith(input.NamePrefix))
+        .sort((a, b) => a.name.localeCompare(b.name));
       const { page, next } = paginate(all, input.MaxResults, input.NextToken);
       return {
-        ScheduleGroups: page.map((g) => ({ Arn: g.arn, Name: g.name, State: "ACTIVE", CreationDate: new Date(g.createdAt), LastModificationDate: new Date(g.createdAt) })),
+        ScheduleGroups: page.map((g) => ({
+          Arn: g.arn,
+          Name: g.name,
+          State: "ACTIVE",
+          CreationDate: new Date(g.createdAt),
+          LastModificationDate: new Date(g.createdAt),
+        })),
         ...(next ? { NextToken: next } : {}),
       };
     },
@@ -414,7 +453,8 @@ function epoch(seconds: number | undefined): number | undefined {
 
 function paginate<T>(all: T[], maxResults: string | undefined, token: string | undefined): { page: T[]; next?: string } {
   const max = maxResults === undefined ? 100 : Number(maxResults);
-  if (!Number.isInteger(max) || max < 1 || max > 100) throw new AwsError("ValidationException", `Invalid MaxResults ${maxResults}.`);
+  if (!Number.isInteger(max) || max < 1 || max > 100)
+    throw new AwsError("ValidationException", `Invalid MaxResults ${maxResults}.`);
   const start = token ? Number(Buffer.from(token, "base64").toString("utf8")) : 0;
   if (!Number.isInteger(start) || start < 0) throw new AwsError("ValidationException", "Invalid NextToken.");
   const page = all.slice(start, start + max);

@@ -33,14 +33,7 @@ import { INSTANCE_ID, instanceAttrs, isoDuration, paginate, seededUuid } from ".
 import { KILLED_EXIT_CODE, runShellScript, type ShellRun } from "./shell.ts";
 
 export type InvocationStatus =
-  | "Pending"
-  | "InProgress"
-  | "Delayed"
-  | "Success"
-  | "Cancelled"
-  | "TimedOut"
-  | "Failed"
-  | "Cancelling";
+  "Pending" | "InProgress" | "Delayed" | "Success" | "Cancelled" | "TimedOut" | "Failed" | "Cancelling";
 export type CommandStatus = "Pending" | "InProgress" | "Success" | "Cancelled" | "Failed" | "TimedOut" | "Cancelling";
 
 const TERMINAL = new Set<InvocationStatus>(["Success", "Cancelled", "TimedOut", "Failed"]);

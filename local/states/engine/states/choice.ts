@@ -14,11 +14,29 @@ import { parseTimestamp } from "./wait.ts";
 type Rule = Record<string, any>;
 
 const COMPARATORS = [
-  "StringEquals", "StringLessThan", "StringGreaterThan", "StringLessThanEquals", "StringGreaterThanEquals", "StringMatches",
-  "NumericEquals", "NumericLessThan", "NumericGreaterThan", "NumericLessThanEquals", "NumericGreaterThanEquals",
+  "StringEquals",
+  "StringLessThan",
+  "StringGreaterThan",
+  "StringLessThanEquals",
+  "StringGreaterThanEquals",
+  "StringMatches",
+  "NumericEquals",
+  "NumericLessThan",
+  "NumericGreaterThan",
+  "NumericLessThanEquals",
+  "NumericGreaterThanEquals",
   "BooleanEquals",
-  "TimestampEquals", "TimestampLessThan", "TimestampGreaterThan", "TimestampLessThanEquals", "TimestampGreaterThanEquals",
-  "IsNull", "IsPresent", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp",
+  "TimestampEquals",
+  "TimestampLessThan",
+  "TimestampGreaterThan",
+  "TimestampLessThanEquals",
+  "TimestampGreaterThanEquals",
+  "IsNull",
+  "IsPresent",
+  "IsNumeric",
+  "IsString",
+  "IsBoolean",
+  "IsTimestamp",
 ] as const;
 
 /** `*` matches any run of characters; `\*` and `\\` are literal (ASL StringMatches). */
@@ -65,7 +83,8 @@ export function evaluateRule(rule: Rule, data: unknown, refs: PathRefs): boolean
     try {
       expected = queryPath(p, data, refs);
     } catch (e) {
-      if (e instanceof PathNotFound) throw new RuntimeError(`Invalid path '${p}': The choice state's condition path references an invalid value.`);
+      if (e instanceof PathNotFound)
+        throw new RuntimeError(`Invalid path '${p}': The choice state's condition path references an invalid value.`);
       throw e;
     }
   }
@@ -100,13 +119,20 @@ export const choiceState: StateImpl = async (run) => {
     const env = run.jsonata({});
     for (const rule of rules) {
       const ok = await evaluateTemplate(rule.Condition, env);
-      if (typeof ok !== "boolean") throw new QueryEvaluationError(`The Condition of a Choice rule must evaluate to a boolean, got ${JSON.stringify(ok)}`);
+      if (typeof ok !== "boolean")
+        throw new QueryEvaluationError(`The Condition of a Choice rule must evaluate to a boolean, got ${JSON.stringify(ok)}`);
       if (ok) {
-        const output = rule.Output !== undefined ? await evaluateRequired(rule.Output, env, "Output") : def.Output !== undefined ? await evaluateRequired(def.Output, env, "Output") : input;
+        const output =
+          rule.Output !== undefined
+            ? await evaluateRequired(rule.Output, env, "Output")
+            : def.Output !== undefined
+              ? await evaluateRequired(def.Output, env, "Output")
+              : input;
         return { output, next: rule.Next, assign: await assignJsonata(rule.Assign, env) };
       }
     }
-    if (def.Default === undefined) throw new NoChoiceMatchedError(`No Choice Rules matched and no Default was specified in state '${name}'`);
+    if (def.Default === undefined)
+      throw new NoChoiceMatchedError(`No Choice Rules matched and no Default was specified in state '${name}'`);
     const output = def.Output !== undefined ? await evaluateRequired(def.Output, env, "Output") : input;
     return { output, next: def.Default, assign: await assignJsonata(def.Assign, env) };
   }
@@ -114,9 +140,18 @@ export const choiceState: StateImpl = async (run) => {
   const effective = applyInputPath(input, def.InputPath, refs);
   for (const rule of rules) {
     if (evaluateRule(rule, effective, refs)) {
-      return { output: applyOutputPath(effective, def.OutputPath, refs), next: rule.Next, assign: assignJsonPath(run, rule.Assign, effective) };
+      return {
+        output: applyOutputPath(effective, def.OutputPath, refs),
+        next: rule.Next,
+        assign: assignJsonPath(run, rule.Assign, effective),
+      };
     }
   }
-  if (def.Default === undefined) throw new NoChoiceMatchedError(`No Choice Rules matched and no Default was specified in state '${name}'`);
-  return { output: applyOutputPath(effective, def.OutputPath, refs), next: def.Default, assign: assignJsonPath(run, def.Assign, effective) };
+  if (def.Default === undefined)
+    throw new NoChoiceMatchedError(`No Choice Rules matched and no Default was specified in state '${name}'`);
+  return {
+    output: applyOutputPath(effective, def.OutputPath, refs),
+    next: def.Default,
+    assign: assignJsonPath(run, def.Assign, effective),
+  };
 };

@@ -24,6 +24,7 @@ export function assignJsonPath(run: StateRun, assign: unknown, data: unknown): R
 export async function assignJsonata(assign: unknown, env: JsonataEnv): Promise<Record<string, unknown> | undefined> {
   if (assign === undefined) return undefined;
   const v = await evaluateTemplate(assign, env, "Assign");
-  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new QueryEvaluationError("The field 'Assign' must evaluate to a JSON object");
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    throw new QueryEvaluationError("The field 'Assign' must evaluate to a JSON object");
   return v as Record<string, unknown>;
 }

@@ -23,7 +23,8 @@ export const failState: StateImpl = async (run) => {
       try {
         return queryPath(p, input, refs);
       } catch (e) {
-        if (e instanceof PathNotFound) throw new RuntimeError(`Invalid path '${p}' for field '${field}': No results for path: ${p}`);
+        if (e instanceof PathNotFound)
+          throw new RuntimeError(`Invalid path '${p}' for field '${field}': No results for path: ${p}`);
         throw e;
       }
     };

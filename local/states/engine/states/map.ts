@@ -5,7 +5,13 @@
  * with `$$.Map.Item.{Index,Value}`. ToleratedFailureCount/Percentage let some iterations fail.
  * On redrive, only iterations that failed, were stopped, or never started run again.
  */
-import { AbortedSignal, ExceedToleratedFailureThresholdError, QueryEvaluationError, RuntimeError, StatesError } from "../errors.ts";
+import {
+  AbortedSignal,
+  ExceedToleratedFailureThresholdError,
+  QueryEvaluationError,
+  RuntimeError,
+  StatesError,
+} from "../errors.ts";
 import type { StateImpl } from "../executor.ts";
 import { applyInputPath, applyOutputPath, applyPayloadTemplate, applyResultPath, applyResultSelector } from "../io.ts";
 import { PathNotFound, queryPath } from "../jsonpath.ts";
@@ -34,7 +40,8 @@ export const mapState: StateImpl = async (run) => {
       }
     }
     if (v === undefined) return undefined;
-    if (typeof v !== "number" || v < 0) throw new RuntimeError(`The ${field} of a Map state must be a non-negative number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || v < 0)
+      throw new RuntimeError(`The ${field} of a Map state must be a non-negative number, got ${JSON.stringify(v)}`);
     return v;
   };
 
@@ -45,7 +52,8 @@ export const mapState: StateImpl = async (run) => {
     try {
       items = queryPath(def.ItemsPath, effective, refs);
     } catch (e) {
-      if (e instanceof PathNotFound) throw new RuntimeError(`Invalid path '${def.ItemsPath}' : No results for path: ${def.ItemsPath}`);
+      if (e instanceof PathNotFound)
+        throw new RuntimeError(`Invalid path '${def.ItemsPath}' : No results for path: ${def.ItemsPath}`);
       throw e;
     }
   } else items = effective;
@@ -64,9 +72,13 @@ export const mapState: StateImpl = async (run) => {
   const itemInput = async (index: number): Promise<unknown> => {
     const mapCtx = { Map: { Item: { Index: index, Value: list[index] } } };
     if (jsonata) {
-      return def.ItemSelector !== undefined ? evaluateRequired(def.ItemSelector, run.jsonata({}, mapCtx), "ItemSelector") : list[index];
+      return def.ItemSelector !== undefined
+        ? evaluateRequired(def.ItemSelector, run.jsonata({}, mapCtx), "ItemSelector")
+        : list[index];
     }
-    return selector !== undefined ? applyPayloadTemplate(selector, effective, { refs: run.refs(mapCtx), random: () => rt.random() }) : list[index];
+    return selector !== undefined
+      ? applyPayloadTemplate(selector, effective, { refs: run.refs(mapCtx), random: () => rt.random() })
+      : list[index];
   };
 
   run.emit("MapStateStarted", { length: list.length });
@@ -88,11 +100,22 @@ export const mapState: StateImpl = async (run) => {
   const runOne = async (index: number): Promise<void> => {
     const p = progress[index]!;
     const iterStarted = run.emit("MapIterationStarted", { name, index });
-    const f: Frame = { rt, scope: new Scope(frame.scope), cancel: new Cancel(group), cursor: { last: iterStarted }, queryLanguage: frame.queryLanguage };
+    const f: Frame = {
+      rt,
+      scope: new Scope(frame.scope),
+      cancel: new Cancel(group),
+      cursor: { last: iterStarted },
+      queryLanguage: frame.queryLanguage,
+    };
     let r: RunResult;
     try {
       const resume = p.done ? undefined : p.checkpoint;
-      r = await run.runGraph({ QueryLanguage: frame.queryLanguage, ...processor }, resume ? undefined : await itemInput(index), f, resume);
+      r = await run.runGraph(
+        { QueryLanguage: frame.queryLanguage, ...processor },
+        resume ? undefined : await itemInput(index),
+        f,
+        resume,
+      );
     } catch (e) {
       // ItemSelector failures fail the iteration like any state failure.
       if (e instanceof AbortedSignal) r = { status: "ABORTED", reason: e.reason, checkpoint: undefined as never };
@@ -120,7 +143,9 @@ export const mapState: StateImpl = async (run) => {
       return;
     }
     if (!failure) {
-      const e = tolerant ? new ExceedToleratedFailureThresholdError("The specified tolerated failure threshold was exceeded") : new StatesError(r.error, r.cause);
+      const e = tolerant
+        ? new ExceedToleratedFailureThresholdError("The specified tolerated failure threshold was exceeded")
+        : new StatesError(r.error, r.cause);
       failure = { error: e.error, cause: e.causeText };
       group.abort("sibling");
     }
@@ -151,5 +176,9 @@ export const mapState: StateImpl = async (run) => {
   }
   const result = applyResultSelector(results, def.ResultSelector, { refs, random: () => rt.random() });
   const assign = assignJsonPath(run, def.Assign, result);
-  return { output: applyOutputPath(applyResultPath(input, result, def.ResultPath), def.OutputPath, refs), next: nextOf(def), assign };
+  return {
+    output: applyOutputPath(applyResultPath(input, result, def.ResultPath), def.OutputPath, refs),
+    next: nextOf(def),
+    assign,
+  };
 };

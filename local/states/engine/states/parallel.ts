@@ -21,7 +21,10 @@ export const parallelState: StateImpl = async (run) => {
   } else {
     const refs = run.refs();
     const effective = applyInputPath(input, def.InputPath, refs);
-    branchInput = def.Parameters !== undefined ? applyPayloadTemplate(def.Parameters, effective, { refs, random: () => rt.random() }) : effective;
+    branchInput =
+      def.Parameters !== undefined
+        ? applyPayloadTemplate(def.Parameters, effective, { refs, random: () => rt.random() })
+        : effective;
   }
 
   const startedId = run.emit("ParallelStateStarted");
@@ -73,5 +76,9 @@ export const parallelState: StateImpl = async (run) => {
   const refs = run.refs();
   const result = applyResultSelector(results, def.ResultSelector, { refs, random: () => rt.random() });
   const assign = assignJsonPath(run, def.Assign, result);
-  return { output: applyOutputPath(applyResultPath(input, result, def.ResultPath), def.OutputPath, refs), next: nextOf(def), assign };
+  return {
+    output: applyOutputPath(applyResultPath(input, result, def.ResultPath), def.OutputPath, refs),
+    next: nextOf(def),
+    assign,
+  };
 };

@@ -14,7 +14,8 @@ export const passState: StateImpl = async (run) => {
   const refs = run.refs();
   const effective = applyInputPath(input, def.InputPath, refs);
   let result: unknown = effective;
-  if (def.Parameters !== undefined) result = applyPayloadTemplate(def.Parameters, effective, { refs, random: () => run.frame.rt.random() });
+  if (def.Parameters !== undefined)
+    result = applyPayloadTemplate(def.Parameters, effective, { refs, random: () => run.frame.rt.random() });
   if (def.Result !== undefined) result = def.Result;
   const assign = assignJsonPath(run, def.Assign, result);
   const output = applyOutputPath(applyResultPath(input, result, def.ResultPath), def.OutputPath, refs);

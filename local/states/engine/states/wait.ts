@@ -57,7 +57,9 @@ export const waitState: StateImpl = async (run) => {
     const at = parseTimestamp(timestamp);
     if (at === undefined) {
       if (run.ql === "JSONata") {
-        throw new QueryEvaluationError(`The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: ${typeof timestamp === "string" ? timestamp : JSON.stringify(timestamp)}`);
+        throw new QueryEvaluationError(
+          `The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: ${typeof timestamp === "string" ? timestamp : JSON.stringify(timestamp)}`,
+        );
       }
       throw new RuntimeError(`The Timestamp of a Wait state must be an RFC 3339 timestamp, got ${JSON.stringify(timestamp)}`);
     }
