@@ -4,20 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { main } from "../../bin/kiln.ts";
+import { runCli } from "./run-cli.ts";
 
-async function run(...argv: string[]) {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  const original = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    const code = await main(argv, (l) => lines.push(l));
-    return { code, out: lines.join("\n"), err: errors.join("\n") };
-  } finally {
-    console.error = original;
-  }
-}
+const run = (...argv: string[]) => runCli(argv);
 
 describe("kiln CLI conventions", () => {
   it("prints its version with --version and -V", async () => {

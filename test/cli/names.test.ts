@@ -4,25 +4,14 @@
  * (service, environment), never from its name.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { main } from "../../bin/kiln.ts";
 import { startConsole } from "../../local/console/server.ts";
 import { FakeStates, FakeTable, fakeTarget, MACHINES, useConfig } from "./fake-target.ts";
+import { runCli } from "./run-cli.ts";
 
 const COMMIT = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 const previousConfig = process.env.KILN_CONFIG;
 
-async function run(target: ReturnType<typeof fakeTarget>, ...argv: string[]) {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  const original = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    const code = await main(argv, (l) => lines.push(l), { target });
-    return { code, out: lines.join("\n"), err: errors.join("\n") };
-  } finally {
-    console.error = original;
-  }
-}
+const run = (target: ReturnType<typeof fakeTarget>, ...argv: string[]) => runCli(argv, target);
 
 describe("a service named web-api can be approved, rejected and aborted from the CLI and console", () => {
   let states: FakeStates;

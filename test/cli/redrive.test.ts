@@ -5,25 +5,14 @@
  * as before.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { main } from "../../bin/kiln.ts";
 import { executionName } from "../../lib/names.ts";
 import { FakeStates, FakeTable, fakeTarget, MACHINES, useConfig } from "./fake-target.ts";
+import { runCli } from "./run-cli.ts";
 
 const COMMIT = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
 const previousConfig = process.env.KILN_CONFIG;
 
-async function run(target: ReturnType<typeof fakeTarget>, ...argv: string[]) {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  const original = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(" "));
-  try {
-    const code = await main(argv, (l) => lines.push(l), { target });
-    return { code, out: lines.join("\n"), err: errors.join("\n") };
-  } finally {
-    console.error = original;
-  }
-}
+const run = (target: ReturnType<typeof fakeTarget>, ...argv: string[]) => runCli(argv, target);
 
 describe("kiln redrive after a failed canary", () => {
   let states: FakeStates;
