@@ -271,9 +271,12 @@ export function judge(e: Evidence, s: JudgeSettings, looks: number): JudgeReport
       1,
     );
     // Practical difference: more than (100 − percentile) % of green's requests are slower than τ,
-    // i.e. green's percentile itself is above the tolerated threshold.
+    // and green's percentile (the median of its per-period percentiles) is itself above τ — a
+    // sustained regression, not one period's stall (a loaded host, a GC pause) counted over the
+    // whole window while blue's window was quiet.
     const tail = 1 - s.latency.percentile / 100;
-    const latFail = latP < alpha && e.green.slow / e.green.requests > tail;
+    const sustained = e.green.latency === undefined || e.green.latency > tau;
+    const latFail = latP < alpha && e.green.slow / e.green.requests > tail && sustained;
     latency = {
       result: latFail ? "fail" : "pass",
       percentile: s.latency.percentile,
