@@ -1,5 +1,6 @@
 /** What an operator should know before redriving a failed deployment. */
 import { ErrorNames } from "../errors.ts";
+import { parseInput } from "./target.ts";
 
 /**
  * Why a failed execution should not simply be redriven, or nothing: a deployment whose commit
@@ -14,11 +15,6 @@ export function judgedFailure(d: { status?: string; error?: string; cause?: stri
 
 /** A Lambda error cause is `{"errorType","errorMessage",…}` JSON: the message is what an operator reads. */
 export function causeMessage(cause: string | undefined): string {
-  try {
-    const v = JSON.parse(cause ?? "") as { errorMessage?: unknown } | null;
-    if (typeof v?.errorMessage === "string") return v.errorMessage;
-  } catch {
-    // not JSON: the cause is the message
-  }
-  return cause ?? "";
+  const message = parseInput(cause)?.errorMessage;
+  return typeof message === "string" ? message : (cause ?? "");
 }

@@ -11,7 +11,7 @@ import {
   type HistoryEvent,
 } from "@aws-sdk/client-sfn";
 import { type KilnConfig, loadConfig, serviceConfig } from "../../lib/config/index.ts";
-import { judgedFailure } from "../../lib/ops/redrive.ts";
+import { causeMessage, judgedFailure } from "../../lib/ops/redrive.ts";
 import { type ServiceStatus, serviceStatus } from "../../lib/ops/status.ts";
 import { type ExecutionUnit, machineOfExecution, parseInput, unitOfInput } from "../../lib/ops/target.ts";
 import type { Target } from "../cli/target.ts";
@@ -117,12 +117,7 @@ export function taskOutput(raw: string | undefined): unknown {
 
 /** A failure's cause: Lambda errors arrive as `{"errorType","errorMessage","trace"}` JSON; the message is what matters. */
 export function causeText(cause: string | undefined): string | undefined {
-  if (cause === undefined) return undefined;
-  const v = parseJson(cause);
-  if (v && typeof v === "object" && typeof (v as { errorMessage?: unknown }).errorMessage === "string") {
-    return clip((v as { errorMessage: string }).errorMessage, MAX_CAUSE_CHARS);
-  }
-  return clip(cause, MAX_CAUSE_CHARS);
+  return cause === undefined ? undefined : clip(causeMessage(cause), MAX_CAUSE_CHARS);
 }
 
 /** One line for the history table: a step result's `status` and what it saw, cut short. */
