@@ -80,7 +80,8 @@ const OPTIONS = {
 /** The usage lines of one command (`kiln <command> --help`), or undefined for an unknown one. */
 export function commandUsage(command: string): string | undefined {
   const lines = USAGE.split("\n");
-  const at = lines.findIndex((l) => new RegExp(`^  ${command}( |$)`).test(l));
+  // The command is what the user typed: compared as text, never made into a pattern.
+  const at = lines.findIndex((l) => l.startsWith("  ") && l.slice(2).split(" ")[0] === command);
   if (at < 0) return undefined;
   let end = at + 1;
   while (end < lines.length && /^ {20,}\S/.test(lines[end]!)) end++;

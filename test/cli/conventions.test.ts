@@ -23,6 +23,8 @@ describe("kiln CLI conventions", () => {
     expect(r.out).toContain("Exit codes:");
     // An unknown command's --help is the whole usage.
     expect((await run("nope", "--help")).out).toMatch(/^usage: kiln <command> \[options\]/);
+    // A command name is text, never a pattern.
+    expect(await run("(", "--help")).toMatchObject({ code: 0, out: expect.stringMatching(/^usage: kiln <command> \[options\]/) });
   });
 
   it("answers an unknown option with kiln's words and the command's help, exit 2", async () => {
