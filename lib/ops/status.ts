@@ -11,12 +11,12 @@ import {
   DescribeTargetGroupsCommand,
   type ElasticLoadBalancingV2Client,
 } from "@aws-sdk/client-elastic-load-balancing-v2";
-import { GetExecutionHistoryCommand, ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
 import type { KilnConfig, ServiceConfig } from "../config/index.ts";
 import { RETIRED_TAGS } from "../roll/abort.ts";
 import { KILN_TAGS, serviceGroups, tagValue } from "../roll/fleet.ts";
 import { readWeights, targetGroupHealth } from "../roll/traffic.ts";
-import { describeExecution, parseInput, unitOfInput } from "./target.ts";
+import { currentState, describeExecution, parseInput, unitOfInput } from "./target.ts";
 
 export interface FleetStatus {
   group: string;
@@ -144,12 +144,8 @@ export async function serviceStatus(
         })),
       });
     }
-    const liveTg = [...out.weights].sort((a, b) => b.weight - a.weight)[0];
-    const live =
-      liveTg && liveTg.weight > 0
-        ? groups.find((g) => (g.TargetGroupARNs ?? []).includes(liveTg.targetGroup) && (g.DesiredCapacity ?? 0) > 0)
-        : undefined;
-    out.liveCommit = live ? tagValue(live.Tags, KILN_TAGS.commit) : undefined;
+    // The live commit is the live fleet's (the one whose target group holds the most weight).
+    out.liveCommit = out.fleets.find((f) => f.state === "live")?.commit;
     if (opts.deployStateMachineArn)
       out.executions = await unitExecutions(
         deps.sfn,
@@ -210,13 +206,8 @@ export async function unitExecutions(
   return found;
 }
 
-/** The state a running execution is in: the newest StateEntered event of its history. */
+/** The state a running execution is in (see `currentState`); nothing when its history cannot be read. */
 async function currentStep(sfn: Pick<SFNClient, "send">, executionArn: string): Promise<{ currentStep?: string }> {
-  try {
-    const r = await sfn.send(new GetExecutionHistoryCommand({ executionArn, reverseOrder: true, maxResults: 50 }));
-    const entered = (r.events ?? []).find((ev) => ev.type?.endsWith("StateEntered") && ev.stateEnteredEventDetails?.name);
-    return entered ? { currentStep: entered.stateEnteredEventDetails!.name! } : {};
-  } catch {
-    return {};
-  }
+  const state = await currentState(sfn, executionArn).catch(() => undefined);
+  return state ? { currentStep: state } : {};
 }

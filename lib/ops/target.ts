@@ -178,3 +178,10 @@ export async function stateVisit(sfn: SfnSender, executionArn: string, state: st
   }
   return "never";
 }
+
+/** The state an execution entered last (its current state while it runs), from its newest page of history. */
+export async function currentState(sfn: SfnSender, executionArn: string): Promise<string | undefined> {
+  for await (const e of newestEvents(sfn, executionArn, 1))
+    if (e.stateEnteredEventDetails?.name) return e.stateEnteredEventDetails.name;
+  return undefined;
+}

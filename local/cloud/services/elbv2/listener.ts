@@ -8,7 +8,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Clock } from "../../../../lib/clock.ts";
+import { type Clock, ScaledClock } from "../../../../lib/clock.ts";
 import { APP_LATENCY_HEADER } from "../../../app/server.ts";
 import type { ElbBackend } from "./backend.ts";
 import type { Listener } from "./model.ts";
@@ -161,7 +161,7 @@ export function targetResponseMs(
   if (clock.kind === "virtual") return clock.now() - started;
   const modelled = Number(Array.isArray(header) ? header[0] : header);
   if (!Number.isFinite(modelled) || modelled < 0) return clock.now() - started;
-  const factor = "factor" in clock && typeof clock.factor === "number" ? clock.factor : 1;
+  const factor = clock instanceof ScaledClock ? clock.factor : 1;
   const wall = performance.now() - wallStarted;
   return modelled + Math.max(0, wall - modelled / factor);
 }
