@@ -7,10 +7,11 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent, SFNClient } from "@aws-sdk/client-sfn";
 import YAML from "yaml";
 import type { VirtualClock } from "../lib/clock.ts";
+import { deploy } from "../local/cli/commands.ts";
+import { stackTarget } from "../local/cli/target.ts";
 import { seedService } from "../local/seed.ts";
 import { PROJECT_ROOT } from "../local/serverless.ts";
 import { Stack } from "../local/stack.ts";
@@ -121,23 +122,17 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
     const sfn = new SFNClient(cloud.clientConfig());
     const w0 = Date.now();
     const sim0 = clock.now();
-    // The deployment enters the environment's queue the way `kiln deploy` does (requestDeploy):
-    // an execution started around the queue holds no lock and is refused at AcquireLock.
-    const answer = await new LambdaClient(cloud.clientConfig()).send(
-      new InvokeCommand({
-        FunctionName: stack.info().functions.requestDeploy,
-        Payload: Buffer.from(
-          JSON.stringify({ service: "web", environment: "production", commit: COMMIT_GREEN, requestedBy: "bench" }),
-        ),
-      }),
+    // The deployment enters the environment's queue as `kiln deploy` does (requestDeploy): an
+    // execution started around the queue holds no lock and is refused at AcquireLock.
+    const { result } = await deploy(
+      stackTarget(stack),
+      "web",
+      { commit: COMMIT_GREEN, env: "production", reason: "bench" },
+      () => {},
     );
-    const started = JSON.parse(Buffer.from(answer.Payload ?? new Uint8Array()).toString("utf8") || "{}") as {
-      action?: string;
-      executionArn?: string;
-    };
-    if (started.action !== "started" || !started.executionArn)
-      throw new Error(`requestDeploy did not start the deployment: ${JSON.stringify(started)}`);
-    const arn = started.executionArn!;
+    if (result.action !== "started" || typeof result.executionArn !== "string")
+      throw new Error(`requestDeploy did not start the deployment: ${JSON.stringify(result)}`);
+    const arn = result.executionArn;
     await statesBackend(cloud).awaitExecution(arn);
     const deployMs = Date.now() - w0;
     const simMs = clock.now() - sim0;
