@@ -3,55 +3,16 @@
  * function's code sends — dependent actions included — is allowed by the function's own role, and
  * the findings of the review against the Service Authorization Reference stay fixed.
  */
-import { readdirSync } from "node:fs";
-import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { callAuthorizations, checkRole, type Env, rolePolicies } from "../../local/cloud/iam/check.ts";
+import { callAuthorizations, checkRole } from "../../local/cloud/iam/check.ts";
 import { evaluate, type NamedPolicy, type PolicyStatement } from "../../local/cloud/iam/evaluate.ts";
-import { loadServerless } from "../../local/serverless.ts";
-import { CallGraph } from "./sdk-calls.ts";
+import { denied, env, functions, policiesOf, table } from "./roles.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const sls = loadServerless({ stage: "prod", region: "us-east-1", accountId: "123456789012" });
-const resources = (sls.resources?.Resources ?? {}) as Record<string, { Type: string; Properties?: Record<string, unknown> }>;
-const table = (n: string) => `arn:aws:dynamodb:us-east-1:123456789012:table/kiln-prod-${n}`;
-const env: Env = {
-  region: "us-east-1",
-  accountId: "123456789012",
-  stage: "prod",
-  service: "kiln",
-  tables: [table("lock"), table("deployments")],
-  kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",
-};
-const refs = {
-  "LockTable.Arn": table("lock"),
-  "DeploymentsTable.Arn": table("deployments"),
-  PagerTopic: "arn:aws:sns:us-east-1:123456789012:kiln-prod-pager",
-};
-const graph = new CallGraph();
-const functions = readdirSync(path.join(ROOT, "functions"))
-  .filter((f) => f.endsWith(".ts"))
-  .map((f) => {
-    const key = f.replace(/\.ts$/, "").replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
-    const roleId = (sls.functions[key] as { role?: string }).role!;
-    return { key, roleId, calls: graph.actions(path.join(ROOT, "functions", f)) };
-  });
-/**
- * Tables a function writes besides its lock: finishAbort records the aborted deployment
- * (lib/roll/abort.ts, `deps.deploymentsTable`), recordDeployment the finished one.
- */
-const WRITES: Record<string, string[]> = {
-  finishAbort: [table("lock"), table("deployments")],
-  recordDeployment: [table("deployments")],
-};
-const policiesOf = (roleId: string): NamedPolicy[] => rolePolicies(resources[roleId]!, env, refs);
 const withoutSid = (policies: NamedPolicy[], sid: string): NamedPolicy[] =>
   policies.map((p) => ({
     ...p,
     document: { ...p.document, Statement: [p.document.Statement].flat().filter((s) => s.Sid !== sid) },
   }));
-const denied = (policies: NamedPolicy[], calls: Iterable<string>, key = "") =>
-  checkRole(policies, calls, env, WRITES[key]).denials.map((d) => `${d.call} → ${d.request.action}`);
 
 describe("role check over serverless.yml", () => {
   it.each(functions.map((f) => [f.key, f]))("%s: its role allows every authorization of every call its code makes", (_k, f) => {
