@@ -42,6 +42,7 @@ import { defaultEnvironment, loadConfig, type ServiceConfig, serviceConfig } fro
 import type { TimerHandle } from "../../lib/clock.ts";
 import type { Backend, Cloud } from "../../local/cloud/cloud.ts";
 import type { Ec2Api, SimInstance } from "../../local/cloud/contracts.ts";
+import { parseInput } from "../../lib/ops/target.ts";
 import { statesBackend } from "../../local/states/api.ts";
 
 export type InvariantId = "I1" | "I2" | "I3" | "I4" | "I5" | "I6" | "I7";
@@ -454,27 +455,15 @@ export class InvariantMonitor {
     return tags.get("kiln:environment")?.Value ?? this.defaultEnv;
   }
 
-  private envOfInput(input: string): {
-    service?: string;
-    environment: string;
-    commit?: string;
-    trigger?: string;
-    seq?: number;
-    executionArn?: string;
-  } {
-    try {
-      const v = JSON.parse(input) as {
-        service?: string;
-        environment?: string;
-        commit?: string;
-        trigger?: string;
-        seq?: number;
-        executionArn?: string;
-      };
-      return { ...v, environment: v.environment ?? this.defaultEnv };
-    } catch {
-      return { environment: this.defaultEnv };
-    }
+  /** An execution input's fields I7 reads (its environment defaults as kiln's do). */
+  private requestOf(input: string): { service?: string; environment: string; trigger?: string; seq?: number } {
+    const v = parseInput(input) ?? {};
+    return {
+      ...(typeof v.service === "string" ? { service: v.service } : {}),
+      environment: typeof v.environment === "string" ? v.environment : this.defaultEnv,
+      ...(typeof v.trigger === "string" ? { trigger: v.trigger } : {}),
+      ...(typeof v.seq === "number" ? { seq: v.seq } : {}),
+    };
   }
 
   private checkMonotonic(groups: AsgGroupView[], weights: Map<string, number>): void {
@@ -482,6 +471,12 @@ export class InvariantMonitor {
     const weightOf = (g: AsgGroupView) => Math.max(0, ...[...g.attachments.values()].map((a) => weights.get(a.identifier) ?? 0));
     const weighted = mine.filter((g) => weightOf(g) > 0);
     const total = [...weights.values()].reduce((a, b) => a + b, 0);
+    // The executions are read only when a fleet starts taking traffic or becomes the live one, not
+    // every sampled second.
+    const fresh = weighted.filter((g) => !this.weightedGroups.has(g.name));
+    const sole = weighted.length === 1 && total > 0 && weightOf(weighted[0]!) >= total ? weighted[0] : undefined;
+    this.weightedGroups = new Set(weighted.map((g) => g.name));
+    if ((fresh.length === 0 || !this.live) && (!sole || sole.name === this.live?.group)) return;
     let states: ReturnType<typeof statesBackend> | undefined;
     try {
       states = statesBackend(this.cloud);
@@ -489,13 +484,13 @@ export class InvariantMonitor {
       states = undefined;
     }
     const all = (states?.listAll() ?? [])
-      .map((e) => ({ e, input: this.envOfInput(e.input) }))
+      .map((e) => ({ e, input: this.requestOf(e.input) }))
       .filter((x) => x.input.service === this.opts.service && x.input.environment === this.environment);
     const deploys = all.filter((x) => /-deploy(?::|$)/.test(x.e.stateMachineArn));
     const newestStarted = Math.max(0, ...deploys.map((x) => x.input.seq ?? 0));
     const operatorFixing = all.some((x) => /-(?:rollback|abort)(?::|$)/.test(x.e.stateMachineArn) && x.e.status === "RUNNING");
-    for (const g of weighted) {
-      if (this.weightedGroups.has(g.name) || !this.live) continue;
+    for (const g of fresh) {
+      if (!this.live) break;
       const commit = g.tags.get("kiln:commit")?.Value;
       const execName = g.tags.get("kiln:execution")?.Value;
       if (!commit || commit === this.live.commit || execName === "seed") continue;
@@ -526,10 +521,9 @@ export class InvariantMonitor {
         );
       }
     }
-    this.weightedGroups = new Set(weighted.map((g) => g.name));
     // The live fleet: the one group holding all the weight.
-    if (weighted.length === 1 && total > 0 && weightOf(weighted[0]!) >= total) {
-      const g = weighted[0]!;
+    if (sole) {
+      const g = sole;
       const commit = g.tags.get("kiln:commit")?.Value;
       if (commit && g.name !== this.live?.group) {
         const made = deploys.find((x) => x.e.name === g.tags.get("kiln:execution")?.Value);
