@@ -111,6 +111,11 @@ export class ScaledClock extends RealClock {
   }
 }
 
+/** Cloud milliseconds per wall millisecond: the scale of a scaled clock, 1 for real and virtual ones. */
+export function clockScale(clock: Clock): number {
+  return clock instanceof ScaledClock ? clock.factor : 1;
+}
+
 interface VirtualTimer {
   id: number;
   at: number;

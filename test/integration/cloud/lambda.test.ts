@@ -1,6 +1,7 @@
 import { GetFunctionCommand, InvokeCommand, LambdaClient, ListFunctionsCommand } from "@aws-sdk/client-lambda";
 import type { Context } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
+import { ScaledClock } from "../../../lib/clock.ts";
 import { KilnError } from "../../../lib/errors.ts";
 import { Cloud } from "../../../local/cloud/cloud.ts";
 import { createLambdaInvoker } from "../../../local/cloud/sdk-call.ts";
@@ -131,6 +132,31 @@ describe("Lambda Invoke through the SDK", () => {
     expect(ctx.lambda.invocations("slow")).toMatchObject([
       { outcome: "timeout", durationMs: 3_000, errorType: "Sandbox.Timedout" },
     ]);
+  });
+
+  it("on a scaled clock the timeout counts the handler's real milliseconds: a busy machine does not time a handler out", async () => {
+    // 100×: a handler's 40 ms of real work (SDK round trips, CPU) is 4 s of cloud time. Lambda bills
+    // it as 40 ms, so a 3 s function must not time out; 3 real seconds would.
+    const cloud = new Cloud({ seed: 3, clock: new ScaledClock(100) });
+    const lambda = registerLambda(cloud);
+    lambda.registerFunction({
+      name: "busy",
+      timeoutSeconds: 3,
+      handler: async (ms: number) => {
+        await new Promise((r) => setTimeout(r, ms));
+        return "done";
+      },
+    });
+    const client = new LambdaClient(cloud.clientConfig());
+    try {
+      const busy = await client.send(new InvokeCommand({ FunctionName: "busy", Payload: "40" }));
+      expect(busy.FunctionError, decode(busy.Payload)?.errorMessage).toBeUndefined();
+      expect(decode(busy.Payload)).toBe("done");
+      const late = await client.send(new InvokeCommand({ FunctionName: "busy", Payload: "3200" }));
+      expect(decode(late.Payload).errorType).toBe("Sandbox.Timedout");
+    } finally {
+      await cloud.stop();
+    }
   });
 
   it.each<[string, string, boolean, string]>([

@@ -16,9 +16,15 @@
  *   before the response is returned → `Runtime.ExitError`;
  * - `timeout`: the handler runs (side effects happen) but the invocation is reported as timed out
  *   once `timeoutSeconds` of cloud time have passed → `Sandbox.Timedout`.
+ *
+ * On a scaled clock (`npm start`'s 60×) the handler's own time is this machine's real work — SDK
+ * round trips, dynalite, CPU — which AWS would bill in the same real milliseconds. Scaling it would
+ * turn 300 ms of a busy laptop into a 30 s timeout, so there the timeout counts real milliseconds
+ * (`timeoutSeconds` of wall time, `timeoutSeconds × factor` of cloud time).
  */
 import type { Context } from "aws-lambda";
 import { type Backend, type Cloud, invocationScope } from "../../cloud.ts";
+import { clockScale } from "../../../../lib/clock.ts";
 import { AwsError } from "../../protocol/errors.ts";
 import type { RequestContext, ServiceDefinition } from "../../protocol/types.ts";
 
@@ -291,7 +297,7 @@ export class LambdaBackend implements Backend {
   ): Promise<{ outcome: InvocationOutcome; payload: string; record: InvocationRecord }> {
     const clock = this.cloud.clock;
     const started = clock.now();
-    const timeoutMs = fn.spec.timeoutSeconds * 1000;
+    const timeoutMs = fn.spec.timeoutSeconds * 1000 * clockScale(clock);
     const deadline = started + timeoutMs;
     const record: InvocationRecord = {
       requestId,
