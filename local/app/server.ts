@@ -41,10 +41,9 @@ export const APP_PATHS = {
 
 /**
  * Response header carrying the app's modelled latency (simulated ms) to the simulated ALB, which
- * strips it. Under a scaled clock the ALB's TargetResponseTime is this latency plus the real time
- * the request took beyond the modelled wait, in real milliseconds: scaling a millisecond of real
- * socket and CPU time by the clock's factor would report noise as latency (2 ms of wall time under
- * load is 120 ms at ×60) and make a healthy green look slower than blue.
+ * strips it. On real and scaled clocks the ALB's TargetResponseTime is this latency: the real time
+ * a request took is this one machine's socket and CPU time, shared by the ALB, the pipeline and the
+ * load (2 ms of it under load is 120 ms at ×60; a stalled event loop, seconds), not the target's.
  */
 export const APP_LATENCY_HEADER = "x-kiln-app-latency-ms";
 

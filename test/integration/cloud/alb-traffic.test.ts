@@ -288,7 +288,7 @@ describe("ALB under live traffic", () => {
     });
   });
 
-  it("reports TargetResponseTime as the app's modelled latency plus real, unscaled milliseconds on a scaled clock", async () => {
+  it("reports TargetResponseTime as the app's modelled latency on a scaled clock, not this machine's socket time or stalls", async () => {
     const f = await fleet(2, "5100001");
     cloud = f.cloud;
     const lbDim = `app/web/${f.lbArn.split("/").pop()}`;
@@ -306,18 +306,25 @@ describe("ALB under live traffic", () => {
       expect((await get(agent, `${f.url}/`)).status).toBe(200);
       roundTrips.push(performance.now() - t);
     }
-    // The target's part of a request is within the client's round trip, in real milliseconds: the
-    // clock's ×50 applies to simulated waits, not to socket and CPU time.
+    // A healthy commit's target time is its modelled latency, within the client's round trip: the
+    // clock's ×50 is not applied to this machine's socket and CPU time.
     const fast = latencies();
     expect(fast).toHaveLength(40);
     expect(median(fast)).toBeLessThanOrEqual(median(roundTrips));
     // A slow commit's modelled latency is simulated time, reported in full.
     f.cloud.faults.add({ kind: "bad-commit", commit: "5100001", mode: "slow", latencyMs: 400 });
     for (let i = 0; i < 10; i++) expect((await get(agent, `${f.url}/`)).status).toBe(200);
+    // A stall of the shared event loop while the app waits (a busy pipeline step, a loaded CI
+    // machine) is not the target's latency: on AWS the target is its own machine.
+    const stalled = get(agent, `${f.url}/`);
+    setTimeout(() => {
+      const until = performance.now() + 300;
+      while (performance.now() < until);
+    }, 2);
+    expect((await stalled).status).toBe(200);
     agent.destroy();
     const slow = latencies().slice(40);
-    expect(slow).toHaveLength(10);
-    for (const ms of slow) expect(ms).toBeGreaterThanOrEqual(400);
-    expect(median(slow)).toBeLessThan(400 + median(roundTrips) * 4 + 50);
+    expect(slow).toHaveLength(11);
+    for (const ms of slow) expect(ms).toBeCloseTo(400, 6);
   });
 });
