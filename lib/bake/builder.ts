@@ -3,7 +3,7 @@ import { DescribeInstanceInformationCommand } from "@aws-sdk/client-ssm";
 import { StepFailedError } from "../errors.ts";
 import { clientToken } from "../names.ts";
 import { type Attempt, type BakeDeps, type BakePlan, type PollResult, Roles, Tags } from "./types.ts";
-import { awsCode, reconciler, tagList, tagsOf } from "./util.ts";
+import { awsCode, guardedReconciler, reconciler, tagList, tagsOf } from "./util.ts";
 import { checkDeadline, nextCheckSeconds, waitStart } from "./waits.ts";
 
 export interface BuilderInput {
@@ -53,9 +53,9 @@ export function builderToken(plan: BakePlan, attempt: number): string {
  * must not launch a second one on retry or redrive); otherwise RunInstances with the attempt's
  * ClientToken, which AWS also deduplicates for 24 h after termination.
  */
-export const launchBuilder = reconciler(
+export const launchBuilder = guardedReconciler(
   "LaunchBuilder",
-  async (input: BuilderInput, deps: Pick<BakeDeps, "ec2">): Promise<BuilderRef> => {
+  async (input: BuilderInput, deps: Pick<BakeDeps, "ec2" | "lock">): Promise<BuilderRef> => {
     const { plan } = input;
     const attempt = input.attempt?.redriveCount ?? 0;
     const [existing] = await findBuilders(plan, deps);

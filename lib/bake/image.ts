@@ -11,7 +11,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { NotReadyError, StepFailedError } from "../errors.ts";
 import { type Attempt, type BakeDeps, type BakePlan, type PollResult, Roles, Tags } from "./types.ts";
-import { awsCode, reconciler, tagList, tagsOf } from "./util.ts";
+import { awsCode, guardedReconciler, reconciler, tagList, tagsOf } from "./util.ts";
 import { checkDeadline, nextCheckSeconds, waitStart } from "./waits.ts";
 
 export interface ImageInput {
@@ -108,9 +108,9 @@ export interface CreateImageInput extends ImageInput {
  * previous call got through — adopt that image. A failed AMI from an earlier attempt is deleted
  * and made again (redrive); one from this attempt fails the step.
  */
-export const createImage = reconciler(
+export const createImage = guardedReconciler(
   "CreateImage",
-  async (input: CreateImageInput, deps: Pick<BakeDeps, "ec2">): Promise<{ imageId: string; adopted: boolean }> => {
+  async (input: CreateImageInput, deps: Pick<BakeDeps, "ec2" | "lock">): Promise<{ imageId: string; adopted: boolean }> => {
     const { plan } = input;
     const attempt = input.attempt?.redriveCount ?? 0;
     const [existing] = await imagesBy(deps, [{ Name: "name", Values: [plan.image.name] }]);
@@ -268,11 +268,11 @@ export function provenanceTags(plan: BakePlan, image: Image, now: Date): Record<
 }
 
 /** TagImage: write provenance on the AMI and its snapshots, and mark the AMI complete (reusable). */
-export const tagImage = reconciler(
+export const tagImage = guardedReconciler(
   "TagImage",
   async (
     input: TagImageInput,
-    deps: Pick<BakeDeps, "ec2" | "clock">,
+    deps: Pick<BakeDeps, "ec2" | "clock" | "lock">,
   ): Promise<{ imageId: string; tags: Record<string, string> }> => {
     const image = await describeImage(deps, input.imageId);
     if (!image) throw new StepFailedError(`TagImage: AMI ${input.imageId} does not exist`);
@@ -384,11 +384,11 @@ export interface PruneInput extends ImageInput {
  * count — never one a launch-template version an Auto Scaling group uses references, one an
  * instance runs, nor this execution's image.
  */
-export const pruneImages = reconciler(
+export const pruneImages = guardedReconciler(
   "PruneImages",
   async (
     input: PruneInput,
-    deps: Pick<BakeDeps, "ec2" | "autoscaling">,
+    deps: Pick<BakeDeps, "ec2" | "autoscaling" | "lock">,
   ): Promise<PruneSelection & { deletedSnapshots: string[] }> => {
     const { plan } = input;
     const images = await imagesBy(deps, [

@@ -3,7 +3,7 @@ import { commandComment, findCommands, getInvocation, sendScript } from "../comm
 import { StepFailedError, TimeoutError } from "../errors.ts";
 import type { Attempt, BakeDeps, BakePlan, PollResult } from "./types.ts";
 import { checkDeadline, nextCheckSeconds, waitStart } from "./waits.ts";
-import { reconciler } from "./util.ts";
+import { guardedReconciler } from "./util.ts";
 
 export interface ScriptStepInput {
   plan: BakePlan;
@@ -103,11 +103,15 @@ async function runOnBuilder(
 }
 
 /** Install: run the service's install script for the commit on the builder (send once, then poll). */
-export const install = reconciler("Install", (input: ScriptStepInput, deps: Pick<BakeDeps, "ec2" | "ssm" | "clock">) =>
-  runOnBuilder({ step: "Install", script: "install", timeout: "installSeconds" }, input, deps),
+export const install = guardedReconciler(
+  "Install",
+  (input: ScriptStepInput, deps: Pick<BakeDeps, "ec2" | "ssm" | "clock" | "lock">) =>
+    runOnBuilder({ step: "Install", script: "install", timeout: "installSeconds" }, input, deps),
 );
 
 /** ImageTest: run the service's image tests on the builder (send once, then poll). */
-export const imageTest = reconciler("ImageTest", (input: ScriptStepInput, deps: Pick<BakeDeps, "ec2" | "ssm" | "clock">) =>
-  runOnBuilder({ step: "ImageTest", script: "imageTest", timeout: "imageTestSeconds" }, input, deps),
+export const imageTest = guardedReconciler(
+  "ImageTest",
+  (input: ScriptStepInput, deps: Pick<BakeDeps, "ec2" | "ssm" | "clock" | "lock">) =>
+    runOnBuilder({ step: "ImageTest", script: "imageTest", timeout: "imageTestSeconds" }, input, deps),
 );

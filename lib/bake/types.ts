@@ -4,6 +4,7 @@ import type { SFNClient } from "@aws-sdk/client-sfn";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import { z } from "zod";
 import type { Clock } from "../clock.ts";
+import type { HolderCheck } from "../lock/holder.ts";
 import { BranchSchema, CommitSchema, RepositorySchema, EnvironmentNameSchema, ServiceNameSchema } from "../config/identifiers.ts";
 import type { ServiceConfig } from "../config/schema.ts";
 
@@ -16,6 +17,11 @@ export interface BakeDeps {
   autoscaling?: AutoScalingClient;
   /** Janitor: to ask whether an execution has ended. */
   sfn?: SFNClient;
+  /**
+   * The service lock (`KILN_LOCK_TABLE`). When given, the steps that make or change the service's
+   * builders and images check first that this execution still holds it (`assertHolder`).
+   */
+  lock?: HolderCheck;
 }
 
 /** Tag keys kiln puts on everything it creates (ARCHITECTURE.md I5) and on AMIs for provenance. */

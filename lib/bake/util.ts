@@ -1,5 +1,7 @@
 import type { Tag } from "@aws-sdk/client-ec2";
 import { classify } from "../errors.ts";
+import { assertHolder } from "../lock/holder.ts";
+import type { BakeDeps, BakePlan } from "./types.ts";
 
 /** EC2 tag list → record. */
 export function tagsOf(tags: Tag[] | undefined): Record<string, string> {
@@ -40,4 +42,20 @@ export function reconciler<I, D, R>(step: string, fn: (input: I, deps: D) => Pro
   };
   Object.defineProperty(wrapped, "name", { value: fn.name || step });
   return wrapped;
+}
+
+/**
+ * A reconciler for a step that makes or changes the service's builders or images: it runs only
+ * while the execution holds its environment's lock, so a superseded or aborted execution redriven
+ * later fails with `kiln.Superseded` before it launches, runs or deletes anything (I6, I7).
+ */
+export function guardedReconciler<I extends { plan: BakePlan }, D extends Pick<BakeDeps, "lock">, R>(
+  step: string,
+  fn: (input: I, deps: D) => Promise<R>,
+): (input: I, deps: D) => Promise<R> {
+  return reconciler(step, async (input: I, deps: D) => {
+    const { service, environment, execution } = input.plan;
+    await assertHolder({ service, environment, executionName: execution.name }, deps.lock);
+    return fn(input, deps);
+  });
 }

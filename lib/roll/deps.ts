@@ -1,5 +1,6 @@
 import { awsClients } from "../aws.ts";
 import { clock } from "../runtime.ts";
+import { holderCheckFromEnv } from "../lock/holder.ts";
 import { startDepsFromEnv } from "../lock/env.ts";
 import type { AbortDeps } from "./abort.ts";
 import type { RollDeps } from "./steps.ts";
@@ -30,8 +31,7 @@ export function rollDeps(): RollDeps {
       return clock();
     },
     get lock() {
-      const table = process.env.KILN_LOCK_TABLE;
-      return table ? { ddb: c.dynamodb, table } : undefined;
+      return holderCheckFromEnv(c);
     },
   };
 }

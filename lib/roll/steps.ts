@@ -27,11 +27,10 @@ import {
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { ListCommandsCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
-import type { LockDeps } from "../lock/lock.ts";
-import { StepFailedError, SupersededError, VerificationFailedError } from "../errors.ts";
-import type { LockItem } from "../lock/types.ts";
+import { assertHolder, type HolderCheck } from "../lock/holder.ts";
+import { StepFailedError, VerificationFailedError } from "../errors.ts";
 import { unitKey } from "../names.ts";
 import {
   type Capacity,
@@ -61,29 +60,17 @@ export interface RollDeps {
    * first checks that this execution still holds it: a redrive of a deployment that a newer one or
    * an abort superseded must not touch what that one now owns (I6, and I1 through it).
    */
-  lock?: Pick<LockDeps, "ddb" | "table">;
+  lock?: HolderCheck;
 }
 
-/**
- * Fails the step with `kiln.Superseded` unless this execution holds its environment's lock (see
- * `RollDeps.lock`): only the holder may change traffic or the fleet (I6), and the queue hands the
- * lock only forward, to newer requests, so a superseded or aborted execution never gets it back (I7).
- */
-export async function assertHoldsLock(
+/** Fails the step with `kiln.Superseded` unless this execution holds its environment's lock (I6, I7). */
+export function assertHoldsLock(
   plan: Pick<RollPlan, "service" | "environment" | "executionName">,
-  deps: RollDeps,
+  deps: Pick<RollDeps, "lock">,
 ): Promise<void> {
-  if (!deps.lock) return;
-  const key = unitKey(plan.service, plan.environment ?? "");
-  const r = await deps.lock.ddb.send(new GetCommand({ TableName: deps.lock.table, Key: { service: key }, ConsistentRead: true }));
-  const item = r.Item as LockItem | undefined;
-  const holder = item?.holder;
-  if (holder?.endsWith(`:${plan.executionName}`)) return;
-  const newest = item?.requests?.at(-1);
-  throw new SupersededError(
-    `${plan.executionName} no longer holds the lock of ${key} (${holder ? `held by ${holder.split(":").pop()}` : "free"}${
-      newest && newest.name !== plan.executionName ? `; newest request #${newest.seq}: ${newest.trigger} of ${newest.commit}` : ""
-    }): a newer deployment or an abort superseded it, and it must not change traffic or the fleet. Start a new deployment instead of redriving this one.`,
+  return assertHolder(
+    { service: plan.service, environment: plan.environment ?? "", executionName: plan.executionName },
+    deps.lock,
   );
 }
 

@@ -4,6 +4,7 @@
  * executions change nothing. Each `it` is named after the scenario it reproduces.
  */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeImagesCommand, DescribeInstancesCommand } from "@aws-sdk/client-ec2";
 import { DescribeExecutionCommand, RedriveExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readWeights } from "../../lib/roll/traffic.ts";
@@ -92,35 +93,52 @@ describe("deployment safety under real orderings", () => {
     expect(await liveCommits(e.seeded.listenerArn)).toEqual([c]);
   }, 600_000);
 
-  it("a redrive of a deployment superseded by a newer push fails at RenewLock and changes nothing", async () => {
-    // A fails in the bake (at PruneImages, beyond its retries), B supersedes it (A is aborted) and succeeds.
-    const [a, b] = [commitOf(0x71), commitOf(0x72)];
-    e.stack.cloud.faults.add({ kind: "lambda", function: "kiln-local-pruneImages", mode: "crash-before", times: 1_000 });
-    const aArn = await pushed("main", a);
-    expect((await settle(e, aArn)).status).toBe("FAILED");
-    expect(failedAt(e, aArn)).toBe("PruneImages");
-    e.stack.cloud.faults.clear("lambda");
-    const bRes = await push("main", b, a);
-    expect(bRes.body).toMatchObject({ queued: true, superseding: { failedExecutionArn: aArn } });
-    const bArn = `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${bRes.body.executionName}`;
-    // B starts once the abort of A releases the lock to it.
-    await until(
-      e,
-      "B started",
-      () =>
-        statesBackend(e.stack.cloud)
-          .listAll()
-          .some((x) => x.executionArn === bArn),
-      5_000,
-    );
-    expect((await settle(e, bArn)).status).toBe("SUCCEEDED");
-    // The operator redrives A from its page.
-    await e.sfn.send(new RedriveExecutionCommand({ executionArn: aArn }));
-    const redriven = await settle(e, aArn);
-    expect(redriven.status).toBe("FAILED");
-    expect(redriven.error).toBe("kiln.Superseded");
-    expect(statesEntered(e, aArn)).not.toContain("CreateGreenFleet");
-    expect(failedAt(e, aArn)).toBe("RenewLock");
-    expect(await liveCommits(e.seeded.listenerArn)).toEqual([b]);
-  }, 600_000);
+  it.each([
+    ["PruneImages", "kiln-local-pruneImages", 0x71],
+    ["LaunchBuilder", "kiln-local-launchBuilder", 0x73],
+  ])(
+    "a redrive of a deployment that failed at %s and was superseded by a newer push fails there with kiln.Superseded and launches, builds or deletes nothing",
+    async (step, fn, n) => {
+      // A fails in the bake (its step crashes beyond its retries), B supersedes it (A is aborted) and succeeds.
+      const [a, b] = [commitOf(n), commitOf(n + 1)];
+      e.stack.cloud.faults.add({ kind: "lambda", function: fn, mode: "crash-before", times: 1_000 });
+      const aArn = await pushed("main", a);
+      expect((await settle(e, aArn)).status).toBe("FAILED");
+      expect(failedAt(e, aArn)).toBe(step);
+      e.stack.cloud.faults.clear("lambda");
+      const bRes = await push("main", b, a);
+      expect(bRes.body).toMatchObject({ queued: true, superseding: { failedExecutionArn: aArn } });
+      const bArn = `${e.machines.deploy.replace(":stateMachine:", ":execution:")}:${bRes.body.executionName}`;
+      // B starts once the abort of A releases the lock to it.
+      await until(
+        e,
+        "B started",
+        () =>
+          statesBackend(e.stack.cloud)
+            .listAll()
+            .some((x) => x.executionArn === bArn),
+        5_000,
+      );
+      expect((await settle(e, bArn)).status).toBe("SUCCEEDED");
+      const images = async () =>
+        (await e.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }))).Images?.map((i) => i.ImageId).sort();
+      const imagesBefore = await images();
+      // The operator redrives A from its page: the redriven step itself refuses, before any call.
+      await e.sfn.send(new RedriveExecutionCommand({ executionArn: aArn }));
+      const redriven = await settle(e, aArn);
+      expect(redriven.status).toBe("FAILED");
+      expect(redriven.error).toBe("kiln.Superseded");
+      expect(redriven.cause).toMatch(/no longer holds the lock of web\/production/);
+      expect(failedAt(e, aArn)).toBe(step);
+      expect(statesEntered(e, aArn)).not.toContain("CreateGreenFleet");
+      expect(await images()).toEqual(imagesBefore);
+      const builders = await e.ec2.send(
+        new DescribeInstancesCommand({ Filters: [{ Name: "tag:kiln:execution", Values: [aArn.split(":").at(-1)!] }] }),
+      );
+      const launched = (builders.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+      expect(launched.length).toBe(step === "LaunchBuilder" ? 0 : 1);
+      expect(await liveCommits(e.seeded.listenerArn)).toEqual([b]);
+    },
+    600_000,
+  );
 });

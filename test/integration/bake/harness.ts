@@ -13,7 +13,7 @@ export const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 
 export interface Bed {
   cloud: Cloud;
-  deps: Required<BakeDeps>;
+  deps: Required<Omit<BakeDeps, "lock">> & Pick<BakeDeps, "lock">;
   stop(): Promise<void>;
 }
 
