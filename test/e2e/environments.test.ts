@@ -11,6 +11,7 @@ import { readWeights } from "../../lib/roll/traffic.ts";
 import { sendPush } from "../../local/cli/commands.ts";
 import { type SeedResult, seedService } from "../../local/seed.ts";
 import { statesBackend } from "../../local/states/api.ts";
+import { InvariantMonitor } from "../support/invariants.ts";
 import { bootE2E, commitOf, type E2E, failedAt, settle, statesEntered, until } from "../support/stack.ts";
 
 let e: E2E;
@@ -70,6 +71,31 @@ describe("deployment safety under real orderings", () => {
     expect(prd).not.toBe(stg);
     expect((await settle(e, prd)).status).toBe("SUCCEEDED");
     expect(await liveCommits(e.seeded.listenerArn)).toEqual([c]);
+  }, 600_000);
+
+  it("staging and production deploying at the same time: every invariant holds in each environment", async () => {
+    const [p, st] = [commitOf(0x55), commitOf(0x56)];
+    const prodMonitor = InvariantMonitor.start(e.stack.cloud, { service: "web", environment: "production" });
+    const stgMonitor = InvariantMonitor.start(e.stack.cloud, { service: "web", environment: "staging" });
+    const prd = await pushed("main", p, commitOf(0x51));
+    const stg = await pushed("stage", st, commitOf(0x51));
+    const [prdEnd, stgEnd] = await Promise.all([settle(e, prd), settle(e, stg)]);
+    expect(prdEnd.status, prdEnd.cause).toBe("SUCCEEDED");
+    expect(stgEnd.status, stgEnd.cause).toBe("SUCCEEDED");
+    // They really ran at once: both were changing their fleets in the same minutes.
+    const entered = (arn: string, state: string) =>
+      statesBackend(e.stack.cloud)
+        .history(arn)
+        .find((h) => h.type.endsWith("StateEntered") && (h.stateEnteredEventDetails as { name?: string }).name === state)!
+        .timestamp;
+    expect(new Date(entered(stg, "CreateGreenFleet")).getTime()).toBeLessThan(new Date(entered(prd, "RetireBlue")).getTime());
+    expect(new Date(entered(prd, "CreateGreenFleet")).getTime()).toBeLessThan(new Date(entered(stg, "RetireBlue")).getTime());
+    expect(await liveCommits(e.seeded.listenerArn)).toEqual([p]);
+    expect(await liveCommits(staging.listenerArn)).toEqual([st]);
+    expect(await prodMonitor.finish(), prodMonitor.report()).toEqual([]);
+    expect(await stgMonitor.finish(), stgMonitor.report()).toEqual([]);
+    expect(prodMonitor.live?.commit).toBe(p);
+    expect(stgMonitor.live?.commit).toBe(st);
   }, 600_000);
 
   it("a redelivery of a replaced push after the newest went live starts nothing", async () => {

@@ -1,6 +1,12 @@
 /**
  * The safety invariants of ARCHITECTURE.md §2, checked continuously against the simulated cloud.
  *
+ * Every invariant holds per unit of deployment, the (service, environment) the monitor is started
+ * for (`{service, environment?}`; default the service's default environment): its target groups,
+ * its groups and instances (by `kiln:environment`, a builder by its execution's input), its
+ * executions (an abort by its target's). Two environments deploying at once are two units, each
+ * watched by its own monitor.
+ *
  * `InvariantMonitor.start(cloud, {service})` arms a timer on the cloud's clock that samples the
  * world every simulated second (default) and records every violation it sees; `finish()` adds the
  * end-state checks of I5 (nothing kiln made is left behind) and stops the timer. It reads the
@@ -19,7 +25,7 @@
  *      `kiln:execution` and `kiln:role`; at the end every such group is serving, or retired within
  *      its window, no builder is left, every kiln AMI is tagged, every launch-template version kiln
  *      made is used by a group;
- *   I6 at most one execution (deploy, abort, rollback) of the service changes the fleet at a time;
+ *   I6 at most one execution (deploy, abort, rollback) of the unit changes the fleet at a time;
  *      a failed deployment keeps the fleet until an abort of it starts or it is redriven.
  *   I7 monotonic deploys, for the monitored (service, environment): a fleet that starts taking
  *      traffic serves the live commit, or was made by the newest started request (kiln's own queue
@@ -294,8 +300,51 @@ export class InvariantMonitor {
     return out;
   }
 
-  private serviceGroups(): AsgGroupView[] {
+  /** Every group of the service, whichever environment (for what is shared: launch templates, membership). */
+  private allServiceGroups(): AsgGroupView[] {
     return [...this.asg.groups.values()].filter((g) => g.tags.get("kiln:service")?.Value === this.opts.service && !g.deleting);
+  }
+
+  /** The groups of the monitored (service, environment): each environment is its own unit (I1–I6 hold per unit). */
+  private serviceGroups(): AsgGroupView[] {
+    return this.allServiceGroups().filter((g) => this.envOf(g.tags) === this.environment);
+  }
+
+  /**
+   * The environment an instance belongs to: its own tag, else its maker's (a builder is tagged
+   * with its execution, whose input names the environment), else the service's default.
+   */
+  private envOfInstance(inst: { tags: Map<string, string> }): string {
+    const own = inst.tags.get("kiln:environment");
+    if (own) return own;
+    const exec = inst.tags.get("kiln:execution");
+    return (exec && this.executionEnvironment(exec)) || this.defaultEnv;
+  }
+
+  private readonly envByExecution = new Map<string, string>();
+
+  /** The environment of an execution, by name or ARN: its input's, or for an abort, its target's. */
+  private executionEnvironment(nameOrArn: string): string | undefined {
+    const known = this.envByExecution.get(nameOrArn);
+    if (known) return known;
+    let states: ReturnType<typeof statesBackend>;
+    try {
+      states = statesBackend(this.cloud);
+    } catch {
+      return undefined;
+    }
+    const e = states.listAll().find((x) => x.executionArn === nameOrArn || x.name === nameOrArn);
+    if (!e) return undefined;
+    const v = parseInput(e.input) ?? {};
+    let env = typeof v.environment === "string" ? v.environment : undefined;
+    if (!env) {
+      const target = typeof v.executionArn === "string" ? v.executionArn : this.abortTarget(e.executionArn, states);
+      if (target && target !== e.executionArn) env = this.executionEnvironment(target);
+    }
+    const out = env ?? this.defaultEnv;
+    this.envByExecution.set(e.executionArn, out);
+    this.envByExecution.set(e.name, out);
+    return out;
   }
 
   private hasMarker(i: SimInstance | undefined): boolean {
@@ -428,7 +477,8 @@ export class InvariantMonitor {
     for (const inst of this.ec2.instances()) {
       if (this.checkedTags.has(inst.id) || inst.state === "terminated") continue;
       const inGroup = groups.some((g) => g.instances.has(inst.id));
-      if (!inGroup && inst.tags.get("kiln:service") !== this.opts.service) continue;
+      if (!inGroup && (inst.tags.get("kiln:service") !== this.opts.service || this.envOfInstance(inst) !== this.environment))
+        continue;
       this.checkedTags.add(inst.id);
       const missing = KILN_REQUIRED_TAGS.filter((k) => !inst.tags.has(k));
       if (missing.length > 0)
@@ -440,7 +490,7 @@ export class InvariantMonitor {
     if (active.length > 1)
       this.record(
         "I6",
-        `${active.length} executions change ${this.opts.service}'s fleet at once: ${active.join(", ")}`,
+        `${active.length} executions change ${this.opts.service}/${this.environment}'s fleet at once: ${active.join(", ")}`,
         undefined,
         `I6:${active.join(",")}`,
       );
@@ -545,13 +595,12 @@ export class InvariantMonitor {
     } catch {
       return [];
     }
-    const all = states.listAll().filter((e) => {
-      try {
-        return (JSON.parse(e.input) as { service?: string }).service === this.opts.service;
-      } catch {
-        return false;
-      }
-    });
+    const all = states
+      .listAll()
+      .filter(
+        (e) =>
+          parseInput(e.input)?.service === this.opts.service && this.executionEnvironment(e.executionArn) === this.environment,
+      );
     const kind = (arn: string) =>
       /-abort(?::|$)/.test(arn)
         ? "abort"
@@ -654,9 +703,9 @@ export class InvariantMonitor {
     }
     for (const inst of this.ec2.instances()) {
       if (inst.state === "terminated" || inst.state === "shutting-down") continue;
-      if (inst.tags.get("kiln:service") !== this.opts.service) continue;
+      if (inst.tags.get("kiln:service") !== this.opts.service || this.envOfInstance(inst) !== this.environment) continue;
       if (inst.tags.get("kiln:role") === "builder") this.record("I5", `builder ${inst.id} left ${inst.state}`);
-      else if (!this.serviceGroups().some((g) => g.instances.has(inst.id)))
+      else if (!this.allServiceGroups().some((g) => g.instances.has(inst.id)))
         this.record("I5", `instance ${inst.id} (${inst.tags.get("kiln:role")}) belongs to no group`);
     }
     const ec2 = new EC2Client(this.cloud.clientConfig());
@@ -672,7 +721,9 @@ export class InvariantMonitor {
     const lts = await ec2.send(
       new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "tag:kiln:service", Values: [this.opts.service] }] }),
     );
-    const used = new Set(this.serviceGroups().map((g) => `${g.launchTemplate?.LaunchTemplateId}:${g.launchTemplate?.Version}`));
+    const used = new Set(
+      this.allServiceGroups().map((g) => `${g.launchTemplate?.LaunchTemplateId}:${g.launchTemplate?.Version}`),
+    );
     for (const lt of lts.LaunchTemplates ?? []) {
       const versions = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lt.LaunchTemplateId }));
       for (const v of versions.LaunchTemplateVersions ?? []) {
