@@ -59,6 +59,7 @@ export interface SeedOutcome {
 type StoryName = (typeof STORIES)[number];
 
 const OLD_COMMIT = "a".repeat(40);
+const OLD_STAGING_COMMIT = "b".repeat(40);
 const SIM_WEBHOOK_SECRET = "kiln-sim-webhook-secret";
 const commitOf = (n: number) => `${(0xc0ffee + n).toString(16).padStart(8, "0")}${"d".repeat(32)}`;
 /** Every simulated wait of the runner is bounded by this (a stuck deployment is a finding). */
@@ -109,12 +110,22 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
     if (!reached) problems.push(`story ${name} did not reach its feature: ${note}`);
   };
   let monitor: InvariantMonitor | undefined;
+  let stagingMonitor: InvariantMonitor | undefined;
   try {
     const seeded = await seedService(cloud, {
       commit: OLD_COMMIT,
       instances: probe.instances,
       ...(config ? { configFile: config } : {}),
     });
+    // The staging story: staging is its own unit (fleet, listener, lock, queue), seeded beside production.
+    const staging = probe.stories.staging
+      ? await seedService(cloud, {
+          environment: "staging",
+          commit: OLD_STAGING_COMMIT,
+          instances: 2,
+          ...(config ? { configFile: config } : {}),
+        })
+      : undefined;
     const schedule = drawSchedule(seed, {
       functionName: (k) => stack.info().functions[k]?.split(":").pop() ?? k,
       commit: first,
@@ -125,6 +136,12 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
     const deployArn = stack.info().stateMachines.DeployStateMachine!;
     const machines = Object.values(stack.info().stateMachines);
     monitor = InvariantMonitor.start(cloud, { service: "web", ...(config ? { configFile: config } : {}) });
+    if (staging)
+      stagingMonitor = InvariantMonitor.start(cloud, {
+        service: "web",
+        environment: "staging",
+        ...(config ? { configFile: config } : {}),
+      });
     const t0 = clock.now();
 
     // Faults, armed on the cloud clock relative to the first push.
@@ -201,6 +218,27 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
       pushed.push(commit);
       clock.setTimeout(() => void push(commit), at);
     });
+    const stagingCommit = commitOf(200);
+    let stagingArn: string | undefined;
+    if (schedule.stories.staging) {
+      clock.setTimeout(() => {
+        void clock
+          .hold(
+            sendPush(stack.webhookUrl, stack.webhookSecret, {
+              repository: "example/web",
+              branch: "stage",
+              commit: stagingCommit,
+              before: OLD_STAGING_COMMIT,
+            }),
+          )
+          .then((r) => {
+            log(`  +${min(clock.now() - t0)} push stage ${stagingCommit.slice(0, 8)} → ${r.status}`);
+            if (r.status >= 300 || typeof r.body.executionArn !== "string")
+              problems.push(`push to stage answered ${r.status}: ${JSON.stringify(r.body).slice(0, 200)}`);
+            else stagingArn = r.body.executionArn;
+          });
+      }, schedule.stories.staging.atMs);
+    }
     const burstAnswers: Record<string, unknown>[] = [];
     if (schedule.stories.burst) {
       const { count, atMs } = schedule.stories.burst;
@@ -396,6 +434,33 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
         `${burstAnswers.length} pushes answered, ${queued.length} queued, ${burstAnswers.filter((b) => b.replaced).length} replaced an older queued one`,
       );
     }
+    if (schedule.stories.staging) {
+      const all = await listAll(sfn, machines);
+      const stg = all.find((x) => x.executionArn === stagingArn);
+      const span = (x: { startDate?: Date; stopDate?: Date }): [number, number] => [
+        x.startDate?.getTime() ?? 0,
+        x.stopDate?.getTime() ?? Infinity,
+      ];
+      const prodDeploys = [];
+      for (const x of all.filter((d) => d.stateMachineArn === deployArn && d.executionArn !== stagingArn)) {
+        const input = (await sfn.send(new DescribeExecutionCommand({ executionArn: x.executionArn }))).input;
+        if (JSON.parse(input ?? "{}").environment === "production") prodDeploys.push(x);
+      }
+      const overlapped =
+        stg !== undefined &&
+        prodDeploys.some((d) => {
+          const [a0, a1] = span(stg);
+          const [b0, b1] = span(d);
+          return a0 < b1 && b0 < a1;
+        });
+      story(
+        "staging",
+        overlapped,
+        stg
+          ? `staging ${stg.name} ${stg.status}${overlapped ? " while production deployed" : ", but no production deployment ran at the same time"}`
+          : "no staging deployment started",
+      );
+    }
     cloud.bus.off("instance-state", onState);
     loadOn = false;
     log(`  load: ${[...answers].map(([k, v]) => `${k}×${v}`).join(" ")}`);
@@ -403,7 +468,7 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
     for (const id of armed.splice(0)) cloud.faults.remove(id);
 
     // End state.
-    const violations = await monitor.finish();
+    const violations = [...(await monitor.finish()), ...((await stagingMonitor?.finish()) ?? [])];
     const deploys = (await listAll(sfn, machines)).filter((e) => e.stateMachineArn === deployArn);
     const executions = [];
     for (const e of deploys) {
@@ -417,7 +482,8 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
       const d = await sfn.send(new DescribeExecutionCommand({ executionArn: e.executionArn }));
       executions.push({ name: e.name!, status: d.status!, failures: failures.get(e.executionArn!) ?? 0 });
     }
-    await checkEndState(stack, seeded.targetGroupArns, [OLD_COMMIT, ...pushed], problems);
+    await checkEndState(stack, "production", seeded.targetGroupArns, [OLD_COMMIT, ...pushed], problems);
+    if (staging) await checkEndState(stack, "staging", staging.targetGroupArns, [OLD_STAGING_COMMIT, stagingCommit], problems);
     if (opts.log) {
       // The story, for a failing seed: every execution's states with their simulated times.
       for (const e of await listAll(sfn, machines)) {
@@ -436,6 +502,7 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
     return { seed, ok, schedule, executions, actions, violations, problems, simulatedMs, wallMs: Date.now() - wall0, stories };
   } finally {
     monitor?.stop();
+    stagingMonitor?.stop();
     await stack.stop();
   }
 }
@@ -474,7 +541,14 @@ interface Ec2View extends Backend {
 }
 
 /** The live target group serves one of the allowed commits on healthy targets; the lock is free. */
-async function checkEndState(stack: Stack, tgs: [string, string], commits: string[], problems: string[]): Promise<void> {
+async function checkEndState(
+  stack: Stack,
+  environment: string,
+  tgs: [string, string],
+  commits: string[],
+  problems: string[],
+): Promise<void> {
+  const say = (p: string) => problems.push(`${environment}: ${p}`);
   const cloud = stack.cloud;
   const elb = cloud.backend<ElbView>("elasticloadbalancing");
   const weights = new Map<string, number>();
@@ -483,7 +557,7 @@ async function checkEndState(stack: Stack, tgs: [string, string], commits: strin
       for (const t of a.TargetGroups ?? []) weights.set(t.TargetGroupArn, (weights.get(t.TargetGroupArn) ?? 0) + t.Weight);
   const live = tgs.filter((t) => (weights.get(t) ?? 0) > 0);
   if (live.length !== 1)
-    problems.push(`expected one target group taking all traffic, found weights ${JSON.stringify(Object.fromEntries(weights))}`);
+    say(`expected one target group taking all traffic, found weights ${JSON.stringify(Object.fromEntries(weights))}`);
   const ec2 = cloud.backend<Ec2View>("ec2");
   const byId = new Map(ec2.instances().map((i) => [i.id, i]));
   const served = new Set<string>();
@@ -495,17 +569,15 @@ async function checkEndState(stack: Stack, tgs: [string, string], commits: strin
       served.add(byId.get(t.id)?.tags.get("kiln:commit") ?? "?");
     }
   }
-  if (healthy === 0) problems.push("no healthy target takes traffic at the end");
+  if (healthy === 0) say("no healthy target takes traffic at the end");
   if (served.size !== 1 || !commits.includes([...served][0]!))
-    problems.push(
-      `serving commits ${[...served].map((c) => c.slice(0, 8)).join(", ")}: expected exactly one of the old or pushed commits`,
-    );
+    say(`serving commits ${[...served].map((c) => c.slice(0, 8)).join(", ")}: expected exactly one of the old or pushed commits`);
   const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(cloud.clientConfig()));
   const lock = await readLock(
-    { service: "web", environment: "production" },
+    { service: "web", environment },
     { ddb, table: stack.info().tables.LockTable!, clock: cloud.clock },
   );
-  if (lock?.holder) problems.push(`lock still held by ${lock.holder}`);
+  if (lock?.holder) say(`lock still held by ${lock.holder}`);
 }
 
 /**

@@ -53,9 +53,11 @@ export interface Stories {
   burst: { count: number; atMs: number } | undefined;
   /** The first push names the repository in another case (`EXAMPLE/WEB`). */
   caseVariant: boolean;
+  /** A push to `stage` (staging, its own seeded fleet) `atMs` after the first, while production deploys. */
+  staging: { atMs: number } | undefined;
 }
 
-export const STORIES = ["redelivery", "redrive", "burst", "caseVariant"] as const;
+export const STORIES = ["redelivery", "redrive", "burst", "caseVariant", "staging"] as const;
 
 /** Functions whose Lambda runtime may crash or time out (the deploy machine's steps). */
 export const STEP_FUNCTIONS = [
@@ -192,8 +194,11 @@ export function drawSchedule(
     redrive: r() < 0.4 ? { aroundQueueAtMs: between(0, 40) * MIN } : undefined,
     burst: r() < 0.3 ? { count: between(3, 5), atMs: between(1, 30) * MIN } : undefined,
     caseVariant: r() < 0.3,
+    staging: undefined,
   };
   // A redelivery of an old push needs a newer one.
   if (stories.redelivery && pushes.length === 0 && !stories.burst) pushes.push(between(1, 30) * MIN);
+  // Drawn last, so every older draw stays as it was: staging pushed while production's first deployment bakes.
+  if (r() < 0.3) stories.staging = { atMs: between(0, 4) * MIN };
   return { seed, instances, approval, faults, pushes, operator, approveAfterMs, stories };
 }
