@@ -9,6 +9,7 @@
  *   reach over HTTP: `kiln up|cloud --clock virtual`) it follows the served rule instead: time flows
  *   at least at wall speed and jumps only on demand (see `VirtualClock.serve`).
  */
+import { AsyncResource } from "node:async_hooks";
 export interface TimerHandle {
   readonly id: number;
 }
@@ -192,6 +193,10 @@ export class VirtualClock extends BaseClock implements Clock {
 
   setTimeout(fn: () => void, ms: number, opts?: TimerOptions): TimerHandle {
     const id = ++this.seq;
+    // A timer runs in the async context it was set in, as Node's own timers do, not in that of
+    // whoever made the clock jump: a Lambda whose call advanced time must not become the caller
+    // of an engine step or a delivery that happens to fall due (the IAM authorizer reads it).
+    fn = AsyncResource.bind(fn);
     const timer = { id, at: this.now() + Math.max(0, Math.floor(ms)), seq: id, fn, awaitsOutside: opts?.awaitsOutside === true };
     this.push(timer);
     this.live.add(id);

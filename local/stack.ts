@@ -20,6 +20,8 @@ import { stackTarget } from "./cli/target.ts";
 import { type ConsoleServer, startConsole } from "./console/server.ts";
 import type { Cloud } from "./cloud/cloud.ts";
 import type { FaultRule } from "./cloud/faults.ts";
+import { type Env, rolePolicies } from "./cloud/iam/check.ts";
+import { type ExecutionRole, roleAuthorizer } from "./cloud/iam/enforce.ts";
 import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
 import { loadServerless, PROJECT_ROOT, type ServerlessConfig } from "./serverless.ts";
 
@@ -204,6 +206,46 @@ export class Stack {
     throw new Error(`serverless.yml: cannot resolve Fn::GetAtt ${resource}.${attr} locally`);
   }
 
+  /** Each deployed function's execution role, by function name, as the cloud authorizes its calls. */
+  roles = new Map<string, ExecutionRole>();
+
+  /** The account as the IAM evaluation sees it: this stack's region, account and tables. */
+  private iamEnv(): Env {
+    return {
+      region: this.region,
+      accountId: this.cloud.accountId,
+      stage: this.stage,
+      service: this.serverless.service,
+      tables: Object.values(this.tables).map((t) => `arn:aws:dynamodb:${this.region}:${this.cloud.accountId}:table/${t}`),
+    };
+  }
+
+  /** Each function's execution role (serverless.yml `role:`), its policies resolved against this stack. */
+  private executionRoles(): Map<string, ExecutionRole> {
+    const resources = this.serverless.resources?.Resources ?? {};
+    const refs: Record<string, string> = {};
+    for (const [id, t] of Object.entries(this.tables))
+      refs[`${id}.Arn`] = `arn:aws:dynamodb:${this.region}:${this.cloud.accountId}:table/${t}`;
+    for (const [id, arn] of Object.entries(this.topics)) Object.assign(refs, { [id]: arn, [`${id}.TopicArn`]: arn });
+    for (const [id, arn] of Object.entries(this.stateMachines)) Object.assign(refs, { [id]: arn, [`${id}.Arn`]: arn });
+    for (const key of Object.keys(this.serverless.functions))
+      Object.assign(refs, {
+        [lambdaLogicalId(key)]: this.functionName(key),
+        [`${lambdaLogicalId(key)}.Arn`]: this.functionArn(key),
+      });
+    const roles = new Map<string, ExecutionRole>();
+    for (const [key, fn] of Object.entries(this.serverless.functions)) {
+      const roleId = (fn as { role?: string }).role;
+      const role = roleId ? resources[roleId] : undefined;
+      if (!roleId || !role) continue;
+      roles.set(this.functionName(key), {
+        roleName: `${this.serverless.service}-${this.stage}-${roleId}`,
+        policies: rolePolicies(role as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
+      });
+    }
+    return roles;
+  }
+
   private async wire(): Promise<void> {
     const cfg = this.cloud.clientConfig();
     const resources = this.serverless.resources?.Resources ?? {};
@@ -282,6 +324,9 @@ export class Stack {
         runtime: String(this.serverless.provider.runtime ?? "nodejs22.x"),
       });
     }
+    // 4b. IAM: each function's calls are authorized against its own role (local/cloud/iam/enforce.ts).
+    this.roles = this.executionRoles();
+    this.cloud.setAuthorizer(roleAuthorizer(this.roles, this.iamEnv()));
     // 5. State machines from state-machines/*.asl.json with their references resolved locally.
     const sfn = new SFNClient(cfg);
     for (const [key, m] of Object.entries(machines)) {

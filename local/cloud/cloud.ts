@@ -86,9 +86,34 @@ export class Cloud {
       () => this.clock.now(),
     );
     for (const f of opts.faults ?? []) this.faults.add(f);
-    this.router = new Router({ clock: this.clock, region: this.region, accountId: this.accountId, faults: this.faults });
+    this.router = new Router({
+      clock: this.clock,
+      region: this.region,
+      accountId: this.accountId,
+      faults: this.faults,
+      authorize: (service, action, input) => this.authorize(service, action, input),
+      detach: (fn) => invocationScope.exit(fn),
+    });
     this.router.addRawHandler((req) => this.handleAdmin(req));
     this.bus.setMaxListeners(100);
+  }
+
+  private authorizer?: (call: { functionName: string; service: string; action: string; input: unknown }) => void;
+
+  /**
+   * Installs the IAM authorizer (`roleAuthorizer`, local/cloud/iam/enforce.ts): from then on every
+   * call made inside a Lambda invocation is authorized against the calling function's role, unless
+   * setting `iam.enforce` is false.
+   */
+  setAuthorizer(fn: typeof this.authorizer): void {
+    this.authorizer = fn;
+  }
+
+  /** Throws the service's access-denied error when the calling Lambda's role does not allow the call. */
+  authorize(service: string, action: string, input: unknown): void {
+    if (!this.authorizer || !this.setting<boolean>("iam.enforce", true)) return;
+    const caller = invocationScope.getStore();
+    if (caller) this.authorizer({ functionName: caller.functionName, service, action, input });
   }
 
   /** Deterministic uniform [0,1) (mulberry32). */

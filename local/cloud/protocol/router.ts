@@ -18,6 +18,13 @@ export interface RouterOptions {
   region: string;
   accountId: string;
   faults?: FaultGate;
+  /** Authorizes a call before it runs (IAM: `local/cloud/iam/enforce.ts`); throws the service's access-denied error. */
+  authorize?: (service: string, action: string, input: unknown) => void;
+  /**
+   * Runs an action outside its caller's context: what a backend starts from a call (an execution's
+   * steps, an async invocation) is the service's own work, not the calling Lambda's.
+   */
+  detach?: <T>(fn: () => T) => T;
 }
 
 const DEFAULT_REGION = "us-east-1";
@@ -133,8 +140,9 @@ export class Router {
           throw new AwsError("InvalidAction", `Could not find operation ${action} for version ${def.version}`);
         throw new AwsError("UnknownOperationException", `Unknown operation ${action}`);
       }
+      this.opts.authorize?.(def.signingName, action, input);
       await this.opts.faults?.beforeAction(def.signingName, action);
-      const out = await fn(input, ctx);
+      const out = await (this.opts.detach ? this.opts.detach(() => fn(input, ctx)) : fn(input, ctx));
       for (const o of this.observers) o({ service: def.signingName, action, at });
       return out;
     } catch (err) {

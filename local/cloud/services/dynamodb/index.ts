@@ -114,6 +114,7 @@ export class DynamoDbBackend implements Backend {
     if (!target?.startsWith(TARGET_PREFIX)) return undefined;
     const action = target.slice(TARGET_PREFIX.length);
     try {
+      this.cloud.authorize("dynamodb", action, parseBody(req.body));
       await this.cloud.faults.beforeAction("dynamodb", action);
     } catch (err) {
       const e = err instanceof AwsError ? err : new AwsError("InternalServerError", String(err), 500);
@@ -215,4 +216,12 @@ export function registerDynamoDb(cloud: Cloud): DynamoDbBackend {
   cloud.register("dynamodb", backend);
   cloud.router.addRawHandler((req) => backend.handle(req));
   return backend;
+}
+
+function parseBody(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    return undefined;
+  }
 }

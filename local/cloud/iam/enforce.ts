@@ -1,0 +1,87 @@
+/**
+ * IAM at run time: every call a kiln Lambda makes to the simulated cloud is authorized against that
+ * function's own execution role (serverless.yml), as AWS does, and a denied call fails with the
+ * service's access-denied error — so an end-to-end run fails where AWS would, not only the static
+ * role check (test/deploy/role-check.test.ts).
+ *
+ * What is evaluated is the role check's model of the call (`checkRole`: the authorizations the
+ * Service Authorization Reference lists for the action, dependent actions included, kiln's tag
+ * context), with the real table for DynamoDB calls (the request's `TableName`). Calls made outside a
+ * Lambda invocation (the Step Functions engine's integrations, the CLI, tests) carry no role here
+ * and are not evaluated. Setting `iam.enforce` (default true) turns it off.
+ */
+import { AwsError } from "../protocol/errors.ts";
+import { checkRole, type Env } from "./check.ts";
+import type { NamedPolicy } from "./evaluate.ts";
+
+/** A Lambda's execution role, as the authorizer sees it. */
+export interface ExecutionRole {
+  roleName: string;
+  policies: NamedPolicy[];
+}
+
+/** A call to authorize: the caller's function name, the service's signing name, the action and its input. */
+export interface Call {
+  functionName: string;
+  service: string;
+  action: string;
+  input: unknown;
+}
+
+/** IAM service prefixes that differ from the signing name. */
+const PREFIX: Record<string, string> = { monitoring: "cloudwatch" };
+
+/** The access-denied error each service answers with. */
+function accessDenied(service: string, message: string): AwsError {
+  switch (service) {
+    case "ec2":
+      return new AwsError("UnauthorizedOperation", `You are not authorized to perform this operation. ${message}`, 403);
+    case "autoscaling":
+    case "elasticloadbalancing":
+    case "monitoring":
+      return new AwsError("AccessDenied", message, 403);
+    case "sns":
+      return new AwsError("AuthorizationError", message, 403);
+    case "lambda":
+      return new AwsError("AccessDeniedException", message, 403);
+    default:
+      return new AwsError("AccessDeniedException", message, 400);
+  }
+}
+
+/**
+ * The authorizer the cloud calls before every action (`Cloud.setAuthorizer`): throws the service's
+ * access-denied error when the calling function's role does not allow the call. Functions without
+ * a known role are denied everything (a function deploys with a role or not at all).
+ */
+export function roleAuthorizer(roles: ReadonlyMap<string, ExecutionRole>, env: Env): (call: Call) => void {
+  const decided = new Map<string, string | undefined>();
+  return (call) => {
+    const iamAction = `${PREFIX[call.service] ?? call.service}:${call.action}`;
+    const table =
+      call.service === "dynamodb" && call.input && typeof call.input === "object"
+        ? (call.input as { TableName?: unknown }).TableName
+        : undefined;
+    const tableArn = typeof table === "string" ? `arn:aws:dynamodb:${env.region}:${env.accountId}:table/${table}` : undefined;
+    const key = `${call.functionName}\u0000${iamAction}\u0000${tableArn ?? ""}`;
+    if (!decided.has(key)) decided.set(key, deny(roles.get(call.functionName), call.functionName, iamAction, tableArn, env));
+    const message = decided.get(key);
+    if (message) throw accessDenied(call.service, message);
+  };
+}
+
+function deny(role: ExecutionRole | undefined, fn: string, action: string, tableArn: string | undefined, env: Env) {
+  const who = `arn:aws:sts::${env.accountId}:assumed-role/${role?.roleName ?? "(no role)"}/${fn}`;
+  if (!role) return `User: ${who} is not authorized to perform: ${action}: the function has no execution role`;
+  const { denials } = checkRole(
+    role.policies,
+    [action],
+    { ...env, tables: tableArn ? [tableArn] : env.tables },
+    tableArn ? [tableArn] : [],
+  );
+  const d = denials[0];
+  if (!d) return undefined;
+  const via = d.request.for ? ` (needed by ${d.request.for})` : "";
+  const resource = tableArn && d.request.action.startsWith("dynamodb:") ? tableArn : d.request.resource;
+  return `User: ${who} is not authorized to perform: ${d.request.action} on resource: ${resource}${via} because no identity-based policy allows the ${d.request.action} action`;
+}
