@@ -233,7 +233,10 @@ export async function main(
           typeof r.result.executionArn === "string"
             ? r.result.executionArn
             : `${target.stateMachines.deploy!.replace(":stateMachine:", ":execution:")}:${String(r.result.name)}`;
-        return await follow(target, { arn, queued: { unit } }, out, { ...watchOpts, signal: opts.watch?.signal ?? interrupted() });
+        return await follow(target, { arn, queued: { unit } }, out, {
+          ...watchOpts,
+          signal: opts.watch?.signal ?? interrupted(),
+        });
       }
       case "push": {
         const r = await push(target, arg, { commit: v.commit, branch: v.branch, env: v.env }, () => {});
@@ -251,8 +254,14 @@ export async function main(
           out(`nothing to follow: ${typeof b.reason === "string" ? b.reason : "the push started no deployment"}`);
           return EXIT.failed;
         }
-        const unit = { service: String(b.service ?? arg), environment: String(b.environment ?? resolveUnit(arg, v.env).environment) };
-        return await follow(target, { arn, queued: { unit } }, out, { ...watchOpts, signal: opts.watch?.signal ?? interrupted() });
+        const unit = {
+          service: String(b.service ?? arg),
+          environment: String(b.environment ?? resolveUnit(arg, v.env).environment),
+        };
+        return await follow(target, { arn, queued: { unit } }, out, {
+          ...watchOpts,
+          signal: opts.watch?.signal ?? interrupted(),
+        });
       }
       case "status": {
         if (v.watch)

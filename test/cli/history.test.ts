@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { canaryFromParameters, formatDuration, readableCause, stepLines } from "../../lib/ops/history.ts";
 
 let t = Date.parse("2026-01-05T09:00:00Z");
-const ev = (type: string, name?: string, extra: Partial<HistoryEvent> = {}, seconds = 10): HistoryEvent =>
+const ev = (type: string, name?: string, extra: Record<string, unknown> = {}, seconds = 10): HistoryEvent =>
   ({
     type,
     timestamp: new Date((t += seconds * 1000)),
@@ -24,7 +24,11 @@ describe("stepLines", () => {
     const events = [
       ev("ExecutionStarted"),
       ...visit("Task", "CreateGreenFleet"),
-      ...[1, 2, 3].flatMap(() => [...visit("Task", "WaitGreenReady"), ...visit("Choice", "IsGreenReadyDone"), ...visit("Wait", "WaitForGreenReady")]),
+      ...[1, 2, 3].flatMap(() => [
+        ...visit("Task", "WaitGreenReady"),
+        ...visit("Choice", "IsGreenReadyDone"),
+        ...visit("Wait", "WaitForGreenReady"),
+      ]),
       ...visit("Task", "WaitGreenReady"),
       ...visit("Choice", "IsGreenReadyDone"),
       ...visit("Task", "ServiceInGreen"),
