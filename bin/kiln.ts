@@ -13,6 +13,7 @@ import {
   deploy,
   formatLogs,
   formatStatus,
+  formatSteps,
   logs,
   push,
   redrive,
@@ -23,6 +24,20 @@ import {
 } from "../local/cli/commands.ts";
 import { runCloud, runConsole, runStart, runUp } from "../local/cli/run.ts";
 import { awsTarget, CliError, EXIT, localTarget, type Target } from "../local/cli/target.ts";
+import { follow, watchStatus, type WatchOpts, type WatchStream } from "../local/cli/watch.ts";
+
+/** Aborted on the first Ctrl-C (or SIGTERM): a watch ends after its current poll and exits cleanly. */
+function interrupted(): AbortSignal {
+  const c = new AbortController();
+  const stop = () => c.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  c.signal.addEventListener("abort", () => {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  });
+  return c.signal;
+}
 
 const USAGE = `usage: kiln <command> [options]
 
@@ -35,12 +50,22 @@ Local stack (the embedded default — no AWS account needed):
 
 Operations (against the local stack, or AWS with --profile/--region):
   console [--port N]                   the web console (executions, graph, history, approve/abort/redrive)
-  deploy <service> --commit <sha> [--env E] [--reason text]
+  deploy <service> --commit <sha> [--env E] [--reason text] [--watch]
                                        request a deployment of a commit: it joins the same queue as a push
-  push <service> [--commit sha] [--env E | --branch b]   send a signed GitHub push webhook (local stack)
-  status [service] [--env E] [--json]  live commit, traffic, fleets, recent executions
+                                       (--watch: follow it, queued then started, to its end: exit 0 SUCCEEDED,
+                                       1 FAILED/ABORTED/TIMED_OUT with the cause)
+  push <service> [--commit sha] [--env E | --branch b] [--watch]
+                                       send a signed GitHub push webhook (local stack); --watch as for deploy
+  status [service] [--env E] [--json] [--watch [--interval S]]
+                                       live commit, traffic, fleets, lock holder and queued request, recent
+                                       executions (a canary step n/m with its weight); --watch redraws a
+                                       terminal every S wall seconds (default 2), prints a snapshot per change
+                                       when piped (--json: one object per line), Ctrl-C stops
   history <service> [--env E] [--json] recent deployments of a service's environment
-  logs <execution> [--json]            an execution's history
+  logs <execution | service [--env E]> [--raw] [--json]
+                                       one line per step (start, duration, outcome; polling loops folded
+                                       with a count; causes as text); a service means its newest deployment;
+                                       --raw: the history events as recorded
   approve <execution>                  approve a deployment waiting at its approval gate
   reject <execution> [--reason text]   reject it (traffic stays on blue)
   abort <execution | service [--env E]> [--reason text]
@@ -74,6 +99,9 @@ const OPTIONS = {
   service: { type: "string" },
   env: { type: "string" },
   force: { type: "boolean" },
+  watch: { type: "boolean" },
+  raw: { type: "boolean" },
+  interval: { type: "string" },
   version: { type: "boolean", short: "V" },
 } as const;
 
@@ -114,7 +142,13 @@ const REMOTE_COMMANDS = new Set([
 export async function main(
   argv: string[],
   out: (line: string) => void = (l) => console.log(l),
-  opts: { target?: Target } = {},
+  opts: {
+    target?: Target;
+    /** `status --watch` writes here (default stdout; tests pass a fake TTY). */
+    stream?: WatchStream;
+    /** The watches' sleep and stop signal (tests drive them on the stack's clock). */
+    watch?: Pick<WatchOpts, "sleep" | "signal">;
+  } = {},
 ): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
@@ -154,6 +188,16 @@ export async function main(
     console.error(`kiln: --port must be a port number, got ${v.port}`);
     return EXIT.usage;
   }
+  const interval = v.interval === undefined ? undefined : Number(v.interval);
+  if (interval !== undefined && !(Number.isFinite(interval) && interval >= 0.1 && interval <= 3600)) {
+    console.error(`kiln: --interval must be a number of seconds between 0.1 and 3600, got ${v.interval}`);
+    return EXIT.usage;
+  }
+  if ((v.watch || v.interval !== undefined) && command && !["status", "push", "deploy"].includes(command)) {
+    console.error(`kiln: --watch applies to status, push and deploy (see kiln ${command} --help)`);
+    return EXIT.usage;
+  }
+  const watchOpts: WatchOpts = { ...(interval !== undefined ? { everyMs: interval * 1000 } : {}), ...opts.watch };
   try {
     switch (command) {
       case "start":
@@ -183,14 +227,52 @@ export async function main(
       case "deploy": {
         const r = await deploy(target, arg, { commit: v.commit, env: v.env, reason: v.reason }, v.json ? () => {} : out);
         if (v.json) out(JSON.stringify(r.result));
-        return r.code;
+        if (!v.watch || r.code !== EXIT.ok) return r.code;
+        const unit = resolveUnit(arg, v.env);
+        const arn =
+          typeof r.result.executionArn === "string"
+            ? r.result.executionArn
+            : `${target.stateMachines.deploy!.replace(":stateMachine:", ":execution:")}:${String(r.result.name)}`;
+        return await follow(target, { arn, queued: { unit } }, out, {
+          ...watchOpts,
+          signal: opts.watch?.signal ?? interrupted(),
+        });
       }
       case "push": {
         const r = await push(target, arg, { commit: v.commit, branch: v.branch, env: v.env }, () => {});
         out(v.json ? JSON.stringify(r) : `${r.status} ${JSON.stringify(r.body)}`);
-        return r.status < 300 ? EXIT.ok : EXIT.failed;
+        if (r.status >= 300) return EXIT.failed;
+        if (!v.watch) return EXIT.ok;
+        const b = r.body;
+        const arn =
+          typeof b.executionArn === "string"
+            ? b.executionArn
+            : typeof b.executionName === "string"
+              ? `${target.stateMachines.deploy!.replace(":stateMachine:", ":execution:")}:${b.executionName}`
+              : undefined;
+        if (!arn) {
+          out(`nothing to follow: ${typeof b.reason === "string" ? b.reason : "the push started no deployment"}`);
+          return EXIT.failed;
+        }
+        const unit = {
+          service: String(b.service ?? arg),
+          environment: String(b.environment ?? resolveUnit(arg, v.env).environment),
+        };
+        return await follow(target, { arn, queued: { unit } }, out, {
+          ...watchOpts,
+          signal: opts.watch?.signal ?? interrupted(),
+        });
       }
       case "status": {
+        if (v.watch)
+          return await watchStatus(target, arg, {
+            ...watchOpts,
+            env: v.env,
+            json: v.json,
+            stream: opts.stream ?? process.stdout,
+            signal: opts.watch?.signal ?? interrupted(),
+          });
+        if (v.interval !== undefined) throw new CliError("--interval applies to --watch", EXIT.usage);
         const s = await status(target, arg, v.env);
         if (v.json) out(JSON.stringify(s, null, 2));
         else formatStatus(s, out);
@@ -209,9 +291,10 @@ export async function main(
         return EXIT.ok;
       }
       case "logs": {
-        const l = await logs(target, arg);
+        const l = await logs(target, arg, { env: v.env });
         if (v.json) out(JSON.stringify(l, null, 2));
-        else formatLogs(l, out);
+        else if (v.raw) formatLogs(l, out);
+        else formatSteps(l, out);
         return EXIT.ok;
       }
       case "approve":

@@ -13,10 +13,20 @@ import {
 } from "@aws-sdk/client-elastic-load-balancing-v2";
 import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
 import type { KilnConfig, ServiceConfig } from "../config/index.ts";
+import { type DocumentSender, readLock } from "../lock/index.ts";
 import { RETIRED_TAGS } from "../roll/abort.ts";
 import { KILN_TAGS, serviceGroups, tagValue } from "../roll/fleet.ts";
 import { readWeights, targetGroupHealth } from "../roll/traffic.ts";
+import { canaryOf, type CanaryPosition } from "./history.ts";
 import { currentState, describeExecution, parseInput, unitOfInput } from "./target.ts";
+
+/** Who holds a unit's lock and what waits behind it, as the lock table says (lib/lock). */
+export interface LockStatus {
+  holder?: { executionArn: string; name?: string; commit?: string; trigger?: string; state?: string; since?: string };
+  queued?: { name: string; commit: string; trigger?: string; seq: number; queuedAt?: string };
+  /** The last deployment that failed while holding the lock, while it is unresolved. */
+  failed?: { executionArn: string; status: string };
+}
 
 export interface FleetStatus {
   group: string;
@@ -52,7 +62,11 @@ export interface ServiceStatus {
     redriveCount?: number;
     /** A running execution's current state (`RequestApproval` = waiting for approval). */
     currentStep?: string;
+    /** While a running deployment is in its canary loop: which step and its green weight. */
+    canary?: CanaryPosition;
   }[];
+  /** Read from the lock table when the target knows it (`lockTable`). */
+  lock?: LockStatus;
   error?: string;
 }
 
@@ -61,6 +75,8 @@ export interface StatusDeps {
   autoscaling: AutoScalingClient;
   elbv2: ElasticLoadBalancingV2Client;
   sfn: SFNClient;
+  /** The lock table's DocumentClient: needed for `lock`. */
+  dynamodb?: DocumentSender;
 }
 
 /** Status of one service. Errors reading AWS are reported in `error` rather than thrown. */
@@ -68,7 +84,14 @@ export async function serviceStatus(
   service: string,
   cfg: ServiceConfig,
   deps: StatusDeps,
-  opts: { deployStateMachineArn?: string; executions?: number; environment?: string; config?: KilnConfig } = {},
+  opts: {
+    deployStateMachineArn?: string;
+    executions?: number;
+    environment?: string;
+    config?: KilnConfig;
+    /** The lock table (`kiln-<stage>-lock`): with `deps.dynamodb`, status shows the holder and the queue. */
+    lockTable?: string;
+  } = {},
 ): Promise<ServiceStatus> {
   const out: ServiceStatus = {
     service,
@@ -153,6 +176,8 @@ export async function serviceStatus(
         { service, ...(opts.environment ? { environment: opts.environment } : {}) },
         { limit: opts.executions ?? 10, ...(opts.config ? { config: opts.config } : {}) },
       );
+    if (opts.lockTable && deps.dynamodb && opts.environment)
+      out.lock = await lockStatus({ service, environment: opts.environment }, deps.dynamodb, opts.lockTable);
   } catch (err) {
     out.error = `${(err as Error).name}: ${(err as Error).message}`;
   }
@@ -206,8 +231,46 @@ export async function unitExecutions(
   return found;
 }
 
-/** The state a running execution is in (see `currentState`); nothing when its history cannot be read. */
-async function currentStep(sfn: Pick<SFNClient, "send">, executionArn: string): Promise<{ currentStep?: string }> {
+/**
+ * The state a running execution is in (see `currentState`), and its canary step while it is in the
+ * canary loop; nothing when its history cannot be read.
+ */
+async function currentStep(
+  sfn: Pick<SFNClient, "send">,
+  executionArn: string,
+): Promise<{ currentStep?: string; canary?: CanaryPosition }> {
   const state = await currentState(sfn, executionArn).catch(() => undefined);
-  return state ? { currentStep: state } : {};
+  if (!state) return {};
+  const canary = await canaryOf(sfn, executionArn, state).catch(() => undefined);
+  return { currentStep: state, ...(canary ? { canary } : {}) };
+}
+
+/** The lock item of a unit, as an operator reads it: holder, queued request, unresolved failure. */
+export async function lockStatus(
+  unit: { service: string; environment: string },
+  ddb: DocumentSender,
+  table: string,
+): Promise<LockStatus> {
+  const item = await readLock(unit, { ddb, table, clock: { now: () => 0 } });
+  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+  const out: LockStatus = {};
+  if (item?.holder)
+    out.holder = {
+      executionArn: item.holder,
+      ...(item.holderName ? { name: item.holderName } : {}),
+      ...(item.holderCommit ? { commit: item.holderCommit } : {}),
+      ...(item.holderTrigger ? { trigger: item.holderTrigger } : {}),
+      ...(item.holderState ? { state: item.holderState } : {}),
+      ...(item.acquiredAt !== undefined ? { since: iso(item.acquiredAt) } : {}),
+    };
+  if (item?.queued)
+    out.queued = {
+      name: item.queued.name,
+      commit: item.queued.commit,
+      trigger: item.queued.input?.trigger,
+      seq: item.queued.seq,
+      ...(item.queued.queuedAt !== undefined ? { queuedAt: iso(item.queued.queuedAt) } : {}),
+    };
+  if (item?.lastFailed?.unresolved) out.failed = { executionArn: item.lastFailed.executionArn, status: item.lastFailed.status };
+  return out;
 }

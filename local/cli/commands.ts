@@ -15,6 +15,7 @@ import {
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { COMMIT_PATTERN, type KilnConfig, loadConfig, type ServiceConfig } from "../../lib/config/index.ts";
 import { executionName, unitKey } from "../../lib/names.ts";
+import { formatDuration, readableCause, type StepLine, stepLines } from "../../lib/ops/history.ts";
 import { causeMessage, judgedFailure } from "../../lib/ops/redrive.ts";
 import { type ServiceStatus, serviceStatus, unitExecutions } from "../../lib/ops/status.ts";
 import {
@@ -272,6 +273,7 @@ export async function status(
         deployStateMachineArn: t.stateMachines.deploy,
         environment: u.environment,
         config,
+        ...(t.tables.LockTable ? { lockTable: t.tables.LockTable } : {}),
       }),
     ),
   );
@@ -304,8 +306,21 @@ export function formatStatus(s: { services: ServiceStatus[]; stack: Record<strin
         `  ${f.state.padEnd(8)} ${f.group}  commit ${f.commit?.slice(0, 12) ?? "?"}  desired ${f.capacity.desired}  instances ${f.instances.length}  healthy ${healthy}`,
       );
     }
+    if (svc.lock) {
+      const h = svc.lock.holder;
+      out(
+        h
+          ? `  lock     held by ${h.name ?? h.executionArn}  commit ${h.commit?.slice(0, 12) ?? "?"}  ${h.state ?? ""}${h.since ? ` since ${h.since}` : ""}`
+          : "  lock     free",
+      );
+      const q = svc.lock.queued;
+      out(q ? `  queued   ${q.commit.slice(0, 12)}  trigger ${q.trigger ?? "?"}  seq ${q.seq}  (${q.name})` : "  queued   -");
+      if (svc.lock.failed) out(`  failed   ${svc.lock.failed.executionArn} (${svc.lock.failed.status}, unresolved)`);
+    }
     for (const e of svc.executions.slice(0, 5)) {
-      const step = e.currentStep === APPROVAL_STATE ? "  waiting for approval" : e.currentStep ? `  at ${e.currentStep}` : "";
+      const canary = e.canary ? ` (canary step ${e.canary.step}/${e.canary.steps}, ${e.canary.weight}%)` : "";
+      const step =
+        e.currentStep === APPROVAL_STATE ? "  waiting for approval" : e.currentStep ? `  at ${e.currentStep}${canary}` : "";
       out(`  ${e.status.padEnd(9)} ${e.name}  ${e.startDate ?? ""}${step}`);
     }
   }
@@ -318,10 +333,29 @@ export interface ExecutionLog {
   cause?: string;
   redriveCount?: number;
   events: { id: number; at: string; type: string; state?: string; detail?: string }[];
+  /** One line per step, polling loops folded (what `kiln logs` prints without `--raw`). */
+  steps: StepLine[];
 }
 
-export async function logs(t: Target, ref: string | undefined): Promise<ExecutionLog> {
-  const arn = executionArn(t, ref);
+/**
+ * `kiln logs <execution | service>`: an execution's history; a configured service (with `env`)
+ * means its unit's newest deployment.
+ */
+export async function logs(t: Target, ref: string | undefined, opts: { env?: string } = {}): Promise<ExecutionLog> {
+  let arn: string;
+  const config = loadConfig();
+  if (ref && !ref.startsWith("arn:") && Object.hasOwn(config.services, ref)) {
+    const unit = resolveUnit(ref, opts.env, config);
+    const [newest] = await unitExecutions(t.clients.sfn, requireMachine(t.stateMachines.deploy, "deploy"), unit, {
+      limit: 1,
+      config,
+    });
+    if (!newest) throw new CliError(`${unit.service} (${unit.environment}) has no deployment`, EXIT.notFound);
+    arn = newest.arn;
+  } else {
+    if (opts.env !== undefined) throw new CliError("--env applies to `logs <service>`; an execution names its own", EXIT.usage);
+    arn = executionArn(t, ref);
+  }
   const d = await describeExecution(t.clients.sfn, arn);
   if (!d) throw new CliError(`no execution ${arn}`, EXIT.notFound);
   const events: HistoryEvent[] = [];
@@ -338,6 +372,7 @@ export async function logs(t: Target, ref: string | undefined): Promise<Executio
     cause: d.cause,
     redriveCount: d.redriveCount,
     events: events.map((e) => ({ id: e.id!, at: e.timestamp!.toISOString(), type: e.type!, ...describeEvent(e) })),
+    steps: stepLines(events, d.status!),
   };
 }
 
@@ -349,6 +384,22 @@ function describeEvent(e: HistoryEvent): { state?: string; detail?: string } {
   return {};
 }
 
+/** `kiln logs`: one line per step — start, duration, outcome, count of a folded polling loop, cause as text. */
+export function formatSteps(l: ExecutionLog, out: Out): void {
+  out(`${l.arn}  ${l.status}${l.redriveCount ? `  (redriven ${l.redriveCount}×)` : ""}`);
+  if (l.error) out(`  ${readableCause(l.error, l.cause)}`);
+  for (const s of l.steps) out(formatStepLine(s));
+}
+
+export function formatStepLine(s: StepLine): string {
+  if (s.outcome === "redriven") return `  ${s.start}  ── redriven ──`;
+  const count = s.count > 1 ? ` ×${s.count}` : "";
+  const retries = s.retries ? ` (${s.retries} failed attempt${s.retries > 1 ? "s" : ""} retried)` : "";
+  const cause = s.cause && (s.outcome === "failed" || s.retries) ? `  ${s.cause}` : "";
+  return `  ${s.start}  ${`${s.state}${count}`.padEnd(26)} ${formatDuration(s.durationSeconds).padStart(7)}  ${s.outcome}${retries}${cause}`;
+}
+
+/** `kiln logs --raw`: the history events as Step Functions records them. */
 export function formatLogs(l: ExecutionLog, out: Out): void {
   out(`${l.arn}  ${l.status}${l.redriveCount ? `  (redriven ${l.redriveCount}×)` : ""}`);
   if (l.error) out(`  ${l.error}: ${l.cause ?? ""}`);

@@ -27,6 +27,17 @@ describe("kiln CLI conventions", () => {
     expect(await run("(", "--help")).toMatchObject({ code: 0, out: expect.stringMatching(/^usage: kiln <command> \[options\]/) });
   });
 
+  it.each([
+    ["status", /--watch \[--interval S\]/, /lock holder and queued request/],
+    ["logs", /\[--raw\]/, /polling loops folded/],
+    ["push", /\[--watch\]/, /--watch as for deploy/],
+    ["deploy", /\[--watch\]/, /exit 0 SUCCEEDED/],
+  ])("%s --help documents its options", async (command, usage, text) => {
+    const r = await run(command, "--help");
+    expect(r.out.split("\n")[0]).toMatch(usage);
+    expect(r.out).toMatch(text);
+  });
+
   it("answers an unknown option with kiln's words and the command's help, exit 2", async () => {
     const r = await run("status", "--bogus");
     expect(r.code).toBe(2);
