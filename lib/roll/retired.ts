@@ -10,11 +10,7 @@
  * and it is older than the janitor's age limit (a running deployment creates its group right after
  * its version). Every decision is reported, kept or removed, with the reason.
  */
-import {
-  type AutoScalingClient,
-  type AutoScalingGroup,
-  DescribeAutoScalingGroupsCommand,
-} from "@aws-sdk/client-auto-scaling";
+import { type AutoScalingClient, type AutoScalingGroup, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import {
   DeleteLaunchTemplateVersionsCommand,
   DescribeLaunchTemplatesCommand,
@@ -60,8 +56,8 @@ export function retiredVerdict(g: AutoScalingGroup, now: number): { remove: bool
 
 /**
  * Classifies (and unless `dryRun`, deletes) retired groups past their window, then kiln's unused
- * launch-template versions. Idempotent: a group already being deleted is reported once more as
- * removed, a version already gone is not seen again; a crash half-way is finished by the next run.
+ * launch-template versions. Idempotent: a group already being deleted is reported as
+ * kept ("deletion already in progress"), a version already gone is not seen again; a crash half-way is finished by the next run.
  */
 export async function reapFleets(
   input: { now: number; versionMinAgeMs: number; dryRun?: boolean },
@@ -75,11 +71,16 @@ export async function reapFleets(
     if (!tagValue(g.Tags, KILN_TAGS.service) || tagValue(g.Tags, KILN_TAGS.role) !== "retired") continue;
     const name = g.AutoScalingGroupName!;
     const execution = tagValue(g.Tags, RETIRED_BY) ?? tagValue(g.Tags, KILN_TAGS.execution) ?? "?";
+    if (g.Status === "Delete in progress") {
+      deleted.add(name);
+      kept.push({ resource: name, kind: "retired-fleet", execution, why: "deletion already in progress" });
+      continue;
+    }
     const v = retiredVerdict(g, input.now);
     (v.remove ? removed : kept).push({ resource: name, kind: "retired-fleet", execution, why: v.why });
     if (!v.remove) continue;
     deleted.add(name);
-    if (!input.dryRun && g.Status !== "Delete in progress") await deleteGroup(deps.autoscaling, name);
+    if (!input.dryRun) await deleteGroup(deps.autoscaling, name);
   }
 
   // Versions in use: by every group that is not being deleted now ($Latest/$Default resolved below).
