@@ -22,6 +22,7 @@ import {
   rotate,
   status,
 } from "../local/cli/commands.ts";
+import { formatLeaks, leaks } from "../local/cli/leaks.ts";
 import { runCloud, runConsole, runStart, runUp } from "../local/cli/run.ts";
 import { awsTarget, CliError, EXIT, localTarget, type Target } from "../local/cli/target.ts";
 import { follow, watchStatus, type WatchOpts, type WatchStream } from "../local/cli/watch.ts";
@@ -75,6 +76,7 @@ Operations (against the local stack, or AWS with --profile/--region):
   rollback <service> [--env E] [--reason text]
                                        return to the previous fleet within its fast-rollback window
   rotate <service> [--env E]           rebake the live commit on the newest base AMI if due
+  leaks [--json]                       kiln-tagged resources outside policy (exit 1 when any are listed)
 
 --env defaults to the service's \`production\` environment, else its only one.
 Options: --json  --profile P  --region R  --stage S  -h/--help  -V/--version
@@ -136,6 +138,7 @@ const REMOTE_COMMANDS = new Set([
   "redrive",
   "rollback",
   "rotate",
+  "leaks",
 ]);
 
 /** `target` replaces the stack the CLI would find (tests drive the CLI against a target they built). */
@@ -315,6 +318,12 @@ export async function main(
       case "rotate":
         await rotate(target, arg, { env: v.env }, out);
         return EXIT.ok;
+      case "leaks": {
+        const found = await leaks(target);
+        if (v.json) out(JSON.stringify(found, null, 2));
+        else formatLeaks(found, out);
+        return found.length > 0 ? EXIT.failed : EXIT.ok;
+      }
       default:
         console.error(`kiln: unknown command "${command}"\n\n${USAGE}`);
         return EXIT.usage;

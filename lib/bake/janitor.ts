@@ -9,6 +9,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
 import { InvalidInputError } from "../errors.ts";
+import { reapFleets, type FleetAction } from "../roll/retired.ts";
 import { deleteImage, snapshotsOf } from "./image.ts";
 import { type BakeDeps, Roles, Tags } from "./types.ts";
 import { awsCode, reconciler, tagsOf } from "./util.ts";
@@ -22,7 +23,7 @@ export interface JanitorInput {
 
 export interface JanitorAction {
   resource: string;
-  kind: "builder" | "image" | "snapshot";
+  kind: "builder" | "image" | "snapshot" | FleetAction["kind"];
   execution: string;
   why: string;
 }
@@ -39,11 +40,12 @@ type ExecutionEnd = { running: true } | { running: false; endedAt: number | unde
  * (kept after a failure for inspection), AMIs never tagged complete, and kiln snapshots whose AMI
  * is gone. Only resources tagged by kiln are considered; the execution's own status decides
  * (DescribeExecution: RUNNING is never touched, an ended one after `afterHours`; an execution
- * Step Functions no longer knows counts as ended at the resource's creation).
+ * Step Functions no longer knows counts as ended at the resource's creation). Then retired fleets
+ * past their fast-rollback window and kiln's unused launch-template versions (lib/roll/retired.ts).
  */
 export const janitor = reconciler(
   "Janitor",
-  async (input: JanitorInput, deps: Pick<BakeDeps, "ec2" | "sfn" | "clock">): Promise<JanitorReport> => {
+  async (input: JanitorInput, deps: Pick<BakeDeps, "ec2" | "sfn" | "clock" | "autoscaling">): Promise<JanitorReport> => {
     if (!deps.sfn) throw new InvalidInputError("the janitor needs a Step Functions client");
     const sfn = deps.sfn;
     const now = deps.clock.now();
@@ -181,6 +183,16 @@ export const janitor = reconciler(
           if (awsCode(err) !== "InvalidSnapshot.NotFound" && awsCode(err) !== "InvalidSnapshot.InUse") throw err;
         }
       }
+    }
+
+    // 4. Retired fleets past their fast-rollback window, and launch-template versions no group uses.
+    if (deps.autoscaling) {
+      const fleets = await reapFleets(
+        { now, versionMinAgeMs: limitMs, ...(input.dryRun ? { dryRun: true } : {}) },
+        { ec2: deps.ec2, autoscaling: deps.autoscaling },
+      );
+      report.removed.push(...fleets.removed);
+      report.kept.push(...fleets.kept);
     }
     return report;
   },

@@ -11,7 +11,8 @@ import { seedService, type SeedResult } from "../seed.ts";
 import { Stack } from "../stack.ts";
 import { judgedFailure } from "../../lib/ops/redrive.ts";
 import { sendPush, waitForExecution } from "./commands.ts";
-import { EXIT, removeStackRecord, stackTarget, writeStackRecord } from "./target.ts";
+import { CliError, EXIT, removeStackRecord, stackTarget, writeStackRecord } from "./target.ts";
+import { ConfigError } from "../../lib/config/load.ts";
 
 type Out = (line: string) => void;
 
@@ -32,6 +33,14 @@ async function bootStack(opts: {
   service?: string;
   out: Out;
 }): Promise<{ stack: Stack; seeded?: SeedResult }> {
+  // The configuration is validated before anything listens: a stack that booted half-way (its cloud
+  // serving, its clock running) would keep the process alive after the error.
+  try {
+    loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
   // In scaled time a health check's timeout is a few real milliseconds: probe the app in process
   // (same handler, same service-in state) so a busy machine does not flap targets.
   const stack = await Stack.start({
@@ -39,6 +48,19 @@ async function bootStack(opts: {
     port: opts.port ?? 0,
     settings: { "elbv2.realHealthChecks": false },
   });
+  try {
+    return await seedAndRecord(stack, opts);
+  } catch (err) {
+    await stack.stop();
+    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+async function seedAndRecord(
+  stack: Stack,
+  opts: { seed: boolean; service?: string; out: Out },
+): Promise<{ stack: Stack; seeded?: SeedResult }> {
   const service = opts.service ?? Object.keys(loadConfig().services)[0]!;
   let seeded: SeedResult | undefined;
   if (opts.seed) {

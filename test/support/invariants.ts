@@ -739,3 +739,48 @@ export class InvariantMonitor {
     return this.of();
   }
 }
+
+/**
+ * The end state after every retention window (issue 15): advances the cloud's clock past the
+ * latest `kiln:delete-after` of `service`'s groups plus `extraMs` (the janitor's age limit), runs
+ * `runJanitor`, and returns what is still left behind — retired groups, groups that are neither
+ * serving nor retired, and launch-template versions kiln made that no group uses. Additive: the
+ * monitor's `finish()` keeps accepting retired fleets inside their window.
+ */
+export async function leftAfterWindows(
+  cloud: Cloud,
+  service: string,
+  runJanitor: () => Promise<unknown>,
+  extraMs: number,
+): Promise<string[]> {
+  const { AutoScalingClient, DescribeAutoScalingGroupsCommand } = await import("@aws-sdk/client-auto-scaling");
+  const autoscaling = new AutoScalingClient(cloud.clientConfig());
+  const ec2 = new EC2Client(cloud.clientConfig());
+  const groups = async () =>
+    (await autoscaling.send(new DescribeAutoScalingGroupsCommand({ Filters: [{ Name: "tag:kiln:service", Values: [service] }] })))
+      .AutoScalingGroups ?? [];
+  const tag = (g: { Tags?: { Key?: string; Value?: string }[] }, k: string) => g.Tags?.find((t) => t.Key === k)?.Value;
+  const latest = Math.max(cloud.clock.now(), ...(await groups()).map((g) => Date.parse(tag(g, "kiln:delete-after") ?? "") || 0));
+  await cloud.clock.sleep(latest - cloud.clock.now() + extraMs + 1_000);
+  await runJanitor();
+  const left: string[] = [];
+  const live = (await groups()).filter((g) => g.Status !== "Delete in progress");
+  const used = new Set<string>();
+  for (const g of live) {
+    const lt = g.LaunchTemplate;
+    used.add(`${lt?.LaunchTemplateId}:${lt?.Version}`);
+    if (tag(g, "kiln:role") === "retired") left.push(`retired group ${g.AutoScalingGroupName} outlived its window`);
+    else if ((g.DesiredCapacity ?? 0) === 0)
+      left.push(`group ${g.AutoScalingGroupName} (role ${tag(g, "kiln:role")}) serves nothing`);
+  }
+  const lts = await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "tag:kiln:service", Values: [service] }] }));
+  for (const lt of lts.LaunchTemplates ?? []) {
+    const versions = await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lt.LaunchTemplateId }));
+    for (const v of versions.LaunchTemplateVersions ?? [])
+      if (v.VersionDescription?.startsWith("kiln ") && !used.has(`${lt.LaunchTemplateId}:${v.VersionNumber}`))
+        left.push(
+          `launch template ${lt.LaunchTemplateName} version ${v.VersionNumber} (${v.VersionDescription}) is used by no group`,
+        );
+  }
+  return left;
+}
