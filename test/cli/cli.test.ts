@@ -88,6 +88,8 @@ describe("kiln CLI against a running local stack", () => {
         );
       },
     });
+    // The stand-in runs as requestDeploy's own role (the cloud authorizes a Lambda's calls by its role).
+    stack.roles.set("kiln-local-requestDeployStandIn", stack.roles.get("kiln-local-requestDeploy")!);
     writeStackRecord({
       ...info,
       functions: { ...info.functions, requestDeploy: requestDeploy.split(":").pop()! },
