@@ -4,6 +4,7 @@
  * functions over Step Functions' `HistoryEvent`s, plus the one read the status needs.
  */
 import { GetExecutionHistoryCommand, type HistoryEvent } from "@aws-sdk/client-sfn";
+import { causeMessage } from "./redrive.ts";
 import { parseInput, type SfnSender } from "./target.ts";
 
 /** The deploy machine's canary loop (state-machines/deploy.asl.json): ShiftTraffic → bake → verify → next. */
@@ -57,13 +58,9 @@ export async function canaryOf(sfn: SfnSender, executionArn: string, state: stri
  * `errorType: errorMessage`, without the stack trace or file paths. Other causes are kept as text.
  */
 export function readableCause(error: string | undefined, cause: string | undefined): string {
-  const parsed = parseInput(cause);
-  let message: string;
-  let type = error;
-  if (parsed && typeof parsed.errorMessage === "string") {
-    message = parsed.errorMessage;
-    if (typeof parsed.errorType === "string" && parsed.errorType) type = parsed.errorType;
-  } else message = cause ?? "";
+  const errorType = parseInput(cause)?.errorType;
+  const type = typeof errorType === "string" && errorType ? errorType : error;
+  let message = causeMessage(cause);
   // A message may still carry a stack (an error thrown with one in its text): keep what precedes it.
   message = message
     .split("\n")
