@@ -121,6 +121,8 @@ export interface AcquireInput extends Unit {
   trigger?: string;
   /** Set by the abort machine: it may take the lock from the deployment it aborts. */
   abortedExecutionArn?: string;
+  /** The holder's status, read by an abort when an earlier abort of the same deployment holds the lock (`rules.compensatedBy`). */
+  holderStatus?: { executionArn: string; status: rules.HolderStatus };
 }
 
 export type AcquireResult =

@@ -179,6 +179,8 @@ export function acquire(
     abortedExecutionArn?: string;
     /** A rollback may take a free lock (it was not queued: the operator named it). */
     mayTakeFree?: boolean;
+    /** The holder's execution status, where the caller read it (an abort retaking from a failed abort). */
+    holderStatus?: { executionArn: string; status: HolderStatus };
   },
   t: Timing,
 ): AcquireDecision {
@@ -190,7 +192,8 @@ export function acquire(
   }
   const failedUnresolved = holderFailed(base, undefined);
   // An abort started by an operator (not by a superseding push) takes the lock from the deployment it aborts.
-  const abortTakesOver = req.abortedExecutionArn !== undefined && base.holder === req.abortedExecutionArn;
+  const retakes = abortRetakes(base, req);
+  const abortTakesOver = req.abortedExecutionArn !== undefined && (base.holder === req.abortedExecutionArn || retakes);
   const free = !base.holder || (leaseExpired(base, t.now) && !failedUnresolved);
   if (abortTakesOver || (req.mayTakeFree === true && free)) {
     const fresh: LockItem = {
@@ -204,7 +207,16 @@ export function acquire(
       ...(base.holder ? { previousHolder: base.holder } : {}),
     };
     const f = fresh.lastFailed;
-    if (abortTakesOver && f && f.executionArn === base.holder) fresh.lastFailed = { ...f, abortExecutionArn: req.executionArn };
+    if (retakes) {
+      // The deployment stays unresolved until this abort finishes (its release resolves it).
+      const own = f?.executionArn === req.abortedExecutionArn ? f : undefined;
+      fresh.lastFailed = {
+        ...(own ?? { executionArn: req.abortedExecutionArn!, status: "FAILED", failedAt: f?.failedAt ?? t.now }),
+        unresolved: true,
+        abortExecutionArn: req.executionArn,
+      };
+    } else if (abortTakesOver && f && f.executionArn === base.holder)
+      fresh.lastFailed = { ...f, abortExecutionArn: req.executionArn };
     return { ok: true, reacquired: false, item: fresh, ...(base.holder ? { tookOverFrom: base.holder } : {}) };
   }
   const mine = req.name ?? req.executionArn;
@@ -225,6 +237,36 @@ export function acquire(
     superseded: newer !== undefined || !base.holder || base.lastFailed?.executionArn === req.executionArn,
     reason,
   };
+}
+
+/**
+ * When the lock is held by an abort, the deployment that abort compensates: the one it took the
+ * lock from, or the failed one a superseding push handed it for.
+ */
+export function compensatedBy(item: LockItem | undefined): string | undefined {
+  if (!item?.holder) return undefined;
+  const f = item.lastFailed;
+  if (f?.abortExecutionArn === item.holder) return f.executionArn;
+  if (item.holderTrigger === "abort" && item.previousHolder) return item.previousHolder;
+  return undefined;
+}
+
+/**
+ * A new abort of the deployment a failed abort was compensating takes the lock from that abort: the
+ * operator asks again for what the failed one did not finish (every abort step is idempotent and
+ * reads the fleet afresh), instead of being told to redrive it. Only once the old abort is seen
+ * failed — a running one keeps the lock — and it can never act again (its steps check the lock).
+ */
+function abortRetakes(
+  base: LockItem,
+  req: { abortedExecutionArn?: string; holderStatus?: { executionArn: string; status: HolderStatus } },
+): boolean {
+  return (
+    req.abortedExecutionArn !== undefined &&
+    compensatedBy(base) === req.abortedExecutionArn &&
+    req.holderStatus?.executionArn === base.holder &&
+    isFailedStatus(req.holderStatus?.status)
+  );
 }
 
 /** The newest accepted request after `seq`, if any (the one that supersedes `seq`). */

@@ -32,7 +32,16 @@ import {
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { LockHeldError, StepFailedError } from "../errors.ts";
 import { unitKey } from "../names.ts";
-import { acquireLock, readLock, releaseAndStartNext, type SfnSender, type StartDeps } from "../lock/index.ts";
+import {
+  acquireLock,
+  compensatedBy,
+  executionStatus,
+  type HolderStatus,
+  readLock,
+  releaseAndStartNext,
+  type SfnSender,
+  type StartDeps,
+} from "../lock/index.ts";
 import {
   type Capacity,
   describeGroup,
@@ -44,7 +53,7 @@ import {
   tagValue,
 } from "./fleet.ts";
 import { runScriptStep } from "./run.ts";
-import { type RollDeps, type RollSettings, resolveListener, resolveTargetGroups, resumeAll } from "./steps.ts";
+import { assertHoldsLock, type RollDeps, type RollSettings, resolveListener, resolveTargetGroups, resumeAll } from "./steps.ts";
 import { readWeights, setWeights, type TrafficRef, targetGroupHealth } from "./traffic.ts";
 
 /** Tags RetireBlue puts on a retired fleet (removed when a fleet is restored). */
@@ -118,6 +127,7 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
       `deployment ${target.executionName} succeeded: there is nothing to abort. To go back to the previous fleet use \`kiln rollback ${input.service}\``,
     );
   }
+  const earlierAbort = target ? await earlierAbortOf(input, target.executionArn, deps) : undefined;
   const lock = await acquireLock(
     {
       service: input.service,
@@ -127,6 +137,7 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
       // An abort is a reconciler: with nothing running it may take a free lock and put the fleet right.
       mayTakeFree: true,
       ...(target ? { abortedExecutionArn: target.executionArn } : {}),
+      ...(earlierAbort ? { holderStatus: earlierAbort } : {}),
     },
     deps.lock,
   );
@@ -155,6 +166,9 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
   // A failed or stopped deployment may still have Run Command invocations in flight (a service-out
   // delivered late would undo the service-in this abort is about to do): cancel them first.
   if (target) await cancelCommandsOf(target.executionName, deps.ssm);
+  // Taken over from an earlier abort that failed: its service-in commands must not land late either.
+  const earlier = lock.tookOverFrom?.split(":").at(-1);
+  if (earlier && earlier !== target?.executionName && earlier !== input.execution.name) await cancelCommandsOf(earlier, deps.ssm);
   const s = input.settings;
   const listenerArn = await resolveListener(deps.elbv2, s.listener);
   const traffic: TrafficRef = { listenerArn, ...(s.ruleArn ? { ruleArn: s.ruleArn } : {}) };
@@ -197,6 +211,21 @@ export async function prepareAbort(input: PrepareAbortInput, deps: AbortDeps): P
     scripts: s.scripts,
     env: input.env ?? {},
   };
+}
+
+/**
+ * When an earlier abort of the same deployment holds the lock, its status: the lock rules let this
+ * abort take over from it once it has failed (a running one keeps the lock).
+ */
+async function earlierAbortOf(
+  input: PrepareAbortInput,
+  targetArn: string,
+  deps: AbortDeps,
+): Promise<{ executionArn: string; status: HolderStatus } | undefined> {
+  const item = await readLock(input, deps.lock);
+  const holder = item?.holder;
+  if (!holder || holder === input.execution.arn || compensatedBy(item) !== targetArn) return undefined;
+  return { executionArn: holder, status: await executionStatus(deps.sfn, holder) };
 }
 
 async function findTarget(input: PrepareAbortInput, deps: AbortDeps): Promise<AbortPlan["target"] | undefined> {
@@ -305,6 +334,7 @@ export async function restoreTraffic(
   deps: RollDeps,
 ): Promise<{ restored: boolean; seen: Record<string, unknown> }> {
   const { plan } = input;
+  await assertHoldsLock(plan, deps);
   const [weights, blue] = await Promise.all([
     readWeights(deps.elbv2, plan.traffic),
     targetGroupHealth(deps.elbv2, plan.blue.targetGroupArn),
@@ -388,6 +418,7 @@ export interface RestoreBlueResult {
  */
 export async function restoreBlue(input: RestoreBlueInput, deps: RollDeps): Promise<RestoreBlueResult> {
   const { plan } = input;
+  await assertHoldsLock(plan, deps);
   const name = plan.blue.asgName;
   if (input.commandId) {
     const r = await runScriptStep(
@@ -498,6 +529,7 @@ export async function unretire(g: AutoScalingGroup, capacity: Capacity, autoscal
 export async function deleteGreen(plan: AbortPlan, deps: RollDeps): Promise<{ ready: boolean; seen: Record<string, unknown> }> {
   const target = plan.target?.executionName;
   if (!target) return { ready: true, seen: { nothing: "no deployment to compensate" } };
+  await assertHoldsLock(plan, deps);
   const weights = await readWeights(deps.elbv2, plan.traffic);
   const greenWeight = weights.filter((w) => w.arn !== plan.blue.targetGroupArn).reduce((n, w) => n + w.weight, 0);
   if (greenWeight > 0)

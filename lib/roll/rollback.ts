@@ -14,7 +14,7 @@ import { LockHeldError, StepFailedError } from "../errors.ts";
 import { acquireLock, releaseAndStartNext, type StartDeps } from "../lock/index.ts";
 import { RETIRED_TAGS, parseCapacity, unretire } from "./abort.ts";
 import { type Capacity, describeGroup, KILN_TAGS, serviceGroups, tagValue } from "./fleet.ts";
-import { liveTargetGroups, type RollDeps, type RollPlan, type RollSettings, resumeAll } from "./steps.ts";
+import { assertHoldsLock, liveTargetGroups, type RollDeps, type RollPlan, type RollSettings, resumeAll } from "./steps.ts";
 import { targetGroupHealth } from "./traffic.ts";
 
 export interface RollbackPlan extends RollPlan {
@@ -175,6 +175,7 @@ export async function restorePrevious(
   plan: RollbackPlan,
   deps: RollDeps,
 ): Promise<{ restored: boolean; capacity: Capacity; seen: Record<string, unknown> }> {
+  await assertHoldsLock(plan, deps);
   const name = plan.green.asgName!;
   const prev = await describeGroup(deps.autoscaling, name);
   if (!prev)

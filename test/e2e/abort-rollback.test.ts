@@ -7,6 +7,7 @@
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DescribeLaunchTemplateVersionsCommand } from "@aws-sdk/client-ec2";
+import { RedriveExecutionCommand } from "@aws-sdk/client-sfn";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLock } from "../../lib/lock/index.ts";
@@ -226,5 +227,52 @@ describe("invariant monitor", () => {
       { arn: a, weight: 100 },
       { arn: b, weight: 0 },
     ]);
+  });
+});
+
+describe("abort, again", () => {
+  it("an abort that failed halfway holds the lock; aborting again takes over and finishes; redriving the failed one changes nothing", async () => {
+    monitor = InvariantMonitor.start(e.stack.cloud, { service: "web" });
+    const recordCrash = e.stack.cloud.faults.add({
+      kind: "lambda",
+      function: "kiln-local-recordDeployment",
+      mode: "crash-after",
+      times: 4,
+    });
+    const d = await startDeploy(e, commitOf(4));
+    expect((await settle(e, d.arn)).status).toBe("FAILED");
+    e.stack.cloud.faults.remove(recordCrash);
+    // The first abort puts traffic and blue back, then DeleteGreen fails past its Retry budget.
+    const deleteCrash = e.stack.cloud.faults.add({
+      kind: "lambda",
+      function: "kiln-local-deleteGreen",
+      mode: "crash-before",
+      times: 10,
+    });
+    const first = await startMachine(e, e.machines.abort, "web-abort-first", { service: "web", executionArn: d.arn });
+    expect((await settle(e, first)).status).toBe("FAILED");
+    expect(failedAt(e, first)).toBe("DeleteGreen");
+    e.stack.cloud.faults.remove(deleteCrash);
+    expect(await lockHolder()).toBe(first);
+
+    // The operator aborts the same deployment again (not a redrive of the abort): it takes the lock over.
+    const second = await startMachine(e, e.machines.abort, "web-abort-second", { service: "web", executionArn: d.arn });
+    const a = await settle(e, second);
+    expect(a.status, a.cause).toBe("SUCCEEDED");
+    expect(await lockHolder()).toBeUndefined();
+    const gs = await groups();
+    expect(gs.length).toBe(1);
+    const live = gs[0]!.AutoScalingGroupName;
+    expect((await kilnVersions()).filter((v) => v.includes(d.name))).toEqual([]);
+
+    // Redriving the first abort afterwards: its steps see it no longer holds the lock and touch nothing.
+    await e.sfn.send(new RedriveExecutionCommand({ executionArn: first }));
+    const redriven = await settle(e, first);
+    expect(redriven.status).toBe("FAILED");
+    expect(redriven.error).toBe("kiln.Superseded");
+    expect(failedAt(e, first)).toBe("DeleteGreen");
+    expect((await groups()).map((g) => g.AutoScalingGroupName)).toEqual([live]);
+    expect(await lockHolder()).toBeUndefined();
+    await expectInvariantsHeld();
   });
 });

@@ -495,6 +495,11 @@ export async function runSeed(seed: number, opts: { log?: (s: string) => void } 
               `${new Date(h.timestamp).toISOString().slice(11, 19)} ${String((h.stateEnteredEventDetails as { name?: string } | undefined)?.name ?? h.type)}`,
           );
         log(`  ${e.name} ${e.status}: ${steps.filter((x, i) => x.split(" ")[1] !== steps[i - 1]?.split(" ")[1]).join(", ")}`);
+        const failed = statesBackend(cloud)
+          .history(e.executionArn!)
+          .filter((h) => h.type === "ExecutionFailed")
+          .map((h) => h.executionFailedEventDetails as { error?: string; cause?: string } | undefined);
+        for (const f of failed) log(`    failed: ${f?.error ?? "?"}: ${(f?.cause ?? "").slice(0, 300)}`);
       }
     }
     checkPages(stack, executions, deploys, problems);

@@ -78,4 +78,9 @@ describe("simulation seeds", () => {
     120_000,
   );
   it("seed 21: instances launched in a retired group keep their kiln:role tag (I5)", () => expectClean(21), 120_000);
+  it(
+    "seed 52: throttling during an abort does not strand the lock (throttling retries last minutes; aborting again takes over)",
+    () => expectClean(52),
+    120_000,
+  );
 });

@@ -67,6 +67,19 @@ describe.each(files)("state-machines/%s", (file) => {
     }
   });
 
+  it("every Lambda task outlasts minutes of throttling before it fails (at least 5 minutes of backoff caps)", () => {
+    // With FULL jitter each wait is uniform in [0, cap]: the caps bound the window, half of it is typical.
+    for (const [name, s] of states) {
+      if (s.Type !== "Task" || !String(s.Resource).includes(":lambda:")) continue;
+      const r = (s.Retry ?? []).find((x: Json) => (x.ErrorEquals as string[]).includes("kiln.Throttled"));
+      expect(r, `${name} retries kiln.Throttled`).toBeDefined();
+      let caps = 0;
+      for (let k = 0; k < r.MaxAttempts; k++)
+        caps += Math.min(r.MaxDelaySeconds ?? Infinity, r.IntervalSeconds * (r.BackoffRate ?? 2) ** k);
+      expect(caps, `${name}: seconds of backoff caps for kiln.Throttled`).toBeGreaterThanOrEqual(300);
+    }
+  });
+
   it("every transition points at a state that exists", () => {
     const names = new Set(states.map(([n]) => n));
     for (const [name, s] of states) {

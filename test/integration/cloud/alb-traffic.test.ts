@@ -326,5 +326,16 @@ describe("ALB under live traffic", () => {
     const slow = latencies().slice(40);
     expect(slow).toHaveLength(11);
     for (const ms of slow) expect(ms).toBeCloseTo(400, 6);
+    // The in-process path (background users, `ElbBackend.request`) reports the same: a stall during
+    // the request is not counted.
+    const inProcess = f.elb.request(f.lbArn, "/");
+    setTimeout(() => {
+      const until = performance.now() + 300;
+      while (performance.now() < until);
+    }, 2);
+    expect((await inProcess).status).toBe(200);
+    const last = latencies().slice(51);
+    expect(last).toHaveLength(1);
+    expect(last[0]).toBeCloseTo(400, 6);
   });
 });

@@ -130,6 +130,59 @@ describe("lock rules (pure)", () => {
       item: { holder: "abort", lastFailed: { abortExecutionArn: "abort", unresolved: true } },
     });
   });
+
+  describe("a new abort of the same deployment retakes the lock from a failed abort", () => {
+    // dep failed; abort-1 took the lock to compensate it and failed itself (e.g. throttled at FinishAbort).
+    const held = item({
+      holder: "abort-1",
+      holderTrigger: "abort",
+      leaseExpiresAt: T0 - 5,
+      lastFailed: { executionArn: "dep", status: "FAILED", unresolved: true, failedAt: 0, abortExecutionArn: "abort-1" },
+    });
+    const req = (status: rules.HolderStatus | undefined, aborted = "dep", holder = "abort-1") => ({
+      service: "web",
+      executionArn: "abort-2",
+      abortedExecutionArn: aborted,
+      ...(status ? { holderStatus: { executionArn: holder, status } } : {}),
+    });
+    it.each([
+      ["the earlier abort FAILED", req("FAILED"), true],
+      ["the earlier abort TIMED_OUT", req("TIMED_OUT"), true],
+      ["the earlier abort is still RUNNING", req("RUNNING"), false],
+      ["its status was not read", req(undefined), false],
+      ["the status read is of another execution", req("FAILED", "dep", "abort-0"), false],
+      ["the new abort targets another deployment", req("FAILED", "other-dep"), false],
+      [
+        "the earlier abort took the lock before the pager recorded the failure",
+        {
+          ...req("FAILED"),
+          item: item({ holder: "abort-1", holderTrigger: "abort", previousHolder: "dep", leaseExpiresAt: T0 - 5 }),
+        },
+        true,
+      ],
+      [
+        "a deployment (not an abort) holds it",
+        {
+          ...req("FAILED"),
+          item: item({ holder: "abort-1", holderTrigger: "push", previousHolder: "dep", leaseExpiresAt: T0 - 5 }),
+        },
+        false,
+      ],
+    ])("%s", (_, { item: it_, ...r }: ReturnType<typeof req> & { item?: LockItem }, ok) => {
+      const d = rules.acquire(it_ ?? held, r, t);
+      expect(d.ok).toBe(ok);
+      if (d.ok) {
+        expect(d).toMatchObject({
+          tookOverFrom: "abort-1",
+          item: {
+            holder: "abort-2",
+            previousHolder: "abort-1",
+            lastFailed: { executionArn: "dep", abortExecutionArn: "abort-2", unresolved: true, status: "FAILED" },
+          },
+        });
+      }
+    });
+  });
 });
 
 describe("environment lock and queue (DynamoDB conditional writes, dynalite)", () => {

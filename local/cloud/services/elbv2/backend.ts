@@ -24,6 +24,7 @@ import type { Cloud } from "../../cloud.ts";
 import type { CloudWatchApi, Ec2Api, ElbApi, InstanceStateEvent, SimInstance, TargetHealthState } from "../../contracts.ts";
 import type { ServiceDefinition } from "../../protocol/types.ts";
 import { type CheckResult, probe } from "./health.ts";
+import { targetResponseMs } from "./listener.ts";
 import {
   describeReason,
   elbError,
@@ -445,7 +446,7 @@ export class ElbBackend implements ElbApi {
       }
       const res = app ? await app.request(path) : { status: 200, body: "", latencyMs: 0 };
       if (res.latencyMs > 0) await this.cloud.clock.sleep(res.latencyMs);
-      this.targetAnswered(found, tg, res.status, this.cloud.clock.now() - start);
+      this.targetAnswered(found, tg, res.status, targetResponseMs(this.cloud.clock, start, String(res.latencyMs)));
       return { status: res.status, body: res.body, source: "target", targetId: target.id, targetGroupArn: tg.arn };
     } catch {
       this.elbError(found, 502);
