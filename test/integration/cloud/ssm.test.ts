@@ -30,6 +30,7 @@ import { Cloud, type CloudEvent } from "../../../local/cloud/cloud.ts";
 import type { Ec2Api, InstanceStateName, SimInstance } from "../../../local/cloud/contracts.ts";
 import { registerEc2 } from "../../../local/cloud/services/ec2/index.ts";
 import { PUBLIC_AMI_PARAMETERS, registerSsm, type SsmBackend } from "../../../local/cloud/services/ssm/index.ts";
+import { sandboxAvailable } from "../../../local/cloud/services/ssm/sandbox.ts";
 
 /**
  * A minimal EC2 stand-in: instances with sandboxes, state changes announced on the bus, and base
@@ -397,6 +398,60 @@ describe("simulated SSM", () => {
       } finally {
         delete process.env.KILN_TEST_HOST_SECRET;
       }
+    });
+
+    it.runIf(sandboxAvailable().ok)(
+      "a script writes only inside its own instance (needs unprivileged user namespaces): not the host, not another instance, and it cannot remount",
+      async () => {
+        const [inst, other] = await onlineInstances(2);
+        const host = path.join(dir, "host-file");
+        const theirs = path.join(other!.rootDir, "planted");
+        const r = await finished(
+          await send({
+            InstanceIds: [inst!.id],
+            Parameters: {
+              commands: [
+                "echo mine > opt-file && cat opt-file",
+                `echo x > ${shellQuote(host)} || echo host-refused`,
+                `echo x > ${shellQuote(theirs)} || echo other-refused`,
+                "mount -o remount,rw / 2>/dev/null || echo remount-refused",
+                "echo y > /dev/null && echo devnull-ok",
+              ],
+            },
+          }),
+          inst!.id,
+        );
+        expect(r.Status, r.StandardErrorContent).toBe("Success");
+        expect(r.StandardOutputContent).toBe("mine\nhost-refused\nother-refused\nremount-refused\ndevnull-ok\n");
+        expect(r.StandardErrorContent).toMatch(/Read-only file system/);
+        expect(existsSync(path.join(inst!.rootDir, "opt-file"))).toBe(true);
+        expect(existsSync(host)).toBe(false);
+        expect(existsSync(theirs)).toBe(false);
+      },
+    );
+
+    it("ssm.sandbox off runs the script unconfined (the setting is what turns the sandbox on)", async () => {
+      await cloud.stop();
+      cloud = new Cloud({ seed: 7, settings: { "ssm.agentOnlineJitter": 0, "ssm.sandbox": "off" } });
+      ec2 = new FakeEc2(cloud, dir);
+      cloud.register("ec2", ec2);
+      ssmBackend = registerSsm(cloud);
+      await cloud.start({ port: false });
+      ssm = new SSMClient(cloud.clientConfig());
+      const [inst] = await onlineInstances(1);
+      const host = path.join(dir, "host-file-unconfined");
+      const r = await finished(
+        await send({ InstanceIds: [inst!.id], Parameters: { commands: [`echo x > ${shellQuote(host)}`] } }),
+        inst!.id,
+      );
+      expect(r.Status).toBe("Success");
+      expect(existsSync(host)).toBe(true);
+    });
+
+    it("refuses a misspelt ssm.sandbox setting when the cloud is built", () => {
+      expect(() => registerSsm(new Cloud({ settings: { "ssm.sandbox": "requred" } }))).toThrow(
+        /ssm.sandbox must be one of auto, required, off, not "requred"/,
+      );
     });
 
     it("fails an invocation whose working directory does not exist", async () => {

@@ -29,6 +29,7 @@ import type { Ec2Api, SsmApi } from "../../contracts.ts";
 import { AwsError } from "../../protocol/errors.ts";
 import { Params } from "../../protocol/params.ts";
 import type { RequestContext, ServiceDefinition } from "../../protocol/types.ts";
+import { sandboxMode } from "./sandbox.ts";
 import { AGENT_VERSION, Agents, type AgentView } from "./agents.ts";
 import { INSTANCE_ID, paginate } from "./common.ts";
 import { type BaseImage, ParameterStore } from "./parameters.ts";
@@ -193,6 +194,7 @@ export class SsmBackend implements SsmApi {
 
 /** Registers the simulated SSM as "ssm" and returns its backend. */
 export function registerSsm(cloud: Cloud): SsmBackend {
+  sandboxMode(cloud.setting("ssm.sandbox", "auto")); // a bad value fails here, not at the first command
   const backend = new SsmBackend(cloud);
   cloud.register("ssm", backend as Backend);
   return backend;

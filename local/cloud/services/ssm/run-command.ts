@@ -30,6 +30,7 @@ import { Params } from "../../protocol/params.ts";
 import type { RequestContext } from "../../protocol/types.ts";
 import type { Agents } from "./agents.ts";
 import { INSTANCE_ID, instanceAttrs, isoDuration, paginate, seededUuid } from "./common.ts";
+import { sandboxMode } from "./sandbox.ts";
 import { KILLED_EXIT_CODE, runShellScript, type ShellRun } from "./shell.ts";
 
 export type InvocationStatus =
@@ -518,6 +519,7 @@ export class RunCommand {
       cwd,
       env,
       wallLimitMs: virtual ? this.cloud.setting("ssm.maxWallMs", 120_000) : undefined,
+      sandbox: { writable: rootDir, mode: sandboxMode(this.cloud.setting("ssm.sandbox", "auto")) },
     });
     inv.run = run;
     // Under a virtual clock this timer cannot fire while the process holds the clock; see header.

@@ -11,6 +11,7 @@ import { access, mkdir, open, writeFile } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
 import path from "node:path";
 import type { Clock } from "../../../../lib/clock.ts";
+import { type SandboxMode, sandboxAvailable, sandboxed } from "./sandbox.ts";
 
 export interface ShellOptions {
   clock: Clock;
@@ -29,6 +30,8 @@ export interface ShellOptions {
   wallLimitMs?: number;
   /** Bytes of each stream read back (the API truncates further by characters). */
   captureBytes?: number;
+  /** The only directory the script may write to (the instance's), and what to do without namespaces (sandbox.ts). */
+  sandbox?: { writable: string; mode: SandboxMode };
 }
 
 export interface ShellResult {
@@ -88,8 +91,19 @@ export function runShellScript(opts: ShellOptions): ShellRun {
     let exitCode: number;
     try {
       if (killed) return { exitCode: KILLED_EXIT_CODE, stdout: "", stderr: "", killed: true, wallTimedOut: false };
+      const how = commandFor(opts, scriptPath);
+      if ("refused" in how) {
+        await writeFile(errPath, `failed to run commands: ${how.refused}\n`);
+        return {
+          exitCode: 1,
+          stdout: "",
+          stderr: `failed to run commands: ${how.refused}\n`,
+          killed: false,
+          wallTimedOut: false,
+        };
+      }
       exitCode = await new Promise<number>((resolve) => {
-        const child = spawn("bash", [scriptPath], {
+        const child = spawn(how.command, how.args, {
           cwd: opts.cwd,
           env: opts.env,
           detached: true, // own process group: kill(-pid) reaches every child of the script
@@ -133,6 +147,25 @@ export function runShellScript(opts: ShellOptions): ShellRun {
       killGroup();
     },
   };
+}
+
+let warnedUnsandboxed = false;
+
+/** bash on the script, in the sandbox where there is one; `refused` when the sandbox is required and unavailable. */
+function commandFor(opts: ShellOptions, scriptPath: string): { command: string; args: string[] } | { refused: string } {
+  const mode = opts.sandbox?.mode ?? "off";
+  if (!opts.sandbox || mode === "off") return { command: "bash", args: [scriptPath] };
+  const can = sandboxAvailable();
+  if (can.ok) return sandboxed(opts.sandbox.writable, opts.cwd, [scriptPath]);
+  if (mode === "required") return { refused: `the Run Command sandbox is required (ssm.sandbox) but unavailable: ${can.why}` };
+  if (!warnedUnsandboxed) {
+    warnedUnsandboxed = true;
+    process.emitWarning(
+      `Run Command scripts run without a sandbox (they can write wherever this user can): ${can.why}. Set ssm.sandbox to "required" to refuse instead.`,
+      "KilnSandboxWarning",
+    );
+  }
+  return { command: "bash", args: [scriptPath] };
 }
 
 async function readHead(file: string, bytes: number): Promise<string> {
