@@ -85,6 +85,7 @@ async function seedAndRecord(
     ...info,
     pid: process.pid,
     webhookSecret: stack.webhookSecret,
+    credentials: { ...stack.cloud.credentials },
     startedAt: new Date().toISOString(),
     services: seeded ? { [service]: { loadBalancerUrl: seeded.loadBalancerUrl, commit: seeded.commit } } : {},
   });
@@ -256,7 +257,8 @@ export async function runUp(opts: { port?: number; clock?: string; seed: boolean
   serveClock(stack.cloud.clock);
   const info = stack.info();
   opts.out(`kiln local stack up (clock ${stack.cloud.clock.kind})`);
-  opts.out(`  cloud endpoint  ${info.endpoint}   (AWS_ENDPOINT_URL=${info.endpoint} aws … works too)`);
+  opts.out(`  cloud endpoint  ${info.endpoint}   (requests must be signed with this stack's credentials; the AWS CLI:)`);
+  opts.out(`    ${awsEnv(stack.cloud)} aws ec2 describe-instances`);
   opts.out(`  webhook URL     ${info.webhookUrl}`);
   opts.out(`  console         ${info.consoleUrl ?? "(not available)"}`);
   if (seeded) opts.out(`  ${seeded.service} ALB       ${seeded.loadBalancerUrl}`);
@@ -265,6 +267,15 @@ export async function runUp(opts: { port?: number; clock?: string; seed: boolean
   await stack.stop();
   removeStackRecord(process.pid);
   return EXIT.ok;
+}
+
+/** The AWS_… variables that point the AWS CLI, boto3 or an SDK at the cloud with its credentials. */
+function awsEnv(cloud: {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}): string {
+  return `AWS_ENDPOINT_URL=${cloud.endpoint} AWS_REGION=${cloud.region} AWS_DEFAULT_REGION=${cloud.region} AWS_ACCESS_KEY_ID=${cloud.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${cloud.credentials.secretAccessKey}`;
 }
 
 export async function runCloud(opts: { port: number; clock: string; scenario?: string; out: Out }): Promise<number> {
@@ -281,10 +292,10 @@ export async function runCloud(opts: { port: number; clock: string; scenario?: s
   });
   await cloud.start({ port: opts.port });
   opts.out(`simulated AWS cloud listening on ${cloud.endpoint} (clock ${cloud.clock.kind})`);
+  opts.out(`  export ${awsEnv(cloud)}`);
   opts.out(
-    `  export AWS_ENDPOINT_URL=${cloud.endpoint} AWS_REGION=${cloud.region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local`,
+    `  world state: ${cloud.endpoint}/_kiln/world · faults: POST ${cloud.endpoint}/_kiln/faults (signed too: curl --aws-sigv4 aws:amz:${cloud.region}:kiln --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" …)`,
   );
-  opts.out(`  world state: ${cloud.endpoint}/_kiln/world · faults: POST ${cloud.endpoint}/_kiln/faults`);
   await waitForSignal();
   await cloud.stop();
   return EXIT.ok;

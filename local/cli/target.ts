@@ -2,7 +2,7 @@
  * Where CLI commands act: the local stack recorded in `.kiln/stack.json` by `kiln up` / `kiln start`
  * (the default), or real AWS with `--profile` / `--region`.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -24,11 +24,15 @@ export interface LocalStackRecord extends StackInfo {
   webhookSecret: string;
   startedAt: string;
   services: Record<string, { loadBalancerUrl?: string; commit?: string }>;
+  /** What the cloud endpoint requires requests to be signed with (SigV4); generated per stack. */
+  credentials: { accessKeyId: string; secretAccessKey: string };
 }
 
+/** Writes the record readable by this user only: it holds the webhook secret and the cloud's credentials. */
 export function writeStackRecord(r: LocalStackRecord): void {
-  mkdirSync(STATE_DIR, { recursive: true });
+  mkdirSync(STATE_DIR, { recursive: true, mode: 0o700 });
   writeFileSync(STACK_FILE, `${JSON.stringify(r, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(STACK_FILE, 0o600); // an existing file keeps its mode on write
 }
 
 export function removeStackRecord(pid: number): void {
@@ -102,11 +106,13 @@ export function localTarget(): Target {
       EXIT.noStack,
     );
   }
-  const cfg = {
-    region: r.region,
-    endpoint: r.endpoint,
-    credentials: { accessKeyId: "AKIDLOCALKILN", secretAccessKey: "local-secret" },
-  };
+  if (!r.credentials?.accessKeyId) {
+    throw new CliError(
+      `the local stack recorded in ${STACK_FILE} has no credentials (started by an older kiln): stop it and run \`npx kiln up\` again`,
+      EXIT.noStack,
+    );
+  }
+  const cfg = { region: r.region, endpoint: r.endpoint, credentials: { ...r.credentials } };
   return {
     kind: "local",
     region: r.region,

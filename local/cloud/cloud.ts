@@ -7,8 +7,10 @@ import { HttpResponse, type HttpRequest } from "@smithy/protocol-http";
 import type { Clock } from "../../lib/clock.ts";
 import { VirtualClock } from "../../lib/clock.ts";
 import { Faults, type FaultRule } from "./faults.ts";
+import { AwsError } from "./protocol/errors.ts";
 import { refuseForeign } from "./protocol/origin.ts";
-import { Router } from "./protocol/router.ts";
+import { protocolError, Router } from "./protocol/router.ts";
+import { type Credentials, generateCredentials, isPublic, verifySignature } from "./protocol/sigv4.ts";
 import type { RawRequest, RawResponse, ServiceDefinition } from "./protocol/types.ts";
 
 export const ACCOUNT_ID = "123456789012";
@@ -42,6 +44,8 @@ export interface CloudOptions {
   region?: string;
   /** Directory for instance sandboxes and image filesystems (default: a temp dir). */
   dataDir?: string;
+  /** The credentials HTTP callers must sign with (default: fresh ones for this cloud). */
+  credentials?: Credentials;
 }
 
 /** Cross-service events (EC2 state changes, AMI state, SSM command status) that EventBridge turns into AWS events. */
@@ -72,6 +76,8 @@ export class Cloud {
   private server?: http.Server;
   private adminRoutes = new Map<string, (req: RawRequest, url: URL) => unknown | Promise<unknown>>();
   endpoint = "";
+  /** What HTTP clients sign with (SigV4); `clientConfig()` carries them. Secret: kept in .kiln/stack.json (0600). */
+  readonly credentials: Credentials;
   /** Posts to stand-ins for services outside AWS (`/_kiln/capture/<name>`): PagerDuty, Slack. */
   captured: { name: string; at: string; body: unknown }[] = [];
 
@@ -79,6 +85,7 @@ export class Cloud {
     this.clock = opts.clock ?? new VirtualClock();
     this.region = opts.region ?? REGION;
     this.dataDir = opts.dataDir;
+    this.credentials = opts.credentials ?? generateCredentials();
     this.settings = { ...(opts.settings ?? {}) };
     this.rngState = (opts.seed ?? 1) >>> 0 || 1;
     this.faults = new Faults(
@@ -255,7 +262,7 @@ export class Cloud {
           return;
         }
         // An outside caller: a served virtual clock does not jump while it is being answered (lib/clock.ts).
-        const handled = this.router.handle(raw);
+        const handled = this.authenticate(raw).then((denied) => denied ?? this.router.handle(raw));
         (this.clock.outside?.(handled, { observe: observes(raw) }) ?? handled).then(
           (r) => {
             res.writeHead(r.status, r.headers);
@@ -276,6 +283,27 @@ export class Cloud {
     this.endpoint = `http://127.0.0.1:${port}`;
     this.allowedHosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
     return this;
+  }
+
+  /**
+   * The HTTP endpoint's SigV4 check (protocol/sigv4.ts): undefined to serve the request, else AWS's
+   * refusal in the request's protocol. `endpoint.sigv4: false` turns it off; the signing time is
+   * compared with the wall clock (clients sign with theirs), within `endpoint.maxSkewMs`.
+   */
+  private async authenticate(raw: RawRequest): Promise<RawResponse | undefined> {
+    if (!this.setting("endpoint.sigv4", true) || isPublic(raw)) return undefined;
+    const denied = await verifySignature(raw, this.credentials, {
+      now: Date.now(),
+      maxSkewMs: this.setting("endpoint.maxSkewMs", 15 * 60_000),
+    });
+    if (!denied) return undefined;
+    if (raw.url.startsWith("/_kiln/"))
+      return {
+        status: 403,
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ message: `${denied.code}: ${denied.message}` }),
+      };
+    return protocolError(raw, new AwsError(denied.code, denied.message, 403), this.router);
   }
 
   async stop(): Promise<void> {
@@ -311,7 +339,7 @@ export class Cloud {
     return {
       region: this.region,
       endpoint: this.endpoint || "http://127.0.0.1:4566",
-      credentials: { accessKeyId: "AKIDLOCALKILN", secretAccessKey: "local-secret" },
+      credentials: { ...this.credentials },
       ...(opts.http ? {} : { requestHandler: this.requestHandler() }),
     };
   }

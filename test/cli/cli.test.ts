@@ -95,6 +95,7 @@ describe("kiln CLI against a running local stack", () => {
       functions: { ...info.functions, requestDeploy: requestDeploy.split(":").pop()! },
       pid: process.pid,
       webhookSecret: stack.webhookSecret,
+      credentials: { ...stack.cloud.credentials },
       startedAt: new Date().toISOString(),
       services: {},
     });

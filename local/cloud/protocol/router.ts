@@ -36,7 +36,7 @@ const DEFAULT_REGION = "us-east-1";
  */
 export class Router {
   private readonly byTarget = new Map<string, ServiceDefinition>();
-  private readonly byVersion = new Map<string, ServiceDefinition>();
+  private readonly byVersionMap = new Map<string, ServiceDefinition>();
   private readonly bySigningName = new Map<string, ServiceDefinition>();
   private readonly rest: ServiceDefinition[] = [];
   private readonly observers: CallObserver[] = [];
@@ -48,12 +48,17 @@ export class Router {
   register(def: ServiceDefinition): void {
     this.bySigningName.set(def.signingName, def);
     if (def.targetPrefix) this.byTarget.set(def.targetPrefix, def);
-    if (def.version && (def.protocol === "ec2" || def.protocol === "query")) this.byVersion.set(def.version, def);
+    if (def.version && (def.protocol === "ec2" || def.protocol === "query")) this.byVersionMap.set(def.version, def);
     if (def.routes) this.rest.push(def);
   }
 
   service(signingName: string): ServiceDefinition | undefined {
     return this.bySigningName.get(signingName);
+  }
+
+  /** The query service that answers an API `Version` (for errors rendered before routing). */
+  byVersion(version: string): ServiceDefinition | undefined {
+    return this.byVersionMap.get(version);
   }
 
   addRawHandler(h: (req: RawRequest) => Promise<RawResponse | undefined> | RawResponse | undefined): void {
@@ -157,7 +162,7 @@ export class Router {
     const action = params.get("Action") ?? "";
     const version = params.get("Version") ?? "";
     const scope = serviceFromAuth(headers.authorization);
-    const def = this.byVersion.get(version) ?? (scope ? this.bySigningName.get(scope) : undefined);
+    const def = this.byVersionMap.get(version) ?? (scope ? this.bySigningName.get(scope) : undefined);
     if (!def || (def.protocol !== "ec2" && def.protocol !== "query")) {
       return queryError(
         new AwsError(
@@ -272,6 +277,27 @@ export function asAwsError(err: unknown): AwsError {
   // A bug in a simulated service must not hang or crash the server: report it as a 500.
   const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   return new AwsError("InternalFailure", `The simulated service failed: ${msg}`, 500);
+}
+
+/**
+ * An error answered before any service runs (the endpoint's signature check), in the protocol the
+ * request speaks, so the SDK or the AWS CLI shows its code and message: JSON for `X-Amz-Target`,
+ * XML for query and EC2 forms, JSON for REST.
+ */
+export function protocolError(
+  req: RawRequest,
+  e: AwsError,
+  services: { byVersion(v: string): ServiceDefinition | undefined },
+): RawResponse {
+  const headers = lowerKeys(req.headers);
+  if (headers["x-amz-target"]) return jsonError(e, "1.1", "");
+  const [path = "/", qs = ""] = req.url.split("?", 2);
+  const form =
+    (headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") || (path === "/" && qs.includes("Action="));
+  if (!form) return jsonError(e, "1.1", "");
+  const version = new URLSearchParams(qs.includes("Action=") ? qs : req.body.toString("utf8")).get("Version") ?? "";
+  const def = services.byVersion(version);
+  return queryError(e, def?.xmlns ?? "", def?.protocol === "ec2", randomUUID());
 }
 
 function queryError(e: AwsError, xmlns: string, ec2: boolean, requestId: string): RawResponse {

@@ -76,8 +76,8 @@ const DEFINITION = {
   },
 };
 
-/** Environment of a client process: the cloud's endpoint and dummy credentials, nothing from the user's AWS config. */
-function clientEnv(endpoint: string): NodeJS.ProcessEnv {
+/** Environment of a client process: the cloud's endpoint and its credentials, nothing from the user's AWS config. */
+function clientEnv(endpoint: string, credentials: { accessKeyId: string; secretAccessKey: string }): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("AWS_")) delete env[k];
   return {
@@ -85,8 +85,8 @@ function clientEnv(endpoint: string): NodeJS.ProcessEnv {
     AWS_ENDPOINT_URL: endpoint,
     AWS_REGION: "us-east-1",
     AWS_DEFAULT_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: "local",
-    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
     AWS_CONFIG_FILE: "/dev/null",
     AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
     AWS_PAGER: "",
@@ -110,7 +110,11 @@ describe.skipIf(!AWS_CLI && !BOTO3)("AWS CLI and boto3 against `kiln cloud`", { 
       cwd: ROOT,
     });
     endpoint = /listening on (http:\/\/\S+)/.exec(cloud.output())![1]!;
-    env = clientEnv(endpoint);
+    // `kiln cloud` prints the credentials its endpoint requires (generated per start).
+    for (let i = 0; i < 100 && !/AWS_SECRET_ACCESS_KEY=\S+/.test(cloud.output()); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const printed = /AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)/.exec(cloud.output())!;
+    env = clientEnv(endpoint, { accessKeyId: printed[1]!, secretAccessKey: printed[2]! });
   }, 120_000);
 
   afterAll(async () => {

@@ -19,6 +19,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dyn
 import { afterEach, describe, expect, it } from "vitest";
 import { Cloud } from "../../../local/cloud/cloud.ts";
 import { type DynamoDbBackend, registerDynamoDb } from "../../../local/cloud/services/dynamodb/index.ts";
+import { signedFetch } from "../../../local/cloud/protocol/sigv4.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const backendModule = path.resolve(here, "../../../local/cloud/services/dynamodb/index.ts");
@@ -175,7 +176,7 @@ describe("simulated DynamoDB (dynalite behind the cloud endpoint)", () => {
 
   it("passes every non-DynamoDB request on to the other services", async () => {
     await boot(true);
-    const res = await fetch(`${cloud.endpoint}/_kiln/world`);
+    const res = await signedFetch(`${cloud.endpoint}/_kiln/world`, cloud.credentials);
     expect(res.status).toBe(200);
   });
 

@@ -18,6 +18,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Cloud } from "../../../local/cloud/cloud.ts";
 import { registerLambda } from "../../../local/cloud/services/lambda/index.ts";
 import { registerSns, type SnsBackend } from "../../../local/cloud/services/sns/index.ts";
+import { signedFetch } from "../../../local/cloud/protocol/sigv4.ts";
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -267,9 +268,12 @@ describe("simulated SNS", () => {
     const client = new SNSClient(cloud.clientConfig({ http: true }));
     const { TopicArn } = await client.send(new CreateTopicCommand({ Name: "over-http" }));
     await client.send(new PublishCommand({ TopicArn, Message: "m1" }));
-    const res = await fetch(`${cloud.endpoint}/_kiln/sns/messages?topicArn=${encodeURIComponent(TopicArn!)}`);
+    const res = await signedFetch(
+      `${cloud.endpoint}/_kiln/sns/messages?topicArn=${encodeURIComponent(TopicArn!)}`,
+      cloud.credentials,
+    );
     expect(((await res.json()) as { message: string }[]).map((m) => m.message)).toEqual(["m1"]);
-    await fetch(`${cloud.endpoint}/_kiln/sns/messages`, { method: "DELETE" });
+    await signedFetch(`${cloud.endpoint}/_kiln/sns/messages`, cloud.credentials, { method: "DELETE" });
     expect(backend.messages()).toEqual([]);
   });
 });
