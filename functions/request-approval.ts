@@ -18,6 +18,6 @@ export const handler = stepHandler("RequestApproval", ApprovalEvent, (e) =>
       timeoutSeconds: e.timeoutSeconds,
       table: requireEnv("KILN_DEPLOYMENTS_TABLE"),
     },
-    { dynamodb: deps.dynamodb!, clock: deps.clock },
+    { dynamodb: deps.dynamodb!, clock: deps.clock, lock: deps.lock },
   ),
 );

@@ -1,6 +1,7 @@
 import { type DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Clock } from "../clock.ts";
 import { unitKey } from "../names.ts";
+import { assertHolder, type HolderCheck } from "../lock/holder.ts";
 
 /**
  * The manual approval gate: the state machine waits on a task token (`.waitForTaskToken`); this
@@ -17,8 +18,13 @@ export async function requestApproval(
     timeoutSeconds: number;
     table: string;
   },
-  deps: { dynamodb: DynamoDBDocumentClient; clock: Clock },
+  deps: { dynamodb: DynamoDBDocumentClient; clock: Clock; lock?: HolderCheck },
 ): Promise<{ recorded: true }> {
+  // A superseded execution redriven at the gate must not ask anyone to approve it (I7).
+  await assertHolder(
+    { service: input.service, environment: input.environment ?? "", executionName: input.executionArn.split(":").at(-1)! },
+    deps.lock,
+  );
   const now = deps.clock.now();
   await deps.dynamodb.send(
     new PutCommand({

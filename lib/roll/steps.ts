@@ -365,6 +365,7 @@ export interface StatusResult {
 
 /** Green is ready when its desired instances are InService with SSM online. Blue's capacity changes are carried over. */
 export async function waitGreenReady(plan: RollPlan, deps: RollDeps): Promise<StatusResult> {
+  await assertHoldsLock(plan, deps);
   const carried = await carryCapacity(plan, deps);
   const r = await fleetReadiness(greenName(plan), deps);
   return {
@@ -423,6 +424,7 @@ const READY_TAG = "kiln:ready";
  */
 export async function serviceInGreen(input: CommandStepInput, deps: RollDeps): Promise<CommandStepResult> {
   const { plan } = input;
+  await assertHoldsLock(plan, deps);
   let ids = input.instanceIds;
   if (!input.commandId) ids = await unreadyGreen(plan, deps);
   ids ??= [];
@@ -457,6 +459,8 @@ async function unreadyGreen(plan: RollPlan, deps: RollDeps): Promise<string[]> {
 
 /** Every green instance that is InService is a healthy target, and there are at least `desired`. */
 export async function waitGreenHealthy(plan: RollPlan, deps: RollDeps): Promise<StatusResult> {
+  // Polled until green is healthy: a superseded execution redriven here would otherwise wait forever on a deleted green.
+  await assertHoldsLock(plan, deps);
   const g = await describeGroup(deps.autoscaling, greenName(plan));
   const health = await targetGroupHealth(deps.elbv2, plan.green.targetGroupArn);
   const desired = g?.DesiredCapacity ?? 0;

@@ -122,6 +122,8 @@ describe("deployment safety under real orderings", () => {
   it.each([
     ["PruneImages", "kiln-local-pruneImages", 0x71],
     ["LaunchBuilder", "kiln-local-launchBuilder", 0x73],
+    // A poll of the roll phase: without its lock check the redrive waited on the deleted green until 25,000 history events.
+    ["WaitGreenHealthy", "kiln-local-waitGreenHealthy", 0x75],
   ])(
     "a redrive of a deployment that failed at %s and was superseded by a newer push fails there with kiln.Superseded and launches, builds or deletes nothing",
     async (step, fn, n) => {
@@ -150,19 +152,24 @@ describe("deployment safety under real orderings", () => {
         (await e.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }))).Images?.map((i) => i.ImageId).sort();
       const imagesBefore = await images();
       // The operator redrives A from its page: the redriven step itself refuses, before any call.
+      const before = statesEntered(e, aArn).length;
       await e.sfn.send(new RedriveExecutionCommand({ executionArn: aArn }));
       const redriven = await settle(e, aArn);
       expect(redriven.status).toBe("FAILED");
       expect(redriven.error).toBe("kiln.Superseded");
       expect(redriven.cause).toMatch(/no longer holds the lock of web\/production/);
       expect(failedAt(e, aArn)).toBe(step);
-      expect(statesEntered(e, aArn)).not.toContain("CreateGreenFleet");
+      // The redrive entered only the step it resumed at, which failed at once.
+      expect(statesEntered(e, aArn).slice(before)).toEqual([step]);
       expect(await images()).toEqual(imagesBefore);
       const builders = await e.ec2.send(
         new DescribeInstancesCommand({ Filters: [{ Name: "tag:kiln:execution", Values: [aArn.split(":").at(-1)!] }] }),
       );
       const launched = (builders.Reservations ?? []).flatMap((r) => r.Instances ?? []);
-      expect(launched.length).toBe(step === "LaunchBuilder" ? 0 : 1);
+      // A's one builder (none when it failed launching it); the redrive launched no other.
+      expect(launched.filter((i) => i.Tags?.some((t) => t.Key === "kiln:role" && t.Value === "builder")).length).toBe(
+        step === "LaunchBuilder" ? 0 : 1,
+      );
       expect(await liveCommits(e.seeded.listenerArn)).toEqual([b]);
     },
     600_000,

@@ -66,7 +66,7 @@ describe("simulation seeds", () => {
     },
     120_000,
   );
-  // Regressions found by `npm run sim -- --seeds 200`:
+  // Regressions found by `npm run sim -- --seeds 200` (and 61–300):
   it(
     "seed 2: blue's capacity going down mid-deploy is not carried to a green that takes traffic (I4)",
     () => expectClean(2),
@@ -78,6 +78,11 @@ describe("simulation seeds", () => {
     120_000,
   );
   it("seed 21: instances launched in a retired group keep their kiln:role tag (I5)", () => expectClean(21), 120_000);
+  it(
+    "seed 70: a redriven, aborted staging deployment at WaitGreenHealthy fails kiln.Superseded instead of polling a deleted green",
+    () => expectClean(70),
+    120_000,
+  );
   it(
     "seed 52: throttling during an abort does not strand the lock (throttling retries last minutes; aborting again takes over)",
     () => expectClean(52),
