@@ -84,11 +84,17 @@ export async function reapFleets(
   }
 
   // Versions in use: by every group that is not being deleted now ($Latest/$Default resolved below).
+  // Versions the groups deleted now used are freed: their deployments ended long ago (the fleet was
+  // retired), so no group is about to be created with them and the age guard does not apply.
   const uses = new Map<string, Set<string>>();
+  const freed = new Set<string>();
   for (const g of groups) {
-    if (deleted.has(g.AutoScalingGroupName!)) continue;
     const lt = g.LaunchTemplate ?? g.MixedInstancesPolicy?.LaunchTemplate?.LaunchTemplateSpecification;
     if (!lt?.LaunchTemplateId) continue;
+    if (deleted.has(g.AutoScalingGroupName!)) {
+      if (lt.Version && /^\d+$/.test(lt.Version)) freed.add(`${lt.LaunchTemplateId}:${lt.Version}`);
+      continue;
+    }
     const set = uses.get(lt.LaunchTemplateId) ?? new Set<string>();
     set.add(lt.Version ?? "$Default");
     uses.set(lt.LaunchTemplateId, set);
@@ -125,7 +131,10 @@ export async function reapFleets(
           kept.push(action("used by a group"));
         else if (isDefault) kept.push(action("the template's default version"));
         else if (isLatest) kept.push(action("the template's latest version"));
-        else if (age <= input.versionMinAgeMs)
+        else if (freed.has(`${id}:${n}`)) {
+          removed.push(action("its retired group is deleted now and no other group uses it"));
+          doomed.push(n);
+        } else if (age <= input.versionMinAgeMs)
           kept.push(action(`unused but only ${(age / 3_600_000).toFixed(1)} h old (a deployment may be creating its group)`));
         else {
           removed.push(action("used by no group"));

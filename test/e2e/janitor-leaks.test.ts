@@ -5,6 +5,7 @@
  * deletes nothing more, and `kiln leaks` exits 0.
  */
 import { DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand } from "@aws-sdk/client-ec2";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stackTarget } from "../../local/cli/target.ts";
@@ -59,5 +60,40 @@ describe("janitor: retired fleets and unused launch-template versions", () => {
     const clean = await runCli(["leaks"], stackTarget(e.stack));
     expect(clean.code, clean.out + clean.err).toBe(0);
     expect(clean.out).toMatch(/no leaks/);
+  }, 300_000);
+
+  it("deletes a retired fleet's launch-template version in the run that deletes the fleet, young as it is", async () => {
+    const names: string[] = [];
+    for (const n of [3, 4]) {
+      const d = await startDeploy(e, commitOf(n));
+      names.push(d.name);
+      expect((await settle(e, d.arn)).status).toBe("SUCCEEDED");
+    }
+    const versionsOf = async (execution: string) => {
+      const lt = await e.ec2.send(
+        new DescribeLaunchTemplatesCommand({ Filters: [{ Name: "tag-key", Values: ["kiln:service"] }] }),
+      );
+      const out: number[] = [];
+      for (const t of lt.LaunchTemplates ?? []) {
+        const v = await e.ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: t.LaunchTemplateId }));
+        for (const x of v.LaunchTemplateVersions ?? [])
+          if (x.VersionDescription === `kiln ${execution}`) out.push(x.VersionNumber!);
+      }
+      return out;
+    };
+    expect((await versionsOf(names[0]!)).length).toBe(1);
+    // Past the fast-rollback window (60 min), far inside the janitor's age limit for versions.
+    await e.stack.cloud.clock.sleep(65 * 60_000);
+    const run = await janitor();
+    const groups = await e.autoscaling.send(new DescribeAutoScalingGroupsCommand({}));
+    const retiredLeft = (groups.AutoScalingGroups ?? []).filter((g) =>
+      g.Tags?.some((t) => t.Key === "kiln:role" && t.Value === "retired"),
+    );
+    expect(
+      retiredLeft.filter((g) => g.Status !== "Delete in progress"),
+      JSON.stringify([...run.kept, ...run.removed].filter((a) => a.kind === "retired-fleet")),
+    ).toEqual([]);
+    expect(await versionsOf(names[0]!), JSON.stringify(run.kept.filter((a) => a.kind === "launch-template-version"))).toEqual([]);
+    expect((await versionsOf(names[1]!)).length).toBe(1); // the live fleet's
   }, 300_000);
 });
