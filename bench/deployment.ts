@@ -54,6 +54,8 @@ export interface DeploymentMeasure {
   /** Cloud milliseconds advanced during the deployment, and per wall second. */
   simMs: number;
   speedup: number;
+  /** IAM at run time during the deployment: calls authorized, policy evaluations (uncached), wall ms spent authorizing. */
+  iam: { checks: number; evaluations: number; ms: number };
 }
 
 /**
@@ -120,6 +122,7 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
     const clock = cloud.clock as VirtualClock;
     const io = measureHolds(clock);
     const sfn = new SFNClient(cloud.clientConfig());
+    const iam0 = { ...stack.iamStats };
     const w0 = Date.now();
     const sim0 = clock.now();
     // The deployment enters the environment's queue as `kiln deploy` does (requestDeploy): an
@@ -181,6 +184,11 @@ export async function measureDeployment(opts: DeploymentOptions): Promise<Deploy
       wall: { setupMs, deployMs, ioHeldMs },
       simMs,
       speedup: simMs / Math.max(1, deployMs),
+      iam: {
+        checks: stack.iamStats.checks - iam0.checks,
+        evaluations: stack.iamStats.evaluations - iam0.evaluations,
+        ms: Math.round(stack.iamStats.ms - iam0.ms),
+      },
     };
   } finally {
     await stack.stop();

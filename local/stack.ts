@@ -21,7 +21,7 @@ import { type ConsoleServer, startConsole } from "./console/server.ts";
 import type { Cloud } from "./cloud/cloud.ts";
 import type { FaultRule } from "./cloud/faults.ts";
 import { type Env, rolePolicies } from "./cloud/iam/check.ts";
-import { type ExecutionRole, roleAuthorizer } from "./cloud/iam/enforce.ts";
+import { type AuthorizerStats, type ExecutionRole, roleAuthorizer } from "./cloud/iam/enforce.ts";
 import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
 import { loadServerless, PROJECT_ROOT, type ServerlessConfig } from "./serverless.ts";
 
@@ -208,6 +208,8 @@ export class Stack {
 
   /** Each deployed function's execution role, by function name, as the cloud authorizes its calls. */
   roles = new Map<string, ExecutionRole>();
+  /** What IAM enforcement cost so far (calls authorized, policy evaluations, wall ms): `npm run bench` reports it. */
+  readonly iamStats: AuthorizerStats = { checks: 0, evaluations: 0, ms: 0 };
 
   /** The account as the IAM evaluation sees it: this stack's region, account and tables. */
   private iamEnv(): Env {
@@ -326,7 +328,7 @@ export class Stack {
     }
     // 4b. IAM: each function's calls are authorized against its own role (local/cloud/iam/enforce.ts).
     this.roles = this.executionRoles();
-    this.cloud.setAuthorizer(roleAuthorizer(this.roles, this.iamEnv()));
+    this.cloud.setAuthorizer(roleAuthorizer(this.roles, this.iamEnv(), this.iamStats));
     // 5. State machines from state-machines/*.asl.json with their references resolved locally.
     const sfn = new SFNClient(cfg);
     for (const [key, m] of Object.entries(machines)) {

@@ -54,9 +54,22 @@ function accessDenied(service: string, message: string): AwsError {
  * access-denied error when the calling function's role does not allow the call. Functions without
  * a known role are denied everything (a function deploys with a role or not at all).
  */
-export function roleAuthorizer(roles: ReadonlyMap<string, ExecutionRole>, env: Env): (call: Call) => void {
+/** What enforcement cost: calls authorized, policy evaluations made (the rest hit the cache), wall ms spent. */
+export interface AuthorizerStats {
+  checks: number;
+  evaluations: number;
+  ms: number;
+}
+
+export function roleAuthorizer(
+  roles: ReadonlyMap<string, ExecutionRole>,
+  env: Env,
+  stats: AuthorizerStats = { checks: 0, evaluations: 0, ms: 0 },
+): (call: Call) => void {
   const decided = new Map<string, string | undefined>();
   return (call) => {
+    const t = performance.now();
+    stats.checks++;
     const iamAction = `${PREFIX[call.service] ?? call.service}:${call.action}`;
     const table =
       call.service === "dynamodb" && call.input && typeof call.input === "object"
@@ -64,8 +77,12 @@ export function roleAuthorizer(roles: ReadonlyMap<string, ExecutionRole>, env: E
         : undefined;
     const tableArn = typeof table === "string" ? `arn:aws:dynamodb:${env.region}:${env.accountId}:table/${table}` : undefined;
     const key = `${call.functionName}\u0000${iamAction}\u0000${tableArn ?? ""}`;
-    if (!decided.has(key)) decided.set(key, deny(roles.get(call.functionName), call.functionName, iamAction, tableArn, env));
+    if (!decided.has(key)) {
+      stats.evaluations++;
+      decided.set(key, deny(roles.get(call.functionName), call.functionName, iamAction, tableArn, env));
+    }
     const message = decided.get(key);
+    stats.ms += performance.now() - t;
     if (message) throw accessDenied(call.service, message);
   };
 }
