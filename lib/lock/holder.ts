@@ -4,6 +4,7 @@
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { AwsClients } from "../aws.ts";
+import { requireEnv } from "../env.ts";
 import { SupersededError } from "../errors.ts";
 import { unitKey } from "../names.ts";
 import type { DocumentSender } from "./store.ts";
@@ -40,8 +41,12 @@ export async function assertHolder(
   );
 }
 
-/** The lock table from `KILN_LOCK_TABLE` (read on each use) with the runtime's client; undefined where none is configured. */
-export function holderCheckFromEnv(c: Pick<AwsClients, "dynamodb">): HolderCheck | undefined {
-  const table = process.env.KILN_LOCK_TABLE;
-  return table ? { ddb: c.dynamodb, table } : undefined;
+/**
+ * The lock table from `KILN_LOCK_TABLE` (read on each use) with the runtime's client. A deployed
+ * step without it fails (`kiln.ConfigInvalid`, via the missing-environment error) rather than
+ * skipping the check: the lock check must not switch itself off. Unit tests of a step's own logic
+ * pass their deps without a lock instead of going through here.
+ */
+export function holderCheckFromEnv(c: Pick<AwsClients, "dynamodb">): HolderCheck {
+  return { ddb: c.dynamodb, table: requireEnv("KILN_LOCK_TABLE") };
 }

@@ -5,7 +5,8 @@ import { createCloud } from "../../../local/cloud/index.ts";
 import type { Cloud } from "../../../local/cloud/cloud.ts";
 import { executionName } from "../../../lib/names.ts";
 import { configureRuntime } from "../../../lib/runtime.ts";
-import { registerDeploy, settle } from "./engine.ts";
+import { executionArnFor } from "../../../lib/lock/index.ts";
+import { holdLock, registerDeploy, settle } from "./engine.ts";
 
 /**
  * The deploy state machine's bake phase end to end: the local engine runs state-machines/deploy.asl.json
@@ -25,12 +26,16 @@ beforeAll(async () => {
   ec2 = new EC2Client(cloud.clientConfig());
   machine = await registerDeploy(cloud, sfn);
 });
-afterAll(async () => cloud?.stop());
+afterAll(async () => {
+  delete process.env.KILN_LOCK_TABLE; // set by holdLock
+  await cloud?.stop();
+});
 
 const commit = (n: number) => `${n.toString(16).padStart(12, "0")}${"b".repeat(28)}`;
 
 async function start(c: string, trigger: "push" | "operator" = "push", nonce?: string) {
   const name = executionName("web", "production", c, trigger, nonce ?? "1");
+  await holdLock(cloud, executionArnFor(machine, name));
   const r = await sfn.send(
     new StartExecutionCommand({
       stateMachineArn: machine,

@@ -7,6 +7,9 @@ import {
   type DescribeExecutionCommandOutput,
   SFNClient,
 } from "@aws-sdk/client-sfn";
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { unitKey } from "../../../lib/names.ts";
 import type { Cloud } from "../../../local/cloud/cloud.ts";
 import type { LambdaBackend } from "../../../local/cloud/services/lambda/index.ts";
 
@@ -96,4 +99,40 @@ export async function settle(
       throw new Error(`execution ${executionArn} still RUNNING after ${maxSimMs} ms of simulated time`);
     await cloud.clock.sleep(15_000);
   }
+}
+
+const LOCK_TABLE = "kiln-test-locks";
+
+/**
+ * The service lock as the queue leaves it for a started execution: held by `executionArn`. The
+ * bake's steps that launch, build or delete check it (lib/lock/holder.ts) and, deployed, fail
+ * without a lock table; the harness plays the trigger that claimed it.
+ */
+export async function holdLock(cloud: Cloud, executionArn: string, service = "web", environment = "production"): Promise<void> {
+  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient(cloud.clientConfig()));
+  process.env.KILN_LOCK_TABLE = LOCK_TABLE;
+  try {
+    await ddb.send(
+      new CreateTableCommand({
+        TableName: LOCK_TABLE,
+        AttributeDefinitions: [{ AttributeName: "service", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "service", KeyType: "HASH" }],
+        BillingMode: "PAY_PER_REQUEST",
+      }),
+    );
+  } catch (err) {
+    if ((err as Error).name !== "ResourceInUseException") throw err;
+  }
+  await ddb.send(
+    new PutCommand({
+      TableName: LOCK_TABLE,
+      Item: {
+        service: unitKey(service, environment),
+        version: 1,
+        holder: executionArn,
+        holderState: "running",
+        updatedAt: cloud.clock.now(),
+      },
+    }),
+  );
 }

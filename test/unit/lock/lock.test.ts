@@ -20,6 +20,7 @@ import {
 import * as rules from "../../../lib/lock/rules.ts";
 import type { DeployInput, LockItem } from "../../../lib/lock/types.ts";
 import { ABORT_SM, DEPLOY_SM, type Dynamo, FakeSfn, startDynamo } from "./fakes.ts";
+import { holderCheckFromEnv } from "../../../lib/lock/holder.ts";
 
 const sha = (n: number) => n.toString(16).padStart(8, "0").repeat(5);
 const arn = (name: string, sm = DEPLOY_SM) => executionArnFor(sm, name);
@@ -129,6 +130,21 @@ describe("lock rules (pure)", () => {
       tookOverFrom: "dep",
       item: { holder: "abort", lastFailed: { abortExecutionArn: "abort", unresolved: true } },
     });
+  });
+
+  it("a deployed step without KILN_LOCK_TABLE fails kiln.ConfigInvalid instead of skipping the lock check", () => {
+    const saved = process.env.KILN_LOCK_TABLE;
+    delete process.env.KILN_LOCK_TABLE;
+    try {
+      expect(() => holderCheckFromEnv({ dynamodb: {} as never })).toThrow(
+        expect.objectContaining({ name: "kiln.ConfigInvalid", message: expect.stringMatching(/KILN_LOCK_TABLE/) }),
+      );
+      process.env.KILN_LOCK_TABLE = "locks";
+      expect(holderCheckFromEnv({ dynamodb: {} as never }).table).toBe("locks");
+    } finally {
+      if (saved === undefined) delete process.env.KILN_LOCK_TABLE;
+      else process.env.KILN_LOCK_TABLE = saved;
+    }
   });
 
   describe("a new abort of the same deployment retakes the lock from a failed abort", () => {
