@@ -24,6 +24,7 @@ import { type Env, rolePolicies } from "./cloud/iam/check.ts";
 import { type AuthorizerStats, type ExecutionRole, roleAuthorizer } from "./cloud/iam/enforce.ts";
 import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
 import { loadServerless, PROJECT_ROOT, type ServerlessConfig } from "./serverless.ts";
+import { statesPrincipal } from "./cloud/sdk-call.ts";
 
 export interface StackOptions {
   /** A Clock, or `virtual` / `real` / `scaled:N` (default virtual). */
@@ -245,6 +246,17 @@ export class Stack {
         policies: rolePolicies(role as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
       });
     }
+    // State machines: `role: !GetAtt <Id>Role.Arn`; their Task integrations are authorized against it.
+    for (const [key, m] of Object.entries(this.serverless.stepFunctions?.stateMachines ?? {})) {
+      const roleId = getAttTarget((m as { role?: unknown }).role);
+      const role = roleId ? resources[roleId] : undefined;
+      if (!roleId || !role) continue;
+      const name = String(m.name ?? `${key}-${this.stage}`);
+      roles.set(statesPrincipal(name), {
+        roleName: `${this.serverless.service}-${this.stage}-${roleId}`,
+        policies: rolePolicies(role as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
+      });
+    }
     return roles;
   }
 
@@ -338,7 +350,7 @@ export class Stack {
         new CreateStateMachineCommand({
           name: arn.split(":").pop()!,
           definition: JSON.stringify(definition),
-          roleArn: `arn:aws:iam::${this.cloud.accountId}:role/${this.serverless.service}-${this.stage}-states`,
+          roleArn: `arn:aws:iam::${this.cloud.accountId}:role/${this.roles.get(statesPrincipal(arn.split(":").pop()!))?.roleName ?? `${this.serverless.service}-${this.stage}-states`}`,
           type: "STANDARD",
         }),
       );
@@ -470,4 +482,11 @@ function functionUrlResponse(payload: string): { status: number; headers: Record
     return { status: r.statusCode, headers: { "content-type": "application/json", ...(r.headers ?? {}) }, body };
   }
   return { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify(out) };
+}
+
+/** `X` of `{"Fn::GetAtt": ["X", "Arn"]}` or `{"Fn::GetAtt": "X.Arn"}` (how the YAML loader reads `!GetAtt X.Arn`). */
+function getAttTarget(v: unknown): string | undefined {
+  const g = v && typeof v === "object" ? (v as Record<string, unknown>)["Fn::GetAtt"] : undefined;
+  if (Array.isArray(g)) return typeof g[0] === "string" ? g[0] : undefined;
+  return typeof g === "string" ? g.split(".")[0] : undefined;
 }

@@ -23,6 +23,13 @@ export const ACCOUNT_ID = "123456789012";
 export const invocationScope = new AsyncLocalStorage<{ requestId: string; functionName: string; stopped: boolean }>();
 export const REGION = "us-east-1";
 
+/**
+ * A principal other than a Lambda function making calls: a state machine's role for its Task
+ * integrations (the engine runs each under `Cloud.asPrincipal`). Inside a Lambda invocation the
+ * function's own role applies (`invocationScope` wins).
+ */
+export const principalScope = new AsyncLocalStorage<{ principal: string }>();
+
 /** A simulated service: its wire definition plus optional lifecycle and inspection hooks. */
 export interface Backend {
   readonly definition?: ServiceDefinition;
@@ -99,7 +106,7 @@ export class Cloud {
       accountId: this.accountId,
       faults: this.faults,
       authorize: (service, action, input) => this.authorize(service, action, input),
-      detach: (fn) => invocationScope.exit(fn),
+      detach: (fn) => invocationScope.exit(() => principalScope.exit(fn)),
     });
     this.router.addRawHandler((req) => this.handleAdmin(req));
     this.bus.setMaxListeners(100);
@@ -119,8 +126,13 @@ export class Cloud {
   /** Throws the service's access-denied error when the calling Lambda's role does not allow the call. */
   authorize(service: string, action: string, input: unknown): void {
     if (!this.authorizer || !this.setting<boolean>("iam.enforce", true)) return;
-    const caller = invocationScope.getStore();
-    if (caller) this.authorizer({ functionName: caller.functionName, service, action, input });
+    const caller = invocationScope.getStore()?.functionName ?? principalScope.getStore()?.principal;
+    if (caller) this.authorizer({ functionName: caller, service, action, input });
+  }
+
+  /** Runs `fn` with its calls authorized as `principal` (e.g. `states:<machine name>`: the machine's role). */
+  asPrincipal<T>(principal: string, fn: () => T): T {
+    return principalScope.run({ principal }, fn);
   }
 
   /** Deterministic uniform [0,1) (mulberry32). */

@@ -21,7 +21,13 @@ export type AwsCaller = (service: string, action: string, params: unknown) => Pr
 export type LambdaInvoker = (
   functionArn: string,
   payload: unknown,
-  opts?: { timeoutMs?: number; invocationType?: string; qualifier?: string },
+  opts?: {
+    timeoutMs?: number;
+    invocationType?: string;
+    qualifier?: string;
+    /** The state machine whose Task invokes: the call is authorized against its role. */
+    stateMachineArn?: string;
+  },
 ) => Promise<LambdaInvocation>;
 
 export interface LambdaInvocation {
@@ -217,12 +223,15 @@ export function createAwsCaller(cloud: Cloud): AwsCaller {
 /** Builds the engine's `invokeLambda`: RequestResponse invocations through the Lambda API action. */
 export function createLambdaInvoker(cloud: Cloud): LambdaInvoker {
   return async (functionArn, payload, opts = {}) => {
-    const call = cloud.router.invoke("lambda", "Invoke", {
-      FunctionName: functionArn,
-      InvocationType: opts.invocationType ?? "RequestResponse",
-      ...(opts.qualifier ? { Qualifier: opts.qualifier } : {}),
-      Payload: Buffer.from(payload === undefined ? "" : JSON.stringify(payload), "utf8"),
-    }) as Promise<InvokeOutput>;
+    const invoke = () =>
+      cloud.router.invoke("lambda", "Invoke", {
+        FunctionName: functionArn,
+        InvocationType: opts.invocationType ?? "RequestResponse",
+        ...(opts.qualifier ? { Qualifier: opts.qualifier } : {}),
+        Payload: Buffer.from(payload === undefined ? "" : JSON.stringify(payload), "utf8"),
+      }) as Promise<InvokeOutput>;
+    const machine = opts.stateMachineArn?.split(":")[6];
+    const call = machine ? cloud.asPrincipal(statesPrincipal(machine), invoke) : invoke();
     let out: InvokeOutput;
     try {
       out = opts.timeoutMs === undefined ? await call : await withTimeout(cloud, call, opts.timeoutMs, functionArn);
@@ -328,4 +337,9 @@ function jsonSafe(value: unknown, textKey?: string, key?: string): unknown {
     return out;
   }
   return value;
+}
+
+/** The principal name a state machine's calls are authorized as (its role is `Stack.roles.get(...)`). */
+export function statesPrincipal(machineName: string): string {
+  return `states:${machineName}`;
 }

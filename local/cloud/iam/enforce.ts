@@ -6,13 +6,14 @@
  *
  * What is evaluated is the role check's model of the call (`checkRole`: the authorizations the
  * Service Authorization Reference lists for the action, dependent actions included, kiln's tag
- * context), with the real table for DynamoDB calls (the request's `TableName`). Calls made outside a
- * Lambda invocation (the Step Functions engine's integrations, the CLI, tests) carry no role here
- * and are not evaluated. Setting `iam.enforce` (default true) turns it off.
+ * context), with the real table for DynamoDB calls (the request's `TableName`) and the real function
+ * for Lambda invocations. A state machine's Task integrations run as its own role (principal
+ * `states:<machine name>`, `Cloud.asPrincipal`). Calls made outside both (the CLI, tests) carry no
+ * role here and are not evaluated. Setting `iam.enforce` (default true) turns it off.
  */
 import { AwsError } from "../protocol/errors.ts";
 import { checkRole, type Env } from "./check.ts";
-import type { NamedPolicy } from "./evaluate.ts";
+import { evaluate, type NamedPolicy } from "./evaluate.ts";
 
 /** A Lambda's execution role, as the authorizer sees it. */
 export interface ExecutionRole {
@@ -30,6 +31,17 @@ export interface Call {
 
 /** IAM service prefixes that differ from the signing name. */
 const PREFIX: Record<string, string> = { monitoring: "cloudwatch" };
+
+/** IAM actions named otherwise than the API operation. */
+const IAM_ACTION: Record<string, string> = { "lambda:Invoke": "lambda:InvokeFunction" };
+
+/** The function ARN a Lambda Invoke names (a name, a partial or a full ARN, qualified or not). */
+function functionArnOf(input: unknown, env: Env): string | undefined {
+  const name = input && typeof input === "object" ? (input as { FunctionName?: unknown }).FunctionName : undefined;
+  if (typeof name !== "string") return undefined;
+  if (name.startsWith("arn:")) return name;
+  return `arn:aws:lambda:${env.region}:${env.accountId}:function:${name}`;
+}
 
 /** The access-denied error each service answers with. */
 function accessDenied(service: string, message: string): AwsError {
@@ -66,11 +78,37 @@ export function roleAuthorizer(
   env: Env,
   stats: AuthorizerStats = { checks: 0, evaluations: 0, ms: 0 },
 ): (call: Call) => void {
-  const decided = new Map<string, string | undefined>();
+  // Decisions are cached per policy set: a role whose policies are replaced is evaluated afresh.
+  const byPolicies = new WeakMap<object, Map<string, string | undefined>>();
+  const roleless = new Map<string, string | undefined>();
   return (call) => {
     const t = performance.now();
     stats.checks++;
-    const iamAction = `${PREFIX[call.service] ?? call.service}:${call.action}`;
+    const policies = roles.get(call.functionName)?.policies;
+    let decided = policies ? byPolicies.get(policies) : roleless;
+    if (!decided) byPolicies.set(policies!, (decided = new Map()));
+    const api = `${PREFIX[call.service] ?? call.service}:${call.action}`;
+    const iamAction = IAM_ACTION[api] ?? api;
+    if (iamAction === "lambda:InvokeFunction") {
+      // Evaluated against the function itself: a state machine's role names the steps it may invoke.
+      const fn = functionArnOf(call.input, env) ?? "*";
+      const key = `${call.functionName}\u0000${iamAction}\u0000${fn}`;
+      if (!decided.has(key)) {
+        stats.evaluations++;
+        const role = roles.get(call.functionName);
+        const who = `arn:aws:sts::${env.accountId}:assumed-role/${role?.roleName ?? "(no role)"}/${call.functionName}`;
+        decided.set(
+          key,
+          role && evaluate(role.policies, { action: iamAction, resource: fn, context: {} }).decision === "Allow"
+            ? undefined
+            : `User: ${who} is not authorized to perform: ${iamAction} on resource: ${fn} because no identity-based policy allows the ${iamAction} action`,
+        );
+      }
+      const message = decided.get(key);
+      stats.ms += performance.now() - t;
+      if (message) throw accessDenied(call.service, message);
+      return;
+    }
     const table =
       call.service === "dynamodb" && call.input && typeof call.input === "object"
         ? (call.input as { TableName?: unknown }).TableName

@@ -209,7 +209,11 @@ export async function invokeLambda(
 ): Promise<LambdaResult> {
   let res: LambdaResult;
   try {
-    res = await rt.deps.invokeLambda(functionName, payload, opts);
+    const machine = rt.contextBase().StateMachine.Id;
+    res = await rt.deps.invokeLambda(functionName, payload, {
+      ...opts,
+      ...(typeof machine === "string" ? { stateMachineArn: machine } : {}),
+    });
   } catch (err) {
     throw lambdaInvokeError(err);
   }

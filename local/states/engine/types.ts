@@ -45,7 +45,13 @@ export interface EngineDeps {
   invokeLambda(
     functionArn: string,
     payload: unknown,
-    opts: { timeoutMs?: number; invocationType?: string; qualifier?: string },
+    opts: {
+      timeoutMs?: number;
+      invocationType?: string;
+      qualifier?: string;
+      /** The invoking state machine (the host authorizes the call against its role). */
+      stateMachineArn?: string;
+    },
   ): Promise<LambdaResult>;
   /**
    * Calls an AWS API: `service` as written in the resource ARN (`ec2`, `dynamodb`, `sns`, `events`,
