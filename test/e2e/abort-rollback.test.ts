@@ -68,6 +68,22 @@ const capacityOf = (g: { MinSize?: number; MaxSize?: number; DesiredCapacity?: n
   desired: g?.DesiredCapacity,
 });
 
+/** A deployment of commit `n` that fails after retiring blue: RecordDeployment crashes after writing, beyond its Retry budget. */
+async function failAfterRetire(n: number) {
+  const fault = e.stack.cloud.faults.add({
+    kind: "lambda",
+    function: "kiln-local-recordDeployment",
+    mode: "crash-after",
+    times: 4,
+  });
+  try {
+    const d = await startDeploy(e, commitOf(n));
+    return { d, failed: await settle(e, d.arn) };
+  } finally {
+    e.stack.cloud.faults.remove(fault);
+  }
+}
+
 async function expectInvariantsHeld() {
   const v = await monitor.finish();
   expect(v, monitor.report()).toEqual([]);
@@ -104,17 +120,8 @@ describe("abort", () => {
   it("aborts a deployment that failed after retiring blue: blue scaled back to its recorded capacity and serviced in before traffic returns", async () => {
     monitor = InvariantMonitor.start(e.stack.cloud, { service: "web" });
     const blueBefore = capacityOf((await groups()).find((g) => g.AutoScalingGroupName === e.seeded.blueGroup));
-    // RecordDeployment crashes after writing, beyond its Retry budget: the execution fails there, blue already retired.
-    const fault = e.stack.cloud.faults.add({
-      kind: "lambda",
-      function: "kiln-local-recordDeployment",
-      mode: "crash-after",
-      times: 4,
-    });
-    const d = await startDeploy(e, commitOf(2));
+    const { d, failed } = await failAfterRetire(2);
     failedAfterRetire = d.arn;
-    const failed = await settle(e, d.arn);
-    e.stack.cloud.faults.remove(fault);
     expect(failed.status).toBe("FAILED");
     expect(failedAt(e, d.arn)).toBe("RecordDeployment");
     const retired = (await groups()).find((g) => g.AutoScalingGroupName === e.seeded.blueGroup);
@@ -233,15 +240,8 @@ describe("invariant monitor", () => {
 describe("abort, again", () => {
   it("an abort that failed halfway holds the lock; aborting again takes over and finishes; redriving the failed one changes nothing", async () => {
     monitor = InvariantMonitor.start(e.stack.cloud, { service: "web" });
-    const recordCrash = e.stack.cloud.faults.add({
-      kind: "lambda",
-      function: "kiln-local-recordDeployment",
-      mode: "crash-after",
-      times: 4,
-    });
-    const d = await startDeploy(e, commitOf(4));
-    expect((await settle(e, d.arn)).status).toBe("FAILED");
-    e.stack.cloud.faults.remove(recordCrash);
+    const { d, failed } = await failAfterRetire(4);
+    expect(failed.status).toBe("FAILED");
     // The first abort puts traffic and blue back, then DeleteGreen fails past its Retry budget.
     const deleteCrash = e.stack.cloud.faults.add({
       kind: "lambda",
