@@ -25,6 +25,7 @@ import { type AuthorizerStats, type ExecutionRole, roleAuthorizer } from "./clou
 import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
 import { loadServerless, PROJECT_ROOT, type ServerlessConfig } from "./serverless.ts";
 import { statesPrincipal } from "./cloud/sdk-call.ts";
+import { rolePrincipal } from "./cloud/services/scheduler/index.ts";
 
 export interface StackOptions {
   /** A Clock, or `virtual` / `real` / `scaled:N` (default virtual). */
@@ -241,10 +242,13 @@ export class Stack {
       const roleId = (fn as { role?: string }).role;
       const role = roleId ? resources[roleId] : undefined;
       if (!roleId || !role) continue;
-      roles.set(this.functionName(key), {
+      const r: ExecutionRole = {
         roleName: `${this.serverless.service}-${this.stage}-${roleId}`,
         policies: rolePolicies(role as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
-      });
+      };
+      roles.set(this.functionName(key), r);
+      // The same role as a service assumes it (a Scheduler schedule of this function: osls's `method: scheduler`).
+      roles.set(rolePrincipal(this.roleArn(r.roleName)), r);
     }
     // State machines: `role: !GetAtt <Id>Role.Arn`; their Task integrations are authorized against it.
     for (const [key, m] of Object.entries(this.serverless.stepFunctions?.stateMachines ?? {})) {
@@ -340,7 +344,7 @@ export class Stack {
     }
     // 4b. IAM: each function's calls are authorized against its own role (local/cloud/iam/enforce.ts).
     this.roles = this.executionRoles();
-    this.cloud.setAuthorizer(roleAuthorizer(this.roles, this.iamEnv(), this.iamStats));
+    this.cloud.setAuthorizer(roleAuthorizer(this.roles, this.iamEnv(), this.iamStats), (p) => this.roles.has(p));
     // 5. State machines from state-machines/*.asl.json with their references resolved locally.
     const sfn = new SFNClient(cfg);
     for (const [key, m] of Object.entries(machines)) {
@@ -377,7 +381,12 @@ export class Stack {
                 State: s.enabled === false ? "DISABLED" : "ENABLED",
                 Target: {
                   Arn: this.functions[key]!,
-                  RoleArn: `arn:aws:iam::${this.cloud.accountId}:role/scheduler`,
+                  // `method: scheduler` (EventBridge Scheduler) assumes the function's own role, as osls
+                  // deploys it; a plain `schedule` is an EventBridge rule (a resource-based permission, not evaluated).
+                  RoleArn:
+                    s.method === "scheduler" && this.roles.get(this.functionName(key))
+                      ? this.roleArn(this.roles.get(this.functionName(key))!.roleName)
+                      : `arn:aws:iam::${this.cloud.accountId}:role/scheduler`,
                   Input: s.input === undefined ? undefined : JSON.stringify(s.input),
                 },
               }),
@@ -387,6 +396,10 @@ export class Stack {
       }
       if (fn.url) this.mountFunctionUrl(key);
     }
+  }
+
+  private roleArn(roleName: string): string {
+    return `arn:aws:iam::${this.cloud.accountId}:role/${roleName}`;
   }
 
   private resolveProps(props: unknown, _id: string): unknown {

@@ -119,8 +119,20 @@ export class Cloud {
    * call made inside a Lambda invocation is authorized against the calling function's role, unless
    * setting `iam.enforce` is false.
    */
-  setAuthorizer(fn: typeof this.authorizer): void {
+  setAuthorizer(fn: typeof this.authorizer, knows?: (principal: string) => boolean): void {
     this.authorizer = fn;
+    this.knowsPrincipal = knows;
+  }
+
+  private knowsPrincipal?: (principal: string) => boolean;
+
+  /**
+   * Whether calls made as `principal` are evaluated (the authorizer has its policies). A service
+   * acting with a role the stack does not model (e.g. an EventBridge rule's resource-based
+   * permission) runs its delivery unevaluated rather than denied.
+   */
+  evaluates(principal: string): boolean {
+    return this.knowsPrincipal?.(principal) ?? false;
   }
 
   /** Throws the service's access-denied error when the calling Lambda's role does not allow the call. */

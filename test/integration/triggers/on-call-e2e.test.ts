@@ -139,3 +139,29 @@ describe("scheduled rotation", () => {
     expect(production.reason).toMatch(/base AMI unchanged .* oldest instance is \d+ days old/);
   }, 300_000);
 });
+
+describe("the rotation schedules run as their role", () => {
+  it("a RotateRole that does not allow invoking rotate fails each scheduled delivery with AccessDeniedException, and rotate never runs", async () => {
+    stack = await Stack.start({ clock: "virtual", port: false, console: false, settings: { "app.realServers": false } });
+    const role = stack.roles.get("kiln-local-rotate")!;
+    expect(stack.roles.get(`role:arn:aws:iam::${stack.cloud.accountId}:role/${role.roleName}`)).toBe(role);
+    role.policies = role.policies.map((p) => ({
+      ...p,
+      document: {
+        ...p.document,
+        Statement: [p.document.Statement].flat().filter((s: { Sid?: string }) => s.Sid !== "SchedulesInvokeRotate"),
+      },
+    }));
+    const deliveries: { scheduleName?: string; status: string; error?: string }[] = [];
+    stack.cloud.bus.on("scheduler-invocation", (e: { scheduleName?: string; status: string; error?: string }) =>
+      deliveries.push(e),
+    );
+    await stack.cloud.clock.sleep(DAY + 60 * 60_000);
+    const rotate = deliveries.filter((d) => /rotate/.test(JSON.stringify(d)));
+    expect(rotate.length).toBeGreaterThan(0);
+    expect(rotate.every((d) => d.status === "failed" || d.status === "retrying")).toBe(true);
+    expect(rotate[0]?.error).toMatch(/AccessDeniedException: .*assumed-role\/kiln-local-RotateRole.* lambda:InvokeFunction/);
+    const lambda = stack.cloud.backend<LambdaBackend>("lambda");
+    expect(lambda.invocations().filter((i) => i.functionName.endsWith("-rotate"))).toEqual([]);
+  }, 300_000);
+});
