@@ -20,6 +20,9 @@ function shortHash(...parts: string[]): string {
  * is unambiguous. Never parse a service or environment out of a key or an execution name: read
  * them from the execution's input or the item's own `service` / `environment` fields.
  */
+/** A Step Functions execution ARN (`arn:<partition>:states:<region>:<account>:execution:<machine>:<name>`). */
+export const EXECUTION_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/;
+
 export function unitKey(service: string, environment: string): string {
   return `${service}/${environment}`;
 }

@@ -10,7 +10,7 @@ export interface AwsClientConfig {
   region?: string;
   endpoint?: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
-  // biome-ignore lint/suspicious/noExplicitAny: a smithy HttpHandler
+  // `any`: a smithy HttpHandler
   requestHandler?: any;
   maxAttempts?: number;
 }

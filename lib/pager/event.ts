@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EXECUTION_ARN } from "../names.ts";
 
 /**
  * The EventBridge event Step Functions emits on every execution status change
@@ -12,9 +13,7 @@ export const StatusChangeEvent = z.object({
   time: z.string().optional(),
   region: z.string().optional(),
   detail: z.object({
-    executionArn: z
-      .string()
-      .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN"),
+    executionArn: z.string().regex(EXECUTION_ARN, "expected an execution ARN"),
     stateMachineArn: z.string().optional(),
     name: z.string().optional(),
     status: z.enum(["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]),

@@ -62,7 +62,6 @@ export const RETIRED_TAGS = {
   deleteAfter: "kiln:delete-after",
   capacity: "kiln:capacity",
 } as const;
-const READY_TAG = "kiln:ready";
 
 export interface AbortDeps extends RollDeps {
   sfn: SfnSender;
@@ -435,7 +434,7 @@ export async function restoreBlue(input: RestoreBlueInput, deps: RollDeps): Prom
       return { status: "pending", commandId: r.commandId, instanceIds: input.instanceIds, seen: { instances: r.instances } };
     if ((input.instanceIds ?? []).length > 0) {
       await deps.ec2.send(
-        new CreateTagsCommand({ Resources: input.instanceIds!, Tags: [{ Key: READY_TAG, Value: plan.executionName }] }),
+        new CreateTagsCommand({ Resources: input.instanceIds!, Tags: [{ Key: KILN_TAGS.ready, Value: plan.executionName }] }),
       );
     }
   }
@@ -487,7 +486,7 @@ async function notReadyFor(executionName: string, ids: string[], deps: RollDeps)
   const r = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }));
   const ready = new Set<string>();
   for (const res of r.Reservations ?? [])
-    for (const i of res.Instances ?? []) if (tagValue(i.Tags, READY_TAG) === executionName) ready.add(i.InstanceId!);
+    for (const i of res.Instances ?? []) if (tagValue(i.Tags, KILN_TAGS.ready) === executionName) ready.add(i.InstanceId!);
   return ids.filter((id) => !ready.has(id));
 }
 

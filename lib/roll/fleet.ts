@@ -34,6 +34,8 @@ export const KILN_TAGS = {
   role: "kiln:role",
   commit: "kiln:commit",
   image: "kiln:image",
+  /** On an instance: the execution whose smoke test and service-in it passed (ServiceInGreen, RestoreBlue). */
+  ready: "kiln:ready",
 } as const;
 
 export async function describeGroup(autoscaling: AutoScalingClient, name: string): Promise<AutoScalingGroup | undefined> {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CommitSchema, EnvironmentNameSchema, ServiceNameSchema } from "../config/index.ts";
+import { EXECUTION_ARN } from "../names.ts";
 
 /**
  * Event schemas of the roll handlers. The plan is produced by PlanRoll and only passed along, so it
@@ -74,9 +75,7 @@ export const ApprovalEvent = z.object({
   timeoutSeconds: z.number().int().min(1),
 });
 
-const ExecutionArn = z
-  .string()
-  .regex(/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/, "expected an execution ARN");
+const ExecutionArn = z.string().regex(EXECUTION_ARN, "expected an execution ARN");
 const ThisExecution = z.object({ arn: ExecutionArn, name: z.string().min(1).max(80) });
 
 /** PrepareAbort: the abort machine's input plus its own execution. */

@@ -415,8 +415,6 @@ export interface CommandStepResult {
   seen: Record<string, unknown>;
 }
 
-const READY_TAG = "kiln:ready";
-
 /**
  * Smoke test, then service-in, on every InService green instance not yet marked ready for this
  * execution. Instances that join green later (scale-out) go through the same path in VerifyCanary,
@@ -439,7 +437,7 @@ export async function serviceInGreen(input: CommandStepInput, deps: RollDeps): P
     deps,
   );
   if (r.status === "succeeded" && ids.length > 0) {
-    await deps.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: READY_TAG, Value: plan.executionName }] }));
+    await deps.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: KILN_TAGS.ready, Value: plan.executionName }] }));
   }
   return { status: r.status, commandId: r.commandId || undefined, instanceIds: ids, seen: { instances: r.instances } };
 }
@@ -451,7 +449,7 @@ async function unreadyGreen(plan: RollPlan, deps: RollDeps): Promise<string[]> {
   const r = await deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: inService }));
   const ready = new Set<string>();
   for (const res of r.Reservations ?? [])
-    for (const i of res.Instances ?? []) if (tagValue(i.Tags, READY_TAG) === plan.executionName) ready.add(i.InstanceId!);
+    for (const i of res.Instances ?? []) if (tagValue(i.Tags, KILN_TAGS.ready) === plan.executionName) ready.add(i.InstanceId!);
   return inService.filter((id) => !ready.has(id));
 }
 

@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-sfn";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { COMMIT_PATTERN, type KilnConfig, loadConfig, type ServiceConfig } from "../../lib/config/index.ts";
-import { executionName, unitKey } from "../../lib/names.ts";
+import { EXECUTION_ARN, executionName, unitKey } from "../../lib/names.ts";
 import { formatDuration, readableCause, type StepLine, stepLines } from "../../lib/ops/history.ts";
 import { causeMessage, judgedFailure } from "../../lib/ops/redrive.ts";
 import { type ServiceStatus, serviceStatus, unitExecutions } from "../../lib/ops/status.ts";
@@ -70,8 +70,7 @@ function requireMachine(arn: string | undefined, what: string): string {
 export function executionArn(t: Target, ref: string | undefined): string {
   if (!ref) throw new CliError("an execution ARN or name is required", EXIT.usage);
   if (ref.startsWith("arn:")) {
-    if (!/^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/.test(ref))
-      throw new CliError(`not an execution ARN: ${ref}`, EXIT.usage);
+    if (!EXECUTION_ARN.test(ref)) throw new CliError(`not an execution ARN: ${ref}`, EXIT.usage);
     return ref;
   }
   if (!/^[A-Za-z0-9_-]{1,80}$/.test(ref)) throw new CliError(`not an execution name: ${ref}`, EXIT.usage);

@@ -25,7 +25,7 @@ export interface FaultRule {
   nth?: number;
   /** Fire at most this many times. */
   times?: number;
-  // biome-ignore lint/suspicious/noExplicitAny: attributes depend on the kind
+  // `any`: attributes depend on the kind
   [attr: string]: any;
 }
 

@@ -6,7 +6,7 @@ import { ErrorNames } from "../../lib/errors.ts";
 
 const DIR = path.resolve(import.meta.dirname, "../../state-machines");
 const files = readdirSync(DIR).filter((f) => f.endsWith(".asl.json"));
-// biome-ignore lint/suspicious/noExplicitAny: ASL is untyped JSON
+// `any`: ASL is untyped JSON
 type Json = any;
 const load = (f: string): Json => JSON.parse(readFileSync(path.join(DIR, f), "utf8"));
 

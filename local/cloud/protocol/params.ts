@@ -10,7 +10,7 @@ type Proto = "ec2" | "query" | "json";
  */
 export class Params {
   private readonly proto: Proto;
-  // biome-ignore lint/suspicious/noExplicitAny: decoded wire input
+  // `any`: decoded wire input
   constructor(
     readonly raw: any,
     ctx: Pick<RequestContext, "protocol"> | Proto,
@@ -87,7 +87,7 @@ export class Params {
   }
 
   /** A list; an awsQuery empty list (`Name=`) or an absent key gives []. */
-  // biome-ignore lint/suspicious/noExplicitAny: wire shapes
+  // `any`: wire shapes
   list<T = any>(name: string, opts: { required?: boolean } = {}): T[] {
     const v = this.raw[name];
     if (v === undefined || v === null || v === "") {

@@ -27,7 +27,7 @@ export interface RequestContext {
  * arrays become `<item>` (ec2) or `<member>` (query) lists, Dates become ISO-8601, booleans
  * `true`/`false`; for json, Dates become epoch seconds.
  */
-// biome-ignore lint/suspicious/noExplicitAny: inputs are wire-shaped and validated by each action
+// `any`: inputs are wire-shaped and validated by each action
 export type Action = (input: any, ctx: RequestContext) => unknown | Promise<unknown>;
 
 export interface RestRoute {

@@ -7,7 +7,7 @@ import type { Clock } from "../../../lib/clock.ts";
 export type QueryLanguage = "JSONPath" | "JSONata";
 
 /** One ASL state. Fields are as written in the definition; each state module reads its own. */
-// biome-ignore lint/suspicious/noExplicitAny: ASL fields are validated by asl-validator and read per state type
+// `any`: ASL fields are validated by asl-validator and read per state type
 export type StateDefinition = Record<string, any> & { Type: string };
 
 /** A States graph: the top-level machine, a Parallel branch, or a Map ItemProcessor. */

@@ -21,7 +21,7 @@ const kebab = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCas
  * the states still reachable: the bake phase exactly as deployed, without the roll phase after it.
  */
 export function bakePhaseDefinition(): string {
-  // biome-ignore lint/suspicious/noExplicitAny: ASL JSON
+  // `any`: ASL JSON
   const def: any = JSON.parse(readFileSync(path.join(ROOT, "state-machines/deploy.asl.json"), "utf8"));
   const hand = def.States.RollPhase;
   delete hand.Next;

@@ -77,7 +77,7 @@ describe("reconciling after crashes and retries", () => {
     const plan = await makePlan(b);
     const realSend = b.deps.ec2.send.bind(b.deps.ec2);
     const crashing = Object.create(b.deps.ec2) as typeof b.deps.ec2;
-    // biome-ignore lint/suspicious/noExplicitAny: test double around the SDK client
+    // `any`: test double around the SDK client
     crashing.send = (async (cmd: any) => {
       const out = await realSend(cmd);
       if (cmd.constructor.name === "RunInstancesCommand") throw new Error("Lambda crashed after RunInstances");

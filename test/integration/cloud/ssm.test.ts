@@ -386,7 +386,7 @@ describe("simulated SSM", () => {
           await send({
             InstanceIds: [inst!.id],
             Parameters: {
-              // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansions, not templates
+              // Not a template literal: bash parameter expansions, not templates
               commands: ["pwd", 'echo "root=$KILN_ROOT secret=${KILN_TEST_HOST_SECRET:-unset}"', 'echo "${PATH%%:*}"'],
             },
           }),

@@ -29,7 +29,7 @@ import { AwsError } from "../../protocol/errors.ts";
 import type { RequestContext, ServiceDefinition } from "../../protocol/types.ts";
 
 /** A Lambda handler as deployed (a middy handler fits: extra parameters are ignored). */
-// biome-ignore lint/suspicious/noExplicitAny: events and results are whatever the function takes
+// `any`: events and results are whatever the function takes
 export type LambdaHandler = (event: any, context: Context, ...rest: any[]) => unknown;
 
 export interface LambdaFunctionSpec {

@@ -10,7 +10,7 @@ import { evaluateRequired, evaluateTemplate } from "../jsonata.ts";
 import { assignJsonPath, assignJsonata } from "./common.ts";
 import { parseTimestamp } from "./wait.ts";
 
-// biome-ignore lint/suspicious/noExplicitAny: a Choice rule as written in the definition
+// `any`: a Choice rule as written in the definition
 type Rule = Record<string, any>;
 
 const COMPARATORS = [
