@@ -12,7 +12,7 @@ import { awsClients } from "../lib/aws.ts";
 import { loadConfig } from "../lib/config/index.ts";
 import { optionalEnv, requireEnv } from "../lib/env.ts";
 import { classify, InvalidInputError } from "../lib/errors.ts";
-import { jsonLog } from "../lib/lock/types.ts";
+import { jsonLog } from "../lib/log.ts";
 import {
   type Fetch,
   handleStatusChange,

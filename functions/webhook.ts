@@ -9,7 +9,7 @@ import { awsClients } from "../lib/aws.ts";
 import { loadConfig } from "../lib/config/index.ts";
 import { optionalEnv, requireEnv } from "../lib/env.ts";
 import { startDepsFromEnv, startOrQueue } from "../lib/lock/index.ts";
-import { jsonLog } from "../lib/lock/types.ts";
+import { jsonLog } from "../lib/log.ts";
 import { clock } from "../lib/runtime.ts";
 import {
   DEFAULT_MAX_BODY_BYTES,

@@ -3,7 +3,7 @@ import type { Clock } from "../clock.ts";
 import { optionalEnv, requireEnv } from "../env.ts";
 import { ConfigInvalidError } from "../errors.ts";
 import { DEFAULT_LEASE_MS, type StartDeps } from "./lock.ts";
-import { jsonLog } from "./types.ts";
+import { jsonLog } from "../log.ts";
 
 /**
  * Lock and start dependencies from the Lambda environment:

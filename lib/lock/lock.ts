@@ -13,7 +13,8 @@ import { executionName, unitKey } from "../names.ts";
 import type { AbortSpec, HolderStatus, Request, StartSpec } from "./rules.ts";
 import * as rules from "./rules.ts";
 import { type DocumentSender, LockStore } from "./store.ts";
-import { type DeployInput, type LockItem, type Log, silentLog } from "./types.ts";
+import { type Log, silentLog } from "../log.ts";
+import type { DeployInput, LockItem } from "./types.ts";
 
 /** The unit of deployment a lock item belongs to. */
 export interface Unit {

@@ -23,7 +23,7 @@ import {
 import { ThrottledError } from "../errors.ts";
 import { type LockDeps, recordFailure, recordSuccess, type SfnSender } from "../lock/lock.ts";
 import { type DocumentSender, VersionedStore } from "../lock/store.ts";
-import { type Log, silentLog } from "../lock/types.ts";
+import { type Log, silentLog } from "../log.ts";
 import type { StatusChangeEvent } from "./event.ts";
 import { DeliveryError, type Fetch, postJson, type RetryPolicy } from "./http.ts";
 

@@ -7,7 +7,7 @@
 import { verifyWithFallback } from "@octokit/webhooks-methods";
 import { z } from "zod";
 import type { DeployRequest, StartOrQueueResult } from "../lock/lock.ts";
-import { type Log, silentLog } from "../lock/types.ts";
+import { type Log, silentLog } from "../log.ts";
 import type { PushTarget, ServiceRouting } from "./routing.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { sign } from "@octokit/webhooks-methods";
 import type { DeployRequest, StartOrQueueResult } from "../../../lib/lock/lock.ts";
-import type { Log } from "../../../lib/lock/types.ts";
+import type { Log } from "../../../lib/log.ts";
 import { routingFromConfig } from "../../../lib/webhook/routing.ts";
 import type { WebhookDeps, WebhookRequest } from "../../../lib/webhook/webhook.ts";
 
