@@ -13,7 +13,7 @@ import {
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { COMMIT_PATTERN, type KilnConfig, loadConfig, type ServiceConfig } from "../../lib/config/index.ts";
+import { COMMIT_PATTERN, type KilnConfig, loadConfig, type ServiceConfig, serviceConfig } from "../../lib/config/index.ts";
 import { EXECUTION_ARN, executionName, unitKey } from "../../lib/names.ts";
 import { formatDuration, readableCause, type StepLine, stepLines } from "../../lib/ops/history.ts";
 import { causeMessage, judgedFailure } from "../../lib/ops/redrive.ts";
@@ -268,7 +268,8 @@ export async function status(
       );
   const services = await Promise.all(
     units.map((u) =>
-      serviceStatus(u.service, u.cfg, t.clients, {
+      // The environment's own settings (its listener, target groups, alarms), not the service's defaults.
+      serviceStatus(u.service, serviceConfig(config, u.service, u.environment), t.clients, {
         deployStateMachineArn: t.stateMachines.deploy,
         environment: u.environment,
         config,

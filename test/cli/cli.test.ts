@@ -212,6 +212,11 @@ describe("kiln CLI against a running local stack", () => {
     expect(status.services[0].fleets.find((f: { state: string }) => f.state === "live").commit).toBe(commit);
     const production = new Set(status.services[0].fleets.map((f: { group: string }) => f.group));
     expect(status.services[1].fleets.filter((f: { group: string }) => production.has(f.group))).toEqual([]);
+    // Staging is read through its own listener and target groups (kiln.config.yaml), never production's.
+    const prodTgs = status.services[0].weights.map((w: { name: string }) => w.name);
+    expect(prodTgs).toEqual(["kiln-web-a", "kiln-web-b"]);
+    expect(status.services[1].weights.filter((w: { name: string }) => prodTgs.includes(w.name))).toEqual([]);
+    expect(status.services[1].loadBalancer?.name).not.toBe(status.services[0].loadBalancer?.name);
   }, 120_000);
 
   it("abort of a succeeded execution exits 3", async () => {
