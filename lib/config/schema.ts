@@ -135,6 +135,10 @@ const ServiceBaseSchema = z.strictObject({
       installSeconds: seconds(30, 172_800).default(1_800),
       imageTestSeconds: seconds(30, 172_800).default(900),
       imageAvailableSeconds: seconds(60, 86_400).default(3_600),
+      /** Green's instances InService with SSM online, from the green group's creation (or a redrive). */
+      greenReadySeconds: seconds(60, 86_400).default(1_800),
+      /** Then every green target healthy: green must get there within ready + healthy seconds. */
+      greenHealthySeconds: seconds(30, 86_400).default(900),
     })
     .prefault({}),
   /** Typical durations: the first status check happens after these, later ones more often. */

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CommitSchema, EnvironmentNameSchema, ServiceNameSchema } from "../config/index.ts";
 import { EXECUTION_ARN } from "../names.ts";
+import { AttemptSchema } from "../bake/types.ts";
 
 /**
  * Event schemas of the roll handlers. The plan is produced by PlanRoll and only passed along, so it
@@ -28,6 +29,8 @@ const Plan = z.looseObject({
 });
 
 export const PlanEvent = z.object({ plan: Plan });
+/** A wait of the roll phase: the plan and the attempt (a redrive gets a fresh deadline). */
+export const WaitEvent = z.object({ plan: Plan, attempt: AttemptSchema.optional() });
 export const CommandEvent = z.object({
   plan: Plan,
   commandId: z

@@ -17,5 +17,6 @@ export function rollSettings(cfg: ServiceConfig): RollSettings {
     scripts: { smokeTest: cfg.scripts.smokeTest, serviceIn: cfg.scripts.serviceIn, serviceOut: cfg.scripts.serviceOut },
     rollbackWindowSeconds: cfg.fastRollbackMinutes * 60,
     approval: { required: cfg.approval.required, timeoutSeconds: cfg.approval.timeoutMinutes * 60 },
+    timeouts: { greenReadySeconds: cfg.timeouts.greenReadySeconds, greenHealthySeconds: cfg.timeouts.greenHealthySeconds },
   };
 }

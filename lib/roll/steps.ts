@@ -6,6 +6,7 @@
  */
 import {
   type AutoScalingClient,
+  type AutoScalingGroup,
   CreateOrUpdateTagsCommand,
   ResumeProcessesCommand,
   UpdateAutoScalingGroupCommand,
@@ -28,6 +29,8 @@ import {
 import { ListCommandsCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
+import type { Attempt } from "../bake/types.ts";
+import { checkDeadline, waitStart } from "../bake/waits.ts";
 import type { Clock } from "../clock.ts";
 import { assertHolder, type HolderCheck } from "../lock/holder.ts";
 import { StepFailedError, VerificationFailedError } from "../errors.ts";
@@ -93,6 +96,27 @@ export interface RollSettings {
   scripts: { smokeTest: string; serviceIn: string; serviceOut: string };
   rollbackWindowSeconds: number;
   approval: { required: boolean; timeoutSeconds: number };
+  /** Deadlines of green's waits (absent in plans made before them: the defaults apply). */
+  timeouts?: { greenReadySeconds: number; greenHealthySeconds: number };
+}
+
+const DEFAULT_GREEN_TIMEOUTS = { greenReadySeconds: 1_800, greenHealthySeconds: 900 };
+
+/**
+ * Fails the wait with `kiln.Timeout` once green has had longer than `seconds` since it was created
+ * (or since this attempt began: a redrive gets a fresh deadline). Without it a green that never
+ * gets ready or healthy was polled until the execution's history was full.
+ */
+function checkGreenDeadline(
+  plan: RollPlan,
+  g: AutoScalingGroup | undefined,
+  attempt: Attempt | undefined,
+  seconds: number,
+  what: string,
+  deps: Pick<RollDeps, "clock">,
+): void {
+  const start = waitStart(g?.CreatedTime ? new Date(g.CreatedTime).getTime() : undefined, attempt);
+  if (start > 0) checkDeadline(deps.clock.now(), start, seconds, `${what}; green ${greenName(plan)} is kept for inspection`);
 }
 
 /** What the roll phase carries from state to state (`$.roll`). */
@@ -123,6 +147,8 @@ export interface RollPlan {
   scripts: RollSettings["scripts"];
   rollbackWindowSeconds: number;
   approval: { required: boolean; timeoutSeconds: number };
+  /** Deadlines of green's waits (absent in plans made before them: the defaults apply). */
+  timeouts?: { greenReadySeconds: number; greenHealthySeconds: number };
   env: Record<string, string>;
 }
 
@@ -204,6 +230,7 @@ export async function planRoll(input: PlanRollInput, deps: RollDeps): Promise<Ro
     scripts: s.scripts,
     rollbackWindowSeconds: s.rollbackWindowSeconds,
     approval: s.approval,
+    ...(s.timeouts ? { timeouts: s.timeouts } : {}),
     env: input.env ?? {},
   };
 }
@@ -364,10 +391,21 @@ export interface StatusResult {
 }
 
 /** Green is ready when its desired instances are InService with SSM online. Blue's capacity changes are carried over. */
-export async function waitGreenReady(plan: RollPlan, deps: RollDeps): Promise<StatusResult> {
+export async function waitGreenReady(plan: RollPlan, deps: RollDeps, attempt?: Attempt): Promise<StatusResult> {
   await assertHoldsLock(plan, deps);
   const carried = await carryCapacity(plan, deps);
   const r = await fleetReadiness(greenName(plan), deps);
+  if (!r.ready) {
+    const t = plan.timeouts ?? DEFAULT_GREEN_TIMEOUTS;
+    checkGreenDeadline(
+      plan,
+      await describeGroup(deps.autoscaling, greenName(plan)),
+      attempt,
+      t.greenReadySeconds,
+      `WaitGreenReady: ${r.inService.length}/${r.desired} green instances InService, ${r.online.length} with SSM online`,
+      deps,
+    );
+  }
   return {
     ready: r.ready,
     seen: {
@@ -456,14 +494,26 @@ async function unreadyGreen(plan: RollPlan, deps: RollDeps): Promise<string[]> {
 // ───────────────────────────── WaitGreenHealthy ─────────────────────────────
 
 /** Every green instance that is InService is a healthy target, and there are at least `desired`. */
-export async function waitGreenHealthy(plan: RollPlan, deps: RollDeps): Promise<StatusResult> {
+export async function waitGreenHealthy(plan: RollPlan, deps: RollDeps, attempt?: Attempt): Promise<StatusResult> {
   // Polled until green is healthy: a superseded execution redriven here would otherwise wait forever on a deleted green.
   await assertHoldsLock(plan, deps);
   const g = await describeGroup(deps.autoscaling, greenName(plan));
   const health = await targetGroupHealth(deps.elbv2, plan.green.targetGroupArn);
   const desired = g?.DesiredCapacity ?? 0;
+  const ready = health.healthy.length >= desired && desired > 0;
+  if (!ready) {
+    const t = plan.timeouts ?? DEFAULT_GREEN_TIMEOUTS;
+    checkGreenDeadline(
+      plan,
+      g,
+      attempt,
+      t.greenReadySeconds + t.greenHealthySeconds,
+      `WaitGreenHealthy: ${health.healthy.length}/${desired} green targets healthy (unhealthy ${health.unhealthy.length}): check the target group's health check and the service-in script`,
+      deps,
+    );
+  }
   return {
-    ready: health.healthy.length >= desired && desired > 0,
+    ready,
     seen: { desired, healthy: health.healthy.length, unhealthy: health.unhealthy.length, other: health.other },
   };
 }

@@ -86,6 +86,8 @@ services:
       installSeconds: 1800,
       imageTestSeconds: 900,
       imageAvailableSeconds: 3600,
+      greenReadySeconds: 1800,
+      greenHealthySeconds: 900,
     });
     expect(api.image).toEqual({ retain: 5, encrypted: true });
     expect(api.approval).toEqual({ required: false, timeoutMinutes: 1440 });
