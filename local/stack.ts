@@ -18,14 +18,12 @@ import { configureRuntime } from "../lib/runtime.ts";
 import { createCloud } from "./cloud/index.ts";
 import { stackTarget } from "./cli/target.ts";
 import { type ConsoleServer, startConsole } from "./console/server.ts";
-import type { Cloud } from "./cloud/cloud.ts";
+import { type Cloud, rolePrincipal } from "./cloud/cloud.ts";
 import type { FaultRule } from "./cloud/faults.ts";
 import { type Env, rolePolicies } from "./cloud/iam/check.ts";
 import { type AuthorizerStats, type ExecutionRole, roleAuthorizer } from "./cloud/iam/enforce.ts";
 import type { LambdaBackend } from "./cloud/services/lambda/index.ts";
 import { loadServerless, PROJECT_ROOT, type ServerlessConfig } from "./serverless.ts";
-import { statesPrincipal } from "./cloud/sdk-call.ts";
-import { rolePrincipal } from "./cloud/services/scheduler/index.ts";
 
 export interface StackOptions {
   /** A Clock, or `virtual` / `real` / `scaled:N` (default virtual). */
@@ -238,28 +236,21 @@ export class Stack {
         [`${lambdaLogicalId(key)}.Arn`]: this.functionArn(key),
       });
     const roles = new Map<string, ExecutionRole>();
-    for (const [key, fn] of Object.entries(this.serverless.functions)) {
-      const roleId = (fn as { role?: string }).role;
-      const role = roleId ? resources[roleId] : undefined;
-      if (!roleId || !role) continue;
-      const r: ExecutionRole = {
-        roleName: `${this.serverless.service}-${this.stage}-${roleId}`,
-        policies: rolePolicies(role as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
+    const byId = new Map<string, ExecutionRole>();
+    // Every role of the template, as a service assumes it (a state machine's roleArn, a Scheduler schedule's RoleArn).
+    for (const [id, r] of Object.entries(resources)) {
+      if ((r as { Type?: string }).Type !== "AWS::IAM::Role") continue;
+      const role: ExecutionRole = {
+        roleName: this.roleName(id),
+        policies: rolePolicies(r as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
       };
-      roles.set(this.functionName(key), r);
-      // The same role as a service assumes it (a Scheduler schedule of this function: osls's `method: scheduler`).
-      roles.set(rolePrincipal(this.roleArn(r.roleName)), r);
+      byId.set(id, role);
+      roles.set(rolePrincipal(this.roleArn(id)), role);
     }
-    // State machines: `role: !GetAtt <Id>Role.Arn`; their Task integrations are authorized against it.
-    for (const [key, m] of Object.entries(this.serverless.stepFunctions?.stateMachines ?? {})) {
-      const roleId = getAttTarget((m as { role?: unknown }).role);
-      const role = roleId ? resources[roleId] : undefined;
-      if (!roleId || !role) continue;
-      const name = String(m.name ?? `${key}-${this.stage}`);
-      roles.set(statesPrincipal(name), {
-        roleName: `${this.serverless.service}-${this.stage}-${roleId}`,
-        policies: rolePolicies(role as { Properties?: Record<string, unknown> }, this.iamEnv(), refs),
-      });
+    // And each function's execution role, under the function's name.
+    for (const [key, fn] of Object.entries(this.serverless.functions)) {
+      const role = byId.get((fn as { role?: string }).role ?? "");
+      if (role) roles.set(this.functionName(key), role);
     }
     return roles;
   }
@@ -354,7 +345,8 @@ export class Stack {
         new CreateStateMachineCommand({
           name: arn.split(":").pop()!,
           definition: JSON.stringify(definition),
-          roleArn: `arn:aws:iam::${this.cloud.accountId}:role/${this.roles.get(statesPrincipal(arn.split(":").pop()!))?.roleName ?? `${this.serverless.service}-${this.stage}-states`}`,
+          // The machine's own role (`role: !GetAtt <Id>Role.Arn`): its Task integrations run as it.
+          roleArn: this.roleArn(getAttTarget((m as { role?: unknown }).role) ?? "states"),
           type: "STANDARD",
         }),
       );
@@ -383,10 +375,7 @@ export class Stack {
                   Arn: this.functions[key]!,
                   // `method: scheduler` (EventBridge Scheduler) assumes the function's own role, as osls
                   // deploys it; a plain `schedule` is an EventBridge rule (a resource-based permission, not evaluated).
-                  RoleArn:
-                    s.method === "scheduler" && this.roles.get(this.functionName(key))
-                      ? this.roleArn(this.roles.get(this.functionName(key))!.roleName)
-                      : `arn:aws:iam::${this.cloud.accountId}:role/scheduler`,
+                  RoleArn: this.roleArn((s.method === "scheduler" && (fn as { role?: string }).role) || "scheduler"),
                   Input: s.input === undefined ? undefined : JSON.stringify(s.input),
                 },
               }),
@@ -398,8 +387,13 @@ export class Stack {
     }
   }
 
-  private roleArn(roleName: string): string {
-    return `arn:aws:iam::${this.cloud.accountId}:role/${roleName}`;
+  /** The name CloudFormation gives the role resource `id` here (`<service>-<stage>-<id>`). */
+  private roleName(id: string): string {
+    return `${this.serverless.service}-${this.stage}-${id}`;
+  }
+
+  private roleArn(id: string): string {
+    return `arn:aws:iam::${this.cloud.accountId}:role/${this.roleName(id)}`;
   }
 
   private resolveProps(props: unknown, _id: string): unknown {

@@ -24,11 +24,17 @@ export const invocationScope = new AsyncLocalStorage<{ requestId: string; functi
 export const REGION = "us-east-1";
 
 /**
- * A principal other than a Lambda function making calls: a state machine's role for its Task
- * integrations (the engine runs each under `Cloud.asPrincipal`). Inside a Lambda invocation the
- * function's own role applies (`invocationScope` wins).
+ * A role a service assumes to make calls: a state machine's `roleArn` for its Task integrations, a
+ * schedule's `RoleArn` for its target (`Cloud.asPrincipal`). Inside a Lambda invocation the
+ * function's own role applies (`invocationScope` wins). `session` names the call in denials, as
+ * the assumed-role session name does on AWS.
  */
-export const principalScope = new AsyncLocalStorage<{ principal: string }>();
+export const principalScope = new AsyncLocalStorage<{ principal: string; session: string }>();
+
+/** The principal a service assuming `roleArn` calls as (`Stack.roles` holds its policies under it). */
+export function rolePrincipal(roleArn: string): string {
+  return `role:${roleArn}`;
+}
 
 /** A simulated service: its wire definition plus optional lifecycle and inspection hooks. */
 export interface Backend {
@@ -112,7 +118,13 @@ export class Cloud {
     this.bus.setMaxListeners(100);
   }
 
-  private authorizer?: (call: { functionName: string; service: string; action: string; input: unknown }) => void;
+  private authorizer?: (call: {
+    functionName: string;
+    session?: string;
+    service: string;
+    action: string;
+    input: unknown;
+  }) => void;
 
   /**
    * Installs the IAM authorizer (`roleAuthorizer`, local/cloud/iam/enforce.ts): from then on every
@@ -138,13 +150,19 @@ export class Cloud {
   /** Throws the service's access-denied error when the calling Lambda's role does not allow the call. */
   authorize(service: string, action: string, input: unknown): void {
     if (!this.authorizer || !this.setting<boolean>("iam.enforce", true)) return;
-    const caller = invocationScope.getStore()?.functionName ?? principalScope.getStore()?.principal;
-    if (caller) this.authorizer({ functionName: caller, service, action, input });
+    const fn = invocationScope.getStore()?.functionName;
+    const assumed = fn ? undefined : principalScope.getStore();
+    if (fn) this.authorizer({ functionName: fn, service, action, input });
+    else if (assumed) this.authorizer({ functionName: assumed.principal, session: assumed.session, service, action, input });
   }
 
-  /** Runs `fn` with its calls authorized as `principal` (e.g. `states:<machine name>`: the machine's role). */
-  asPrincipal<T>(principal: string, fn: () => T): T {
-    return principalScope.run({ principal }, fn);
+  /**
+   * Runs `fn` with its calls authorized as the role `roleArn` (session `session`) where the
+   * authorizer knows it (`evaluates`); a role the stack does not model runs unevaluated.
+   */
+  asRole<T>(roleArn: string, session: string, fn: () => T): T {
+    const principal = rolePrincipal(roleArn);
+    return this.evaluates(principal) ? principalScope.run({ principal, session }, fn) : fn();
   }
 
   /** Deterministic uniform [0,1) (mulberry32). */

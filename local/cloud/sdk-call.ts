@@ -25,8 +25,8 @@ export type LambdaInvoker = (
     timeoutMs?: number;
     invocationType?: string;
     qualifier?: string;
-    /** The state machine whose Task invokes: the call is authorized against its role. */
-    stateMachineArn?: string;
+    /** The invoking execution's role (the state machine's `roleArn`) and name: the call is authorized as that role. */
+    assumedRole?: { roleArn: string; session: string };
   },
 ) => Promise<LambdaInvocation>;
 
@@ -230,8 +230,7 @@ export function createLambdaInvoker(cloud: Cloud): LambdaInvoker {
         ...(opts.qualifier ? { Qualifier: opts.qualifier } : {}),
         Payload: Buffer.from(payload === undefined ? "" : JSON.stringify(payload), "utf8"),
       }) as Promise<InvokeOutput>;
-    const machine = opts.stateMachineArn?.split(":")[6];
-    const call = machine ? cloud.asPrincipal(statesPrincipal(machine), invoke) : invoke();
+    const call = opts.assumedRole ? cloud.asRole(opts.assumedRole.roleArn, opts.assumedRole.session, invoke) : invoke();
     let out: InvokeOutput;
     try {
       out = opts.timeoutMs === undefined ? await call : await withTimeout(cloud, call, opts.timeoutMs, functionArn);
@@ -337,9 +336,4 @@ function jsonSafe(value: unknown, textKey?: string, key?: string): unknown {
     return out;
   }
   return value;
-}
-
-/** The principal name a state machine's calls are authorized as (its role is `Stack.roles.get(...)`). */
-export function statesPrincipal(machineName: string): string {
-  return `states:${machineName}`;
 }

@@ -10,6 +10,8 @@ import type { PolicyStatement } from "../../local/cloud/iam/evaluate.ts";
 import { bootE2E, commitOf, type E2E, failedAt, settle, startDeploy, startMachine } from "../support/stack.ts";
 
 let e: E2E;
+/** The deploy machine's role as the engine assumes it (the machine's roleArn). */
+const DEPLOY_MACHINE_ROLE = "role:arn:aws:iam::123456789012:role/kiln-local-DeployStateMachineRole";
 beforeAll(async () => {
   e = await bootE2E({ instances: 2 });
 }, 120_000);
@@ -23,7 +25,7 @@ describe("IAM at run time", () => {
   });
 
   it("the state machines run as their own roles: the deploy machine may invoke its steps and nothing else", async () => {
-    const role = e.stack.roles.get("states:kiln-local-deploy")!;
+    const role = e.stack.roles.get(DEPLOY_MACHINE_ROLE)!;
     expect(role.roleName).toBe("kiln-local-DeployStateMachineRole");
     const invocable = [role.policies[0]!.document.Statement]
       .flat()
@@ -38,7 +40,7 @@ describe("IAM at run time", () => {
   });
 
   it("a state machine role that cannot invoke a step fails the deployment at that step with AccessDeniedException", async () => {
-    const role = e.stack.roles.get("states:kiln-local-deploy")!;
+    const role = e.stack.roles.get(DEPLOY_MACHINE_ROLE)!;
     const original = role.policies;
     role.policies = original.map((p) => ({
       ...p,
@@ -57,7 +59,7 @@ describe("IAM at run time", () => {
       expect(failedAt(e, d.arn)).toBe("WaitGreenHealthy");
       expect(done.error).toBe("Lambda.AccessDeniedException");
       expect(done.cause).toMatch(
-        /assumed-role\/kiln-local-DeployStateMachineRole\/states:kiln-local-deploy is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:[^ ]+:function:kiln-local-waitGreenHealthy/,
+        /assumed-role\/kiln-local-DeployStateMachineRole\/web-production-00000019cccc-operator-\d+ is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:[^ ]+:function:kiln-local-waitGreenHealthy/,
       );
       // Put right: the operator aborts it, and the next test deploys from a clean slate.
       role.policies = original;

@@ -23,7 +23,10 @@ export interface ExecutionRole {
 
 /** A call to authorize: the caller's function name, the service's signing name, the action and its input. */
 export interface Call {
+  /** The function, or the principal of an assumed role (`rolePrincipal`). */
   functionName: string;
+  /** For an assumed role: the session name shown in denials (else the function name). */
+  session?: string;
   service: string;
   action: string;
   input: unknown;
@@ -89,35 +92,11 @@ export function roleAuthorizer(
     if (!decided) byPolicies.set(policies!, (decided = new Map()));
     const api = `${PREFIX[call.service] ?? call.service}:${call.action}`;
     const iamAction = IAM_ACTION[api] ?? api;
-    if (iamAction === "lambda:InvokeFunction") {
-      // Evaluated against the function itself: a state machine's role names the steps it may invoke.
-      const fn = functionArnOf(call.input, env) ?? "*";
-      const key = `${call.functionName}\u0000${iamAction}\u0000${fn}`;
-      if (!decided.has(key)) {
-        stats.evaluations++;
-        const role = roles.get(call.functionName);
-        const who = `arn:aws:sts::${env.accountId}:assumed-role/${role?.roleName ?? "(no role)"}/${call.functionName}`;
-        decided.set(
-          key,
-          role && evaluate(role.policies, { action: iamAction, resource: fn, context: {} }).decision === "Allow"
-            ? undefined
-            : `User: ${who} is not authorized to perform: ${iamAction} on resource: ${fn} because no identity-based policy allows the ${iamAction} action`,
-        );
-      }
-      const message = decided.get(key);
-      stats.ms += performance.now() - t;
-      if (message) throw accessDenied(call.service, message);
-      return;
-    }
-    const table =
-      call.service === "dynamodb" && call.input && typeof call.input === "object"
-        ? (call.input as { TableName?: unknown }).TableName
-        : undefined;
-    const tableArn = typeof table === "string" ? `arn:aws:dynamodb:${env.region}:${env.accountId}:table/${table}` : undefined;
-    const key = `${call.functionName}\u0000${iamAction}\u0000${tableArn ?? ""}`;
+    const resource = namedResource(call, iamAction, env);
+    const key = `${call.functionName}\u0000${call.session ?? ""}\u0000${iamAction}\u0000${resource ?? ""}`;
     if (!decided.has(key)) {
       stats.evaluations++;
-      decided.set(key, deny(roles.get(call.functionName), call.functionName, iamAction, tableArn, env));
+      decided.set(key, deny(roles.get(call.functionName), call.session ?? call.functionName, iamAction, resource, env));
     }
     const message = decided.get(key);
     stats.ms += performance.now() - t;
@@ -125,9 +104,27 @@ export function roleAuthorizer(
   };
 }
 
-function deny(role: ExecutionRole | undefined, fn: string, action: string, tableArn: string | undefined, env: Env) {
+/** The resource a call names that the evaluation uses as is: the DynamoDB table, the Lambda function. */
+function namedResource(call: Call, iamAction: string, env: Env): string | undefined {
+  if (iamAction === "lambda:InvokeFunction") return functionArnOf(call.input, env) ?? "*";
+  const table =
+    call.service === "dynamodb" && call.input && typeof call.input === "object"
+      ? (call.input as { TableName?: unknown }).TableName
+      : undefined;
+  return typeof table === "string" ? `arn:aws:dynamodb:${env.region}:${env.accountId}:table/${table}` : undefined;
+}
+
+function deny(role: ExecutionRole | undefined, fn: string, action: string, resource: string | undefined, env: Env) {
   const who = `arn:aws:sts::${env.accountId}:assumed-role/${role?.roleName ?? "(no role)"}/${fn}`;
   if (!role) return `User: ${who} is not authorized to perform: ${action}: the function has no execution role`;
+  const refused = (a: string, r: string, via = "") =>
+    `User: ${who} is not authorized to perform: ${a} on resource: ${r}${via} because no identity-based policy allows the ${a} action`;
+  // Invoking a function: evaluated against that function (a state machine's role names the steps it may invoke).
+  if (action === "lambda:InvokeFunction")
+    return evaluate(role.policies, { action, resource: resource!, context: {} }).decision === "Allow"
+      ? undefined
+      : refused(action, resource!);
+  const tableArn = resource;
   const { denials } = checkRole(
     role.policies,
     [action],
@@ -137,6 +134,5 @@ function deny(role: ExecutionRole | undefined, fn: string, action: string, table
   const d = denials[0];
   if (!d) return undefined;
   const via = d.request.for ? ` (needed by ${d.request.for})` : "";
-  const resource = tableArn && d.request.action.startsWith("dynamodb:") ? tableArn : d.request.resource;
-  return `User: ${who} is not authorized to perform: ${d.request.action} on resource: ${resource}${via} because no identity-based policy allows the ${d.request.action} action`;
+  return refused(d.request.action, tableArn && d.request.action.startsWith("dynamodb:") ? tableArn : d.request.resource, via);
 }

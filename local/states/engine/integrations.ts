@@ -209,10 +209,9 @@ export async function invokeLambda(
 ): Promise<LambdaResult> {
   let res: LambdaResult;
   try {
-    const machine = rt.contextBase().StateMachine.Id;
     res = await rt.deps.invokeLambda(functionName, payload, {
       ...opts,
-      ...(typeof machine === "string" ? { stateMachineArn: machine } : {}),
+      assumedRole: { roleArn: rt.roleArn, session: rt.executionArn.split(":").at(-1)! },
     });
   } catch (err) {
     throw lambdaInvokeError(err);

@@ -236,6 +236,8 @@ export interface ExecRuntime {
   readonly history: History;
   readonly tokens: TokenRegistry;
   readonly executionArn: string;
+  /** The state machine's role, which the execution assumes for its integrations. */
+  readonly roleArn: string;
   random(): number;
   /** `$$.Execution` and `$$.StateMachine` of the context object. */
   contextBase(): { Execution: Record<string, unknown>; StateMachine: Record<string, unknown> };

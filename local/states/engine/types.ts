@@ -49,8 +49,8 @@ export interface EngineDeps {
       timeoutMs?: number;
       invocationType?: string;
       qualifier?: string;
-      /** The invoking state machine (the host authorizes the call against its role). */
-      stateMachineArn?: string;
+      /** The execution's role and name (the host authorizes the call as that role). */
+      assumedRole?: { roleArn: string; session: string };
     },
   ): Promise<LambdaResult>;
   /**

@@ -294,10 +294,10 @@ export class SchedulerBackend implements Backend {
     };
     try {
       this.caller ??= createAwsCaller(this.cloud);
-      // The schedule invokes its target as the role it names (RoleArn), where the stack models it.
-      const principal = rolePrincipal(s.target.RoleArn);
-      const deliver = () => deliverToTarget(this.cloud, s.target.Arn, input, this.caller);
-      const r = await (this.cloud.evaluates(principal) ? this.cloud.asPrincipal(principal, deliver) : deliver());
+      // The schedule invokes its target as the role it names (RoleArn).
+      const r = await this.cloud.asRole(s.target.RoleArn, s.name, () =>
+        deliverToTarget(this.cloud, s.target.Arn, input, this.caller),
+      );
       record(r.status, r.detail ? { detail: r.detail } : {});
     } catch (err) {
       const error = err instanceof AwsError ? `${err.code}: ${err.message}` : String(err);
@@ -494,9 +494,4 @@ export function registerScheduler(cloud: Cloud): SchedulerBackend {
   const backend = new SchedulerBackend(cloud);
   cloud.register("scheduler", backend);
   return backend;
-}
-
-/** The principal name calls made by a service assuming `roleArn` are authorized as. */
-export function rolePrincipal(roleArn: string): string {
-  return `role:${roleArn}`;
 }
